@@ -1,0 +1,3 @@
+"""labeldiag: diagnose degenerate text classifiers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from labeldiag.cli import main
+
+main()

@@ -1,0 +1,323 @@
+"""Checks on logits, predictions and features: mapping, collapse, independence, saturation."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.findings import Finding
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def confusion(gold: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
+    m = np.zeros((c, c), dtype=np.int64)
+    np.add.at(m, (gold, pred), 1)
+    return m
+
+
+def required_examples(num_classes: int) -> int:
+    """Labelled examples needed to detect a dependence of effect size w with the chosen power.
+
+    Chi-square test of independence on a C x C table (df = (C-1)^2): N = lambda / w^2, where
+    lambda is the noncentrality giving POWER at ALPHA.
+    """
+    from scipy import optimize, stats
+
+    df = max(1, (num_classes - 1) ** 2)
+    crit = stats.chi2.ppf(1 - T.ALPHA, df)
+    lam = optimize.brentq(lambda L: stats.ncx2.sf(crit, df, L) - T.POWER, 1e-6, 1e4)
+    return max(T.MIN_LABELLED, math.ceil(lam / T.DETECTABLE_EFFECT_W ** 2))
+
+
+@dataclass
+class Independence:
+    test: str
+    statistic: float
+    p_value: float
+    dof: int
+    cramers_v: float
+    n: int
+
+
+def independence_test(table: np.ndarray) -> Independence | None:
+    """Chi-square test of independence on the non-empty rows/columns of a contingency table."""
+    from scipy import stats
+
+    t = table[table.sum(1) > 0][:, table.sum(0) > 0]
+    n = int(t.sum())
+    if t.shape[0] < 2 or t.shape[1] < 2:
+        return None
+    chi2, p, dof, expected = stats.chi2_contingency(t, correction=False)
+    name = "chi-square test of independence"
+    if expected.min() < 5:
+        # small expected counts: the asymptotic p-value is unreliable, use a permutation p-value
+        res = stats.chi2_contingency(t, correction=False, method=stats.PermutationMethod(n_resamples=2000, random_state=0)) \
+            if _has_method_kw() else None
+        if res is not None:
+            p = float(res.pvalue)
+            name = "chi-square test of independence (permutation p-value)"
+    k = min(t.shape) - 1
+    v = math.sqrt(chi2 / (n * k)) if n and k else 0.0
+    return Independence(name, float(chi2), float(p), int(dof), float(v), n)
+
+
+def _has_method_kw() -> bool:
+    import inspect
+
+    from scipy import stats
+
+    try:
+        return "method" in inspect.signature(stats.chi2_contingency).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def best_mapping(table: np.ndarray) -> np.ndarray:
+    """For each logit (column), the gold label (row) it behaves like: maximum-agreement assignment."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-table)
+    mapping = np.arange(table.shape[1])
+    mapping[cols] = rows
+    return mapping
+
+
+def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
+    """Label-permutation, constant and random predictions; too-few-examples when N is too small.
+
+    `gold` holds class indices for the labelled examples (rows of `logits` aligned with it).
+    """
+    n, c = logits.shape
+    findings: list[Finding] = []
+    if c < 2:
+        return findings
+    pred = logits.argmax(1)
+    needed = required_examples(c)
+    present = np.unique(gold)
+    if n >= T.SINGLE_CLASS_MIN_EXAMPLES and len(present) == 1:
+        findings.append(Finding(
+            "single-class-batch",
+            f"all {n} labelled examples read are '{names[present[0]]}': the data is probably sorted by class",
+            {"examples": n, "class": names[present[0]]},
+        ))
+    if n < needed:
+        findings.append(Finding(
+            "too-few-examples",
+            f"{n} labelled examples are too few for a verdict on label mapping and chance level with "
+            f"{c} classes; {needed} are needed",
+            {"labelled": n, "needed": needed, "alpha": T.ALPHA, "power": T.POWER,
+             "detectable_effect_w": T.DETECTABLE_EFFECT_W},
+        ))
+        return findings
+    table = confusion(gold, pred, c)
+    pred_counts = np.bincount(pred, minlength=c)
+    gold_counts = np.bincount(gold, minlength=c)
+    top = int(pred_counts.argmax())
+    top_share = pred_counts[top] / n
+    gold_share = gold_counts[top] / n
+    if top_share >= T.CONSTANT_MIN_SHARE and gold_share <= T.CONSTANT_MAX_GOLD_SHARE and len(present) > 1:
+        findings.append(Finding(
+            "constant-predictions",
+            f"{top_share:.0%} of {n} examples are predicted '{names[top]}', which is only {gold_share:.0%} of the gold labels",
+            {"class": names[top], "predicted_share": top_share, "gold_share": gold_share, "n": n,
+             "prediction_counts": {names[i]: int(pred_counts[i]) for i in range(c)}},
+        ))
+        return findings  # independence and mapping are meaningless for a constant predictor
+    if len(present) < 2:
+        return findings
+    ind = independence_test(table)
+    if ind is None:
+        return findings
+    evidence = {"test": ind.test, "statistic": ind.statistic, "p_value": ind.p_value, "dof": ind.dof,
+                "cramers_v": ind.cramers_v, "n": ind.n, "alpha": T.ALPHA}
+    identity_acc = float(np.trace(table) / n)
+    mapping = best_mapping(table)
+    best_acc = float(table[mapping, np.arange(c)].sum() / n)
+    gain = best_acc - identity_acc
+    se = math.sqrt(max(best_acc * (1 - best_acc), 1e-12) / n)
+    if ind.p_value < T.ALPHA and gain >= T.PERMUTATION_MIN_GAIN and gain >= T.PERMUTATION_MIN_Z * se:
+        moved = [i for i in range(c) if mapping[i] != i]
+        pairs = [f"logit {i} behaves like '{names[mapping[i]]}'" for i in moved[:4]]
+        findings.append(Finding(
+            "label-permutation",
+            f"{', '.join(pairs)}{', ...' if len(moved) > 4 else ''} (accuracy {identity_acc:.1%} as labelled, "
+            f"{best_acc:.1%} with the best mapping)",
+            {"identity_accuracy": identity_acc, "best_accuracy": best_acc,
+             "mapping": {str(i): int(mapping[i]) for i in range(c)},
+             "mapping_names": {str(i): names[mapping[i]] for i in range(c)},
+             "suggested_id2label": {str(i): names[mapping[i]] for i in range(c)}, **evidence},
+        ))
+    elif ind.p_value >= T.ALPHA and ind.cramers_v < T.RANDOM_MAX_CRAMERS_V:
+        findings.append(Finding(
+            "random-predictions",
+            f"predictions are independent of the gold labels ({ind.test}: p = {ind.p_value:.3g}, "
+            f"Cramér's V = {ind.cramers_v:.2f}, N = {ind.n}); accuracy {identity_acc:.1%}",
+            {**evidence, "accuracy": identity_acc, "majority_share": float(gold_counts.max() / n)},
+        ))
+    return findings
+
+
+def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Finding]:
+    """uniform-logits from mean entropy vs ln C; logit-saturation from top-2 gaps and the loss."""
+    n, c = logits.shape
+    out: list[Finding] = []
+    if c < 2 or n == 0:
+        return out
+    p = softmax(logits.astype(np.float64))
+    entropy = float(np.mean(-(p * np.log(np.clip(p, 1e-300, 1))).sum(1)))
+    ratio = entropy / math.log(c)
+    srt = np.sort(logits, axis=1)
+    gaps = srt[:, -1] - srt[:, -2]
+    median_gap = float(np.median(gaps))
+    loss = None
+    if gold is not None and len(gold) == n and n:
+        logp = logits - logits.max(1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+        loss = float(-logp[np.arange(n), gold].mean())
+    if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO:
+        out.append(Finding(
+            "uniform-logits",
+            f"mean predictive entropy is {entropy:.3f} nats, {ratio:.0%} of the maximum ln {c} = {math.log(c):.3f}",
+            {"mean_entropy": entropy, "ln_c": math.log(c), "ratio": ratio, "threshold": T.UNIFORM_MIN_ENTROPY_RATIO,
+             "n": n},
+        ))
+    saturated_gap = median_gap >= T.SATURATION_MIN_MEDIAN_GAP
+    saturated_loss = loss is not None and loss >= T.SATURATION_MIN_LOSS_RATIO * math.log(c) and median_gap >= 10
+    if saturated_gap or saturated_loss:
+        msg = f"median gap between the top two logits is {median_gap:.1f} (softmax is one-hot)"
+        if loss is not None:
+            msg += f"; cross-entropy on the gold labels is {loss:.1f} vs ln {c} = {math.log(c):.2f}"
+        out.append(Finding(
+            "logit-saturation", msg,
+            {"median_top2_gap": median_gap, "max_abs_logit": float(np.abs(logits).max()),
+             "loss": loss, "ln_c": math.log(c), "gap_threshold": T.SATURATION_MIN_MEDIAN_GAP, "n": n},
+        ))
+    return out
+
+
+def check_input_dependence(logits: np.ndarray, blank_logits: np.ndarray | None,
+                           same_rows: np.ndarray | None) -> list[Finding]:
+    """Logits that barely move across inputs and do not move when the content is blanked out."""
+    n, c = logits.shape
+    if n < 2:
+        return []
+    scale = float(np.mean(np.abs(logits))) + 1e-6
+    spread = float(np.mean(logits.std(axis=0))) / scale
+    if spread > T.INPUT_INDEPENDENT_MAX_SPREAD:
+        return []
+    evidence = {"relative_spread": spread, "threshold": T.INPUT_INDEPENDENT_MAX_SPREAD, "n": n}
+    if blank_logits is not None and same_rows is not None and len(same_rows):
+        ref = logits[same_rows]
+        agree = float(np.mean(ref.argmax(1) == blank_logits.argmax(1)))
+        moved = float(np.mean(np.abs(ref - blank_logits))) / scale
+        evidence.update({"blank_agreement": agree, "blank_relative_change": moved, "blank_n": len(same_rows)})
+        if agree < T.INPUT_INDEPENDENT_MIN_AGREEMENT or moved > T.INPUT_INDEPENDENT_MAX_SPREAD:
+            return []
+        extra = f"; with the content blanked out, {agree:.0%} of predictions stay the same"
+    else:
+        extra = ""
+    return [Finding(
+        "input-independent-logits",
+        f"logits vary across {n} inputs by {spread:.2%} of their scale{extra}: the model is not reading its input",
+        evidence,
+    )]
+
+
+def check_features(features: np.ndarray | None, source: str | None) -> list[Finding]:
+    """representation-collapse: near-identical features for different inputs."""
+    if features is None or features.shape[0] < 8:
+        return []
+    f = features.astype(np.float64)
+    stats = feature_stats(f)
+    if stats["mean_cosine"] >= T.COLLAPSE_MIN_MEAN_COSINE and stats["relative_spread"] <= T.COLLAPSE_MAX_RELATIVE_SPREAD:
+        return [Finding(
+            "representation-collapse",
+            f"the features feeding the head ({source or 'pooled'}) are nearly identical across {f.shape[0]} inputs: "
+            f"mean pairwise cosine {stats['mean_cosine']:.4f}, spread {stats['relative_spread']:.3%} of their norm, "
+            f"effective rank {stats['effective_rank']:.2f}",
+            {**stats, "source": source, "n": f.shape[0], "cosine_threshold": T.COLLAPSE_MIN_MEAN_COSINE,
+             "spread_threshold": T.COLLAPSE_MAX_RELATIVE_SPREAD},
+        )]
+    return []
+
+
+def feature_stats(f: np.ndarray) -> dict:
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    unit = f / np.clip(norms, 1e-12, None)
+    n = f.shape[0]
+    gram = unit @ unit.T
+    mean_cos = float((gram.sum() - np.trace(gram)) / (n * (n - 1)))
+    mean = f.mean(0)
+    centered = f - mean
+    spread = float(np.sqrt((centered ** 2).sum(1).mean()) / (np.linalg.norm(mean) + 1e-12))
+    sv = np.linalg.svd(centered, compute_uv=False)
+    if sv.sum() > 0:
+        q = sv / sv.sum()
+        q = q[q > 0]
+        erank = float(np.exp(-(q * np.log(q)).sum()))
+    else:
+        erank = 0.0
+    return {"mean_cosine": mean_cos, "relative_spread": spread, "effective_rank": erank}
+
+
+def check_determinism(first: np.ndarray, second: np.ndarray, precision: str) -> list[Finding]:
+    scale = float(np.mean(np.abs(first))) + 1e-6
+    diff = float(np.max(np.abs(first - second))) / scale
+    limit = T.NONDETERMINISTIC_MAX_REL_DIFF.get(precision, 1e-4)
+    if diff <= limit:
+        return []
+    flips = float(np.mean(first.argmax(1) != second.argmax(1)))
+    return [Finding(
+        "nondeterministic-eval",
+        f"two eval-mode passes over the same {first.shape[0]} examples differ by up to {diff:.2%} of the logit "
+        f"scale; {flips:.0%} of predictions change",
+        {"max_relative_difference": diff, "threshold": limit, "prediction_flips": flips, "n": first.shape[0]},
+    )]
+
+
+def metrics(logits: np.ndarray, gold: np.ndarray | None, names: list[str], bins: int = 15) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall, confusion matrix, entropy, calibration."""
+    n, c = logits.shape
+    p = softmax(logits.astype(np.float64))
+    pred = logits.argmax(1)
+    entropy = float(np.mean(-(p * np.log(np.clip(p, 1e-300, 1))).sum(1))) if n else None
+    out: dict = {
+        "examples": n,
+        "prediction_histogram": {names[i]: int(v) for i, v in enumerate(np.bincount(pred, minlength=c))},
+        "mean_entropy": entropy,
+        "ln_num_labels": math.log(c) if c > 1 else 0.0,
+        "mean_max_probability": float(p.max(1).mean()) if n else None,
+    }
+    if gold is None or len(gold) != n or n == 0:
+        return out
+    table = confusion(gold, pred, c)
+    tp = np.diag(table).astype(float)
+    precision = np.divide(tp, table.sum(0), out=np.zeros(c), where=table.sum(0) > 0)
+    recall = np.divide(tp, table.sum(1), out=np.zeros(c), where=table.sum(1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(c), where=(precision + recall) > 0)
+    present = table.sum(1) > 0
+    conf = p.max(1)
+    correct = (pred == gold).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (conf > lo) & (conf <= hi)
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    out.update({
+        "accuracy": float(correct.mean()),
+        "macro_f1": float(f1[present].mean()) if present.any() else None,
+        "per_class": {names[i]: {"precision": float(precision[i]), "recall": float(recall[i]),
+                                 "f1": float(f1[i]), "support": int(table[i].sum())} for i in range(c)},
+        "confusion_matrix": table.tolist(),
+        "confusion_labels": list(names),
+        "expected_calibration_error": float(ece),
+    })
+    return out

@@ -1,0 +1,1 @@
+"""Command bodies: wire loading, measuring, checks and rendering. Heavy imports live inside."""

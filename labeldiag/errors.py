@@ -1,0 +1,72 @@
+"""User-facing errors: exit code 2 with one line; anything else is a bug, exit code 3."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad arguments or bad input: what is wrong and how to fix it, in one line."""
+
+
+class ModelCodeError(UsageError):
+    """The user's model code raised; that is their input, not our bug."""
+
+
+def debug_enabled(flag: bool = False) -> bool:
+    return flag or os.environ.get("LABELDIAG_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> str:
+    msg = one_line(str(exc), 250)
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def guarded(fn: Callable[[], int], debug: bool = False) -> int:
+    """Run a command body; map errors to exit codes and one-line messages."""
+    try:
+        return fn()
+    except UsageError as exc:
+        if debug_enabled(debug):
+            traceback.print_exc()
+        print(f"labeldiag: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("labeldiag: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("labeldiag: error: out of memory; lower --batch-size or --max-examples", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug in labeldiag
+        if debug_enabled(debug):
+            traceback.print_exc()
+        print(
+            f"labeldiag: internal error ({describe_exception(exc)}); please report it with the "
+            "output of the same command run with --debug",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def user_code(what: str, fn: Callable[[], T]) -> T:
+    """Call into the user's model code; its exceptions become a one-line ModelCodeError."""
+    try:
+        return fn()
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise ModelCodeError(
+            f"{what} raised {describe_exception(exc)}; fix the model code "
+            "(rerun with --debug for the traceback)"
+        ) from exc

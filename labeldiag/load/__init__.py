@@ -1,0 +1,1 @@
+"""Loading checkpoints, tokenizers and data files."""

@@ -1,0 +1,423 @@
+"""Streaming readers for labelled examples: jsonl, json, csv, tsv, parquet, save_to_disk, .pt.
+
+Readers yield plain dict rows and stop after what is asked for, so `--max-examples 2048` on a
+1 GB file reads only the first rows. Every problem with the file becomes a one-line UsageError.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator
+
+from labeldiag.errors import UsageError
+
+TEXT_PAIRS = [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
+              ("question", "passage"), ("question", "context"), ("text_a", "text_b")]
+TEXT_FIELDS = ["text", "sentence", "question", "content", "review", "document", "tweet", "sentence1", "premise"]
+LABEL_FIELDS = ["label", "labels", "gold_label", "class", "category", "sentiment", "target", "y"]
+TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+SUFFIXES = ".jsonl, .json, .csv, .tsv, .parquet, .pt, .safetensors or a datasets save_to_disk folder"
+
+
+@dataclass
+class Examples:
+    """Examples read from DATA: texts (and pairs) or already tokenized tensors, with raw labels."""
+
+    path: str
+    columns: list[str]
+    texts: list[str] | None = None
+    pairs: list[str] | None = None
+    labels: list[Any] | None = None  # raw values as read (int / float / str / bool)
+    text_field: str | None = None
+    pair_field: str | None = None
+    label_field: str | None = None
+    tokenized: dict[str, Any] | None = None  # numpy arrays for .pt / .safetensors data
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        if self.tokenized is not None:
+            return int(self.tokenized["input_ids"].shape[0])
+        return len(self.texts or [])
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+def read_examples(
+    path: str | os.PathLike,
+    max_examples: int,
+    text_field: str | None = None,
+    text_pair_field: str | None = None,
+    label_field: str | None = None,
+    allow_pickle: bool = False,
+) -> Examples:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"DATA '{path}' does not exist; pass a {SUFFIXES}")
+    if max_examples <= 0:
+        raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
+    suffix = p.suffix.lower()
+    if p.is_dir():
+        return _from_rows(str(p), _datasets_rows(p), max_examples, text_field, text_pair_field, label_field)
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"DATA '{path}' is not readable (permission denied); check its permissions")
+    if suffix in (".pt", ".pth", ".bin"):
+        return _read_tensor_file(p, max_examples, allow_pickle, torch_file=True)
+    if suffix == ".safetensors":
+        return _read_tensor_file(p, max_examples, allow_pickle, torch_file=False)
+    readers = {".jsonl": _jsonl_rows, ".ndjson": _jsonl_rows, ".json": _json_rows,
+               ".csv": _csv_rows, ".tsv": _tsv_rows, ".parquet": _parquet_rows}
+    if suffix not in readers:
+        raise UsageError(f"DATA '{path}' has an unsupported type '{suffix or '(none)'}'; use {SUFFIXES}")
+    if p.stat().st_size == 0:
+        raise UsageError(f"DATA '{path}' is empty; it must hold at least one example")
+    return _from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field)
+
+
+# --- row sources ---------------------------------------------------------------------------
+
+def _open_text(p: Path) -> io.TextIOWrapper:
+    return open(p, encoding="utf-8-sig", newline="")
+
+
+def _decode_error(p: Path, exc: UnicodeDecodeError) -> UsageError:
+    return UsageError(
+        f"DATA '{p}' is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} near offset {exc.start}); "
+        "re-save it as UTF-8"
+    )
+
+
+def _jsonl_rows(p: Path) -> Iterator[dict]:
+    try:
+        with _open_text(p) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UsageError(f"DATA '{p}' line {lineno} is not valid JSON ({exc.msg}); "
+                                     "each line of a .jsonl file must be one JSON object") from None
+                if not isinstance(row, dict):
+                    raise UsageError(f"DATA '{p}' line {lineno} is a JSON {type(row).__name__}, not an "
+                                     "object; write one {{\"text\": ..., \"label\": ...}} object per line")
+                yield row
+    except UnicodeDecodeError as exc:
+        raise _decode_error(p, exc) from None
+
+
+def _json_rows(p: Path) -> Iterator[dict]:
+    """A JSON list of objects, decoded incrementally so only the rows needed are parsed."""
+    decoder = json.JSONDecoder()
+    try:
+        with _open_text(p) as fh:
+            buf, pos, started, index = "", 0, False, 0
+            eof = False
+            while True:
+                # refill when the buffer runs low
+                if not eof and len(buf) - pos < 1 << 16:
+                    chunk = fh.read(1 << 20)
+                    eof = not chunk
+                    buf = buf[pos:] + chunk
+                    pos = 0
+                while pos < len(buf) and buf[pos] in " \t\r\n,":
+                    pos += 1
+                if pos >= len(buf):
+                    if eof:
+                        raise UsageError(f"DATA '{p}' ends before its JSON list is closed; the file is truncated")
+                    continue
+                if not started:
+                    if buf[pos] == "{":
+                        # a single object: {"data": [...]} style or one example
+                        obj = _load_whole_json(p)
+                        yield from _rows_of_object(p, obj)
+                        return
+                    if buf[pos] != "[":
+                        raise UsageError(f"DATA '{p}' is not a JSON list of objects; use a list "
+                                         "[{\"text\": ..., \"label\": ...}, ...] or a .jsonl file")
+                    started, pos = True, pos + 1
+                    continue
+                if buf[pos] == "]":
+                    return
+                try:
+                    row, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    if not eof:  # maybe the object continues in the next chunk
+                        chunk = fh.read(1 << 22)
+                        if chunk:
+                            buf = buf[pos:] + chunk
+                            pos = 0
+                            continue
+                    raise UsageError(f"DATA '{p}' is not valid JSON near item {index} ({exc.msg})") from None
+                if end == len(buf) and not eof:
+                    # a number or literal could be cut at the chunk border; reread with more text
+                    chunk = fh.read(1 << 20)
+                    if chunk:
+                        buf = buf[pos:] + chunk
+                        pos = 0
+                        continue
+                    eof = True
+                if not isinstance(row, dict):
+                    raise UsageError(f"DATA '{p}' item {index} is a JSON {type(row).__name__}, not an object")
+                yield row
+                index += 1
+                pos = end
+    except UnicodeDecodeError as exc:
+        raise _decode_error(p, exc) from None
+
+
+def _load_whole_json(p: Path) -> Any:
+    try:
+        with _open_text(p) as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"DATA '{p}' is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _rows_of_object(p: Path, obj: dict) -> Iterator[dict]:
+    lists = {k: v for k, v in obj.items() if isinstance(v, list)}
+    if lists and all(isinstance(v, list) for v in obj.values()):
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) == 1 and not any(isinstance(x, dict) for v in lists.values() for x in v[:1]):
+            keys = list(lists)  # column-oriented {"text": [...], "label": [...]}
+            for values in zip(*lists.values()):
+                yield dict(zip(keys, values))
+            return
+    for key in ("data", "examples", "rows", "train", "test", "validation"):
+        if isinstance(obj.get(key), list):
+            for i, row in enumerate(obj[key]):
+                if not isinstance(row, dict):
+                    raise UsageError(f"DATA '{p}' item {i} of '{key}' is not an object")
+                yield row
+            return
+    yield obj
+
+
+def _csv_rows(p: Path, delimiter: str = ",") -> Iterator[dict]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents are fine
+    try:
+        with _open_text(p) as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            header = next(reader, None)
+            if not header:
+                raise UsageError(f"DATA '{p}' has no header row; the first row must name the columns")
+            header = [h.strip() for h in header]
+            for lineno, values in enumerate(reader, 2):
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    raise UsageError(f"DATA '{p}' row {lineno} has {len(values)} fields but the header "
+                                     f"has {len(header)}; quote fields that contain the delimiter")
+                yield dict(zip(header, values))
+    except UnicodeDecodeError as exc:
+        raise _decode_error(p, exc) from None
+    except csv.Error as exc:
+        raise UsageError(f"DATA '{p}' is not a valid {'TSV' if delimiter == chr(9) else 'CSV'} file ({exc})") from None
+
+
+def _tsv_rows(p: Path) -> Iterator[dict]:
+    return _csv_rows(p, delimiter="\t")
+
+
+def _parquet_rows(p: Path) -> Iterator[dict]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("reading .parquet needs pyarrow: pip install 'labeldiag[data]'") from None
+    try:
+        pf = pq.ParquetFile(p)
+        for batch in pf.iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"DATA '{p}' is not a readable parquet file ({type(exc).__name__}: {exc})") from None
+
+
+def _datasets_rows(p: Path) -> Iterator[dict]:
+    markers = ("dataset_info.json", "state.json", "dataset_dict.json")
+    if not any((p / m).exists() for m in markers):
+        raise UsageError(f"DATA '{p}' is a folder but not a datasets save_to_disk folder; pass a file ({SUFFIXES})")
+    try:
+        import datasets
+    except ImportError:
+        raise UsageError("reading a save_to_disk folder needs datasets: pip install 'labeldiag[data]'") from None
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except Exception as exc:
+        raise UsageError(f"DATA '{p}' could not be read by datasets.load_from_disk ({type(exc).__name__}: {exc})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        for split in ("validation", "test", "train"):
+            if split in ds:
+                ds = ds[split]
+                break
+        else:
+            ds = ds[next(iter(ds))]
+    for row in ds:
+        yield row
+
+
+# --- tensors -----------------------------------------------------------------------------------
+
+def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file: bool) -> Examples:
+    import numpy as np
+    import torch
+
+    if torch_file:
+        if not allow_pickle:
+            raise UsageError(f"DATA '{p}' is a pickle-based torch file; loading it can run code. Pass "
+                             "--allow-pickle if you trust it (it is then read with weights_only=True), "
+                             "or save the tensors with safetensors")
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise UsageError(f"DATA '{p}' could not be loaded safely ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); only tensors are allowed") from None
+    else:
+        try:
+            from safetensors.torch import load_file
+
+            obj = load_file(str(p))
+        except Exception as exc:
+            raise UsageError(f"DATA '{p}' is not a valid safetensors file ({type(exc).__name__})") from None
+    if not isinstance(obj, dict) or "input_ids" not in obj:
+        raise UsageError(f"DATA '{p}' must hold a dict of tensors with at least 'input_ids' "
+                         f"(and attention_mask, token_type_ids, labels); found {_describe(obj)}")
+    arrays: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key not in TENSOR_KEYS:
+            continue
+        if not isinstance(value, torch.Tensor):
+            try:
+                value = torch.as_tensor(value)
+            except Exception:
+                raise UsageError(f"DATA '{p}': '{key}' is not a tensor") from None
+        arrays[key] = value
+    ids = arrays["input_ids"]
+    if ids.dim() != 2:
+        raise UsageError(f"DATA '{p}': input_ids must be 2-D [examples, tokens], got shape {tuple(ids.shape)}")
+    if ids.is_floating_point():
+        if not torch.isfinite(ids).all():
+            raise UsageError(f"DATA '{p}': input_ids hold NaN or inf; token ids must be integers")
+        if not torch.equal(ids, ids.round()):
+            raise UsageError(f"DATA '{p}': input_ids hold non-integer values; token ids must be integers")
+    if ids.numel() and int(ids.min()) < 0:
+        raise UsageError(f"DATA '{p}': input_ids hold negative ids; token ids must be >= 0")
+    n = ids.shape[0]
+    if n == 0:
+        raise UsageError(f"DATA '{p}' holds no examples")
+    for key in ("attention_mask", "token_type_ids"):
+        if key in arrays and tuple(arrays[key].shape) != tuple(ids.shape):
+            raise UsageError(f"DATA '{p}': {key} has shape {tuple(arrays[key].shape)} but input_ids has "
+                             f"{tuple(ids.shape)}; they must match")
+    labels = None
+    if "labels" in arrays:
+        lab = arrays["labels"]
+        if lab.dim() != 1 or lab.shape[0] != n:
+            raise UsageError(f"DATA '{p}': labels must be 1-D with one label per example ({n}), got "
+                             f"shape {tuple(lab.shape)}")
+        if lab.is_floating_point() and not torch.isfinite(lab).all():
+            raise UsageError(f"DATA '{p}': labels hold NaN or inf")
+        lab = lab[:max_examples]
+        labels = [float(v) for v in lab.tolist()] if lab.is_floating_point() else [int(v) for v in lab.tolist()]
+    tokenized = {k: arrays[k][:max_examples].long().numpy() for k in ("input_ids", "attention_mask", "token_type_ids") if k in arrays}
+    if "attention_mask" not in tokenized:
+        tokenized["attention_mask"] = np.ones_like(tokenized["input_ids"])
+    return Examples(path=str(p), columns=sorted(arrays), labels=labels, tokenized=tokenized,
+                    label_field="labels" if labels is not None else None)
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return "keys " + ", ".join(map(str, list(obj)[:8]))
+    return type(obj).__name__
+
+
+# --- rows -> Examples ----------------------------------------------------------------------
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    if not match:
+        match = [o for o in options if o.lower() == name.lower()]
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _pick_fields(columns: list[str], text_field, pair_field, label_field, path: str):
+    cols = list(columns)
+    found = ", ".join(cols) if cols else "(none)"
+    for name, flag in ((text_field, "--text-field"), (pair_field, "--text-pair-field"), (label_field, "--label-field")):
+        if name is not None and name not in cols:
+            raise UsageError(f"{flag} '{name}' is not a column of DATA '{path}'{_closest(name, cols)} "
+                             f"(columns found: {found})")
+    if text_field is None:
+        for a, b in TEXT_PAIRS:
+            if a in cols and b in cols:
+                text_field, pair_field = a, pair_field or b
+                break
+        else:
+            text_field = next((c for c in TEXT_FIELDS if c in cols), None)
+    if text_field is None:
+        lower = {c.lower(): c for c in cols}
+        text_field = next((lower[c] for c in TEXT_FIELDS if c in lower), None)
+    if text_field is None:
+        raise UsageError(f"no text column found in DATA '{path}' (columns found: {found}); name it "
+                         "with --text-field")
+    if label_field is None:
+        label_field = next((c for c in LABEL_FIELDS if c in cols and c not in (text_field, pair_field)), None)
+        if label_field is None:
+            lower = {c.lower(): c for c in cols}
+            label_field = next((lower[c] for c in LABEL_FIELDS if c in lower), None)
+    return text_field, pair_field, label_field
+
+
+def _from_rows(path: str, rows: Iterator[dict], max_examples: int, text_field, pair_field, label_field) -> Examples:
+    taken = list(islice(rows, max_examples))
+    if not taken:
+        raise UsageError(f"DATA '{path}' holds no examples")
+    columns: list[str] = []
+    for row in taken[:50]:
+        for key in row:
+            if key not in columns:
+                columns.append(str(key))
+    text_field, pair_field, label_field = _pick_fields(columns, text_field, pair_field, label_field, path)
+    texts, pairs, labels = [], [] if pair_field else None, [] if label_field else None
+    missing_label = 0
+    for i, row in enumerate(taken):
+        texts.append(_as_text(row.get(text_field), text_field, i, path))
+        if pair_field:
+            pairs.append(_as_text(row.get(pair_field), pair_field, i, path))
+        if label_field:
+            value = row.get(label_field)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                missing_label += 1
+            labels.append(value)
+    if labels is not None and missing_label:
+        if missing_label == len(labels):
+            labels = None
+        else:
+            raise UsageError(f"{missing_label} of {len(labels)} examples in DATA '{path}' have no value in "
+                             f"label column '{label_field}'; fill them in or drop those rows")
+    return Examples(path=path, columns=columns, texts=texts, pairs=pairs, labels=labels,
+                    text_field=text_field, pair_field=pair_field,
+                    label_field=label_field if labels is not None else None)
+
+
+def _as_text(value: Any, field_name: str, index: int, path: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise UsageError(f"example {index} in DATA '{path}' has no value in text column '{field_name}'; "
+                         "fill it in or drop the row")
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return str(value)
+    raise UsageError(f"example {index} in DATA '{path}': text column '{field_name}' holds a "
+                     f"{type(value).__name__}, not a string")

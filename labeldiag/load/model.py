@@ -1,0 +1,390 @@
+"""Load a classifier checkpoint (and its tokenizer) read-only, and audit what the load did.
+
+Safetensors only unless --allow-pickle; remote code only with --trust-remote-code; never the
+network for a local path. Nothing is ever written into MODEL.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labeldiag.errors import UsageError, describe_exception, one_line
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+HEAD_NAMES = ("classifier", "pre_classifier", "score", "head", "classification_head", "pooler",
+              "out_proj", "logits", "fc_out", "output_layer")
+PRETRAINING_HEADS = ("cls.predictions", "cls.seq_relationship", "lm_head", "vocab_transform",
+                     "vocab_layer_norm", "vocab_projector", "mlm", "nsp", "predictions.")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class LoadAudit:
+    missing_head: list[str] = field(default_factory=list)
+    missing_body: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    unused_pretraining: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, Any, Any]] = field(default_factory=list)
+    checkpoint_keys: int = 0
+    source: str = "transformers"  # or "labeldiag" when the class gave no loading info
+
+
+@dataclass
+class ModelInfo:
+    """Plain facts about the model the checks read (no torch objects)."""
+
+    path: str
+    class_name: str
+    model_type: str | None
+    num_labels: int
+    id2label: dict[int, str]
+    label2id: dict[str, int]
+    problem_type: str | None
+    raw_id2label: Any = None
+    raw_label2id: Any = None
+    embedding_rows: int | None = None
+    max_positions: int | None = None
+    weights_format: str = "safetensors"
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    info: ModelInfo
+    audit: LoadAudit
+    base_prefix: str | None = None
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+def resolve_model_path(model: str, allow_pickle: bool) -> tuple[str, bool, str]:
+    """Return (path or hub id, is_local, weights format). Refuses what is not a checkpoint."""
+    p = Path(model)
+    if p.exists():
+        if not p.is_dir():
+            raise UsageError(f"MODEL '{model}' is a file; pass the checkpoint folder that holds "
+                             "config.json and the weights (save_pretrained layout)")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise UsageError(f"MODEL '{model}' is not readable (permission denied)")
+        files = {f.name for f in p.iterdir()}
+        if "config.json" not in files and "adapter_config.json" not in files:
+            ckpts = sorted((f for f in files if re.fullmatch(r"checkpoint-\d+", f)), key=lambda s: int(s.split("-")[1]))
+            if ckpts:
+                raise UsageError(f"MODEL '{model}' is a Trainer output folder; pass one of its checkpoints, "
+                                 f"e.g. {p / ckpts[-1]}")
+            raise UsageError(f"MODEL '{model}' is not a checkpoint folder: it has no config.json; pass the "
+                             "folder written by save_pretrained (or a Trainer checkpoint-N folder)")
+        if any(f in files for f in SAFE_WEIGHTS) or any(f.endswith(".safetensors") for f in files):
+            return str(p), True, "safetensors"
+        pickled = sorted(f for f in files if f in PICKLE_WEIGHTS or f.endswith(PICKLE_SUFFIXES)
+                         and not f.startswith(("optimizer", "scheduler", "rng_state", "training_args", "scaler")))
+        if pickled:
+            if not allow_pickle:
+                raise UsageError(f"MODEL '{model}' has only pickle-based weights ({pickled[0]}); loading them "
+                                 "can run code. Pass --allow-pickle if you trust the file (it is then read "
+                                 "with torch.load(weights_only=True)), or convert it to safetensors")
+            return str(p), True, "pickle"
+        raise UsageError(f"MODEL '{model}' has no weights file (model.safetensors); save the model with "
+                         "save_pretrained")
+    if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or not HUB_ID.match(model):
+        raise UsageError(f"MODEL '{model}' does not exist; pass a checkpoint folder or a cached hub id")
+    return model, False, "hub"
+
+
+def _import_class(spec: str, trust_remote_code: bool) -> Any:
+    if ":" not in spec:
+        raise UsageError(f"--model-class '{spec}' must look like FILE.py:Class or module:Class")
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise UsageError(f"--model-class '{spec}' must look like FILE.py:Class or module:Class")
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        file = Path(where)
+        if not file.is_file():
+            raise UsageError(f"--model-class file '{where}' does not exist")
+        mod_name = f"labeldiag_user_{file.stem}_{abs(hash(str(file.resolve())))}"
+        spec_obj = importlib.util.spec_from_file_location(mod_name, file)
+        if spec_obj is None or spec_obj.loader is None:
+            raise UsageError(f"--model-class file '{where}' cannot be imported as Python")
+        module = importlib.util.module_from_spec(spec_obj)
+        sys.modules[mod_name] = module
+        sys.path.insert(0, str(file.resolve().parent))  # let the file import its siblings
+        try:
+            spec_obj.loader.exec_module(module)
+        except Exception as exc:
+            raise UsageError(f"importing --model-class file '{where}' failed: {describe_exception(exc)}") from None
+        finally:
+            sys.path.remove(str(file.resolve().parent))
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise UsageError(f"--model-class module '{where}' cannot be imported: {describe_exception(exc)}") from None
+    if not hasattr(module, name):
+        import difflib
+
+        options = [n for n, v in vars(module).items() if inspect.isclass(v)]
+        close = difflib.get_close_matches(name, options, n=1)
+        tip = f"; did you mean '{close[0]}'?" if close else f" (classes found: {', '.join(options[:10]) or 'none'})"
+        raise UsageError(f"--model-class: '{where}' has no class '{name}'{tip}")
+    cls = getattr(module, name)
+    import torch
+
+    if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
+        raise UsageError(f"--model-class '{spec}' is not a torch.nn.Module subclass")
+    if not hasattr(cls, "from_pretrained"):
+        raise UsageError(f"--model-class '{spec}' has no from_pretrained; subclass PreTrainedModel "
+                         "(or give the class a from_pretrained classmethod)")
+    return cls
+
+
+def _config_json(path: str) -> dict:
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.exists():
+        return {}
+    try:
+        data = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"MODEL '{path}': config.json is not valid JSON ({exc}); the file is "
+                         "truncated or corrupt, save the model again") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"MODEL '{path}': config.json must hold a JSON object")
+    return data
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def load_model(
+    model: str,
+    model_class: str | None = None,
+    tokenizer: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    need_tokenizer: bool = True,
+) -> LoadedModel:
+    import torch
+    import transformers
+
+    path, local, weights_format = resolve_model_path(model, allow_pickle)
+    raw_cfg = _config_json(path) if local else {}
+    if local and (Path(path) / "adapter_config.json").exists() and not raw_cfg:
+        return _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer)
+    if raw_cfg.get("auto_map") and not trust_remote_code and model_class is None:
+        raise UsageError(f"MODEL '{model}' ships its own code (auto_map in config.json); pass "
+                         "--trust-remote-code if you trust it, or --model-class with your class")
+    cls = _import_class(model_class, trust_remote_code) if model_class else transformers.AutoModelForSequenceClassification
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    params = _params(cls.from_pretrained)
+    accepts_any = "kwargs" in params or "model_kwargs" in params
+    if "trust_remote_code" in params or cls is transformers.AutoModelForSequenceClassification:
+        kwargs["trust_remote_code"] = trust_remote_code
+    if "use_safetensors" in params or accepts_any:
+        kwargs["use_safetensors"] = weights_format == "safetensors" if local else None
+    if "weights_only" in params:
+        kwargs["weights_only"] = True
+    info_supported = "output_loading_info" in params or accepts_any
+    loading_info = None
+    try:
+        if info_supported:
+            try:
+                out = cls.from_pretrained(path, output_loading_info=True, **kwargs)
+            except TypeError as exc:
+                if "output_loading_info" not in str(exc):
+                    raise
+                out = cls.from_pretrained(path, **kwargs)
+            if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
+                net, loading_info = out
+            else:
+                net = out
+        else:
+            net = cls.from_pretrained(path, **kwargs)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise _load_error(model, path, local, exc, raw_cfg) from None
+    if not isinstance(net, torch.nn.Module):
+        raise UsageError(f"--model-class from_pretrained returned a {type(net).__name__}, not a torch.nn.Module")
+    net.eval()
+    base_prefix = getattr(net, "base_model_prefix", None) or None
+    if base_prefix and not hasattr(net, base_prefix):
+        base_prefix = None
+    audit = _audit(net, path, local, loading_info, base_prefix)
+    info = _model_info(net, path, weights_format)
+    tok = None
+    if need_tokenizer:
+        tok = load_tokenizer(tokenizer or path, trust_remote_code, explicit=tokenizer is not None)
+    return LoadedModel(model=net, tokenizer=tok, info=info, audit=audit, base_prefix=base_prefix)
+
+
+def _params(fn: Any) -> set[str]:
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {"kwargs"}
+
+
+def _load_error(model: str, path: str, local: bool, exc: Exception, raw_cfg: dict) -> UsageError:
+    text = str(exc)
+    if "size mismatch" in text or "mismatch" in text.lower() and "shape" in text.lower():
+        n = raw_cfg.get("num_labels") or len(raw_cfg.get("id2label") or {}) or "?"
+        return UsageError(f"MODEL '{model}': the checkpoint's weights do not fit the config (config.json says "
+                          f"num_labels={n}; {one_line(text, 200)}); make num_labels/id2label in config.json "
+                          "match the saved head")
+    if "trust_remote_code" in text:
+        return UsageError(f"MODEL '{model}' needs its own code to load; pass --trust-remote-code if you trust it")
+    if not local:
+        return UsageError(f"MODEL '{model}' is not a local folder and is not in the Hugging Face cache "
+                          "(labeldiag never downloads); download it first or pass a local folder")
+    if "Unrecognized model" in text or "model_type" in text:
+        return UsageError(f"MODEL '{model}': config.json names no model type transformers knows; pass "
+                          "--model-class FILE.py:Class with the class that saved it")
+    return UsageError(f"MODEL '{model}' could not be loaded ({describe_exception(exc)}); check the "
+                      "checkpoint files or pass --model-class")
+
+
+def load_tokenizer(where: str, trust_remote_code: bool, explicit: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    p = Path(where)
+    if explicit and not p.exists() and (where.startswith((".", "/", "~")) or not HUB_ID.match(where)):
+        raise UsageError(f"--tokenizer '{where}' does not exist")
+    try:
+        return AutoTokenizer.from_pretrained(where, local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        flag = "--tokenizer" if explicit else "MODEL"
+        raise UsageError(f"no usable tokenizer at {flag} '{where}' ({describe_exception(exc)}); pass "
+                         "--tokenizer with the folder of the tokenizer the model was trained with") from None
+
+
+def _is_pretraining_key(key: str) -> bool:
+    return any(key.startswith(h) or f".{h}" in key for h in PRETRAINING_HEADS)
+
+
+def _is_head_key(key: str, base_prefix: str | None) -> bool:
+    parts = key.split(".")
+    if base_prefix and parts[0] == base_prefix:
+        return any(p in ("pooler",) for p in parts[1:2])
+    if base_prefix:
+        return True
+    return any(p in HEAD_NAMES for p in parts[:2])
+
+
+def _audit(net: Any, path: str, local: bool, loading_info: dict | None, base_prefix: str | None) -> LoadAudit:
+    audit = LoadAudit()
+    if loading_info is not None:
+        missing = sorted(loading_info.get("missing_keys") or [])
+        unexpected = sorted(loading_info.get("unexpected_keys") or [])
+        mismatched = list(loading_info.get("mismatched_keys") or [])
+    elif local:
+        audit.source = "labeldiag"
+        ckpt_keys = _checkpoint_keys(path)
+        model_keys = set(net.state_dict())
+        if not ckpt_keys:
+            return audit
+        missing = sorted(model_keys - ckpt_keys)
+        unexpected = sorted(ckpt_keys - model_keys)
+        mismatched = []
+    else:
+        return audit
+    for key in missing:
+        (audit.missing_head if _is_head_key(key, base_prefix) else audit.missing_body).append(key)
+    for key in unexpected:
+        (audit.unused_pretraining if _is_pretraining_key(key) else audit.unused).append(key)
+    for item in mismatched:
+        if isinstance(item, (tuple, list)) and item:
+            audit.mismatched.append(tuple(item))
+            key = item[0]
+            (audit.missing_head if _is_head_key(key, base_prefix) else audit.missing_body).append(key)
+    return audit
+
+
+def _checkpoint_keys(path: str) -> set[str]:
+    from safetensors import safe_open
+
+    keys: set[str] = set()
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                keys.update(fh.keys())
+        except Exception:
+            continue
+    return keys
+
+
+def _model_info(net: Any, path: str, weights_format: str) -> ModelInfo:
+    cfg = getattr(net, "config", None)
+    raw_id2label = getattr(cfg, "id2label", None)
+    raw_label2id = getattr(cfg, "label2id", None)
+    num_labels = int(getattr(cfg, "num_labels", 0) or (len(raw_id2label) if raw_id2label else 0))
+    id2label: dict[int, str] = {}
+    for k, v in (raw_id2label or {}).items():
+        try:
+            id2label[int(k)] = str(v)
+        except (TypeError, ValueError):
+            continue
+    label2id: dict[str, int] = {}
+    for k, v in (raw_label2id or {}).items():
+        try:
+            label2id[str(k)] = int(v)
+        except (TypeError, ValueError):
+            continue
+    rows = None
+    try:
+        emb = net.get_input_embeddings()
+        rows = int(emb.num_embeddings) if emb is not None else None
+    except Exception:
+        rows = None
+    max_pos = getattr(cfg, "max_position_embeddings", None)
+    if isinstance(max_pos, int) and getattr(cfg, "model_type", None) in ("roberta", "xlm-roberta", "camembert"):
+        max_pos -= 2  # RoBERTa offsets positions by padding_idx + 1
+    return ModelInfo(
+        path=path, class_name=type(net).__name__, model_type=getattr(cfg, "model_type", None),
+        num_labels=num_labels, id2label=id2label, label2id=label2id,
+        problem_type=getattr(cfg, "problem_type", None), raw_id2label=raw_id2label, raw_label2id=raw_label2id,
+        embedding_rows=rows, max_positions=max_pos if isinstance(max_pos, int) else None,
+        weights_format=weights_format,
+    )
+
+
+def _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer) -> LoadedModel:
+    """A PEFT adapter folder: load its base model, then the adapter on top."""
+    try:
+        import peft  # noqa: F401
+        from peft import PeftModel
+    except ImportError:
+        raise UsageError(f"MODEL '{path}' is a PEFT adapter folder; loading it needs peft: pip install peft") from None
+    try:
+        adapter_cfg = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except Exception as exc:
+        raise UsageError(f"MODEL '{path}': adapter_config.json is not valid JSON ({exc})") from None
+    base = adapter_cfg.get("base_model_name_or_path")
+    if not base:
+        raise UsageError(f"MODEL '{path}': adapter_config.json names no base_model_name_or_path")
+    loaded = load_model(base, model_class, tokenizer or (path if (Path(path) / "tokenizer_config.json").exists() else None),
+                        trust_remote_code, allow_pickle, need_tokenizer)
+    try:
+        net = PeftModel.from_pretrained(loaded.model, path, is_trainable=False)
+    except Exception as exc:
+        raise UsageError(f"MODEL '{path}': the adapter could not be loaded onto '{base}' ({describe_exception(exc)})") from None
+    saved = _checkpoint_keys(path)
+    to_save = adapter_cfg.get("modules_to_save") or []
+    head_saved = any(any(f".{m}." in k or k.startswith(f"{m}.") for m in to_save) for k in saved) if to_save else False
+    audit = loaded.audit
+    if not head_saved:
+        # the adapter did not carry a trained head: the base's head is what runs
+        audit.missing_head = sorted(set(audit.missing_head) | {f"modules_to_save: {', '.join(to_save) or '(none)'}"})
+    else:
+        audit.missing_head = []
+    net.eval()
+    loaded.model = net
+    return loaded

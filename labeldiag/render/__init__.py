@@ -1,0 +1,1 @@
+"""The one place that shows results: rich console, JSON, PNG plots, progress."""
