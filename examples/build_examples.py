@@ -200,6 +200,7 @@ def save_tokenizer(tokenizer, out_dir, model_input_names):
     cfg_path = Path(out_dir) / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg.pop("backend", None)  # 5.x-only key; 4.x would pass it on as an init kwarg
     cfg["model_input_names"] = list(model_input_names)
     cfg["model_max_length"] = MAX_LEN
     cfg_path.write_text(json.dumps(cfg, indent=2))

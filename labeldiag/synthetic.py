@@ -100,6 +100,17 @@ def accuracy(model: Any, tokenizer: Any, rows: list[dict]) -> float:
     return float((pred == gold).float().mean())
 
 
+def save_tokenizer(tokenizer: Any, path: str | Path) -> None:
+    """save_pretrained, with a tokenizer_class that transformers 4.x can load too."""
+    tokenizer.save_pretrained(path)
+    cfg_path = Path(path) / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("tokenizer_class") == "TokenizersBackend":  # a 5.x name that 4.x does not know
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        cfg.pop("backend", None)
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
     with open(path, "w", encoding="utf-8") as fh:
@@ -109,7 +120,7 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
 
 
 def build_trained(out_dir: str | Path, seed: int = 0, n_train: int = 600, n_test: int = 300,
-                  steps: int = 150) -> dict:
+                  steps: int = 200) -> dict:
     """Train the small classifier and save checkpoint + held-out data. Returns paths and accuracy."""
     import torch
 
@@ -124,6 +135,6 @@ def build_trained(out_dir: str | Path, seed: int = 0, n_train: int = 600, n_test
     acc = accuracy(model, tokenizer, test_rows)
     ckpt = out / "model"
     model.save_pretrained(ckpt)
-    tokenizer.save_pretrained(ckpt)
+    save_tokenizer(tokenizer, ckpt)
     data = write_jsonl(test_rows, out / "test.jsonl")
     return {"checkpoint": str(ckpt), "data": str(data), "accuracy": acc, "train_loss": loss}

@@ -81,3 +81,71 @@ TRUNCATION_MAX_KEPT = 0.5
 # --- single-class-batch -----------------------------------------------------------------
 # Warn only when at least this many labelled examples were read and all share one class.
 SINGLE_CLASS_MIN_EXAMPLES = 8
+
+# --- smoke-train ------------------------------------------------------------------------
+# Rows read from DATA to draw the stratified batch from: 20x --max-examples finds every class
+# of a shuffled file with 100 classes, while tokenizing 640 rows (the default) costs well under
+# a second.
+SMOKE_POOL_FACTOR = 20
+# loss-diverged: the loss exceeds this multiple of max(initial loss, ln C). Healthy runs only go
+# down from their start (Adam's first steps may wobble by tens of percent); a too-high learning
+# rate jumps to tens or hundreds at once. Anchoring on ln C as well keeps a trained model's tiny
+# start loss (0.01) from turning a harmless bump into a verdict.
+SMOKE_DIVERGED_FACTOR = 3.0
+# slow-convergence: fitted, but only after this share of --steps. A healthy fresh head on a
+# pretrained encoder overfits 32 examples in 10-40 AdamW steps at 1e-4 (MiniLM, tiny BERT), so
+# the default budget of 100 leaves a 2.5x margin; fitting in the last quarter means that margin
+# is gone.
+SMOKE_SLOW_FIT_SHARE = 0.75
+# collapse-during-training: predictions on the batch are one class for the last this many
+# measured steps (or all steps when fewer ran). One step can pass through a single class on the
+# way to a fit; five in a row at the end is where the run settled.
+SMOKE_COLLAPSE_LAST_STEPS = 5
+# loss-at-init-off (fresh head only): initial loss / ln C outside [LOW, HIGH]. A fresh head's
+# logits are ~N(0, 0.02*sqrt(H)), so its loss is ln C within a few percent; half or double means
+# saturated logits, a loss that is not cross-entropy, or labels leaking into the input.
+SMOKE_INIT_LOSS_RATIO_LOW = 0.5
+SMOKE_INIT_LOSS_RATIO_HIGH = 2.0
+# |logit| above which softmax is one-hot to float precision (exp(-30) ~ 1e-13): with saturated
+# logits a wrong example's gradient is ~0 or huge, the hint cannot-overfit gives.
+SMOKE_SATURATED_LOGIT = 30.0
+# cannot-overfit hint "the loss barely moved": final loss above this share of the initial loss.
+SMOKE_STUCK_LOSS_SHARE = 0.9
+# ranks-diverged: max |parameter difference| between data-parallel ranks, relative to the
+# largest |parameter|. DDP all-reduces gradients so replicas match bit for bit; 1e-6 leaves
+# room for a nondeterministic reduction order without hiding real divergence.
+SMOKE_RANKS_MAX_REL_DIFF = 1e-6
+
+# --- grad-flow --------------------------------------------------------------------------
+# vanishing-gradients: gradient norm of the earliest encoder block / the latest. Measured on tiny
+# BERTs at init (5 seeds), the trained test BERT and MiniLM-L6 with a fresh head: 0.3 to 3
+# (post-norm residual stacks pass gradient almost undamped). "Orders of magnitude" starts at 1e-2.
+VANISHING_MAX_RATIO = 1e-2
+# exploding-gradients: total L2 gradient norm over all trainable parameters (mean loss over the
+# batch). Healthy: tiny BERTs at init 1-10, MiniLM-L6 with a fresh head about 1-5, trained models
+# below 1; fine-tuning recipes clip at 1.0. An unscaled head (logits x1000) gives 1e4 and more.
+EXPLODING_MIN_TOTAL_NORM = 1e3
+# no-grad-to-label-tokens: mean gradient norm at label-token positions of the last layer / the
+# largest per-position norm of that layer (mean over examples). A label-token model reads its
+# scores there, so the share is of order 0.1-1; a detached read gives exactly 0. 1e-3 leaves room
+# for float noise reaching those positions through attention.
+LABEL_TOKEN_MIN_SHARE = 1e-3
+# dead-units: share of a ReLU-family module's units that are <= 0 on every row of the batch. A
+# fresh random layer on strongly anisotropic pretrained [CLS] features leaves up to about half
+# its units inactive on one batch by chance, so warn only when three quarters are dead.
+DEAD_UNITS_MIN_SHARE = 0.75
+# saturated-activations: a tanh unit is at its limit when |y| > 0.99 (derivative < 0.02), a
+# sigmoid when y < 0.01 or > 0.99 (derivative < 0.01); a unit is saturated when that holds on
+# 90% of rows, and a module when half its units are. The trained test BERT's pooler: ~0% of
+# units; MiniLM-L6's pretrained pooler: see tests; a pooler with its bias pushed to 5: 100%.
+SATURATED_TANH_ABS = 0.99
+SATURATED_SIGMOID_MARGIN = 0.01
+SATURATED_MIN_ROW_SHARE = 0.9
+SATURATED_MIN_UNIT_SHARE = 0.5
+# loss-at-init-off: with a fresh head the loss should be near ln C (uniform prediction). A
+# small random head gives 0.9-1.2 ln C; 3x ln C means confidently wrong saturated logits, below
+# 0.2 ln C the labels leak into the input or the loss is not cross-entropy over the labels.
+LOSS_AT_INIT_MAX_RATIO = 3.0
+LOSS_AT_INIT_MIN_RATIO = 0.2
+# The layer x position heat map (--plot with label tokens) covers at most this many positions.
+GRAD_HEATMAP_MAX_POSITIONS = 128

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labeldiag.errors import UsageError
+from labeldiag.errors import UsageError, one_line
 from labeldiag.findings import Finding
 from labeldiag.load.model import ModelInfo
 
@@ -38,7 +38,7 @@ def label_kind(values: list[Any], where: str = "DATA") -> tuple[str, list[Any]]:
     kinds = set()
     parsed: list[Any] = []
     for v in values:
-        if isinstance(v, bool):
+        if isinstance(v, (bool, np.bool_)):
             kinds.add("int")
             parsed.append(int(v))
         elif isinstance(v, (int, np.integer)):
@@ -51,24 +51,37 @@ def label_kind(values: list[Any], where: str = "DATA") -> tuple[str, list[Any]]:
             parsed.append(float(v))
         elif isinstance(v, str):
             s = v.strip()
-            if re.fullmatch(r"[+-]?\d+", s):
-                kinds.add("int")
-                parsed.append(int(s))
-            elif re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", s):
-                kinds.add("float")
-                parsed.append(float(s))
-            else:
+            number = None
+            if len(s) <= 40 and re.fullmatch(r"[+-]?\d+", s):
+                number = int(s)
+            elif len(s) <= 40 and re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", s):
+                try:
+                    number = float(s)
+                except ValueError:
+                    number = None
+                if number is not None and not np.isfinite(number):
+                    raise UsageError(f"labels in {where} hold a number too large for a class label ({s[:20]}); "
+                                     "use class names or indices")
+            if number is None:
                 kinds.add("str")
                 parsed.append(s)
+            else:
+                kinds.add("int" if isinstance(number, int) else "float")
+                parsed.append(number)
         elif isinstance(v, (list, tuple, dict)):
             raise UsageError(f"labels in {where} are {type(v).__name__}s (multi-label?); labeldiag checks "
                              "single-label classifiers: give one class per example")
         else:
-            raise UsageError(f"labels in {where} hold a {type(v).__name__} ({v!r}); use class names or indices")
+            raise UsageError(f"labels in {where} hold a {type(v).__name__} ({one_line(repr(v), 40)}); "
+                             "use class names or indices")
+    big = next((v for v, p in zip(values, parsed) if isinstance(p, int) and abs(p) >= 2**53), None)
+    if big is not None:
+        raise UsageError(f"labels in {where} hold a number too large for a class label "
+                         f"({one_line(repr(big), 30)}); use class names or indices")
     if len(kinds) > 1:
         if kinds == {"int", "float"}:
             return "float", [float(x) for x in parsed]
-        example = {k: next(repr(v) for v, p in zip(values, parsed) if _kind_of(p) == k) for k in kinds}
+        example = {k: next(one_line(repr(v), 30) for v, p in zip(values, parsed) if _kind_of(p) == k) for k in kinds}
         raise UsageError(f"labels in {where} mix types ({', '.join(f'{k} such as {e}' for k, e in sorted(example.items()))}); "
                          "use one kind: all class names or all integer indices")
     return (kinds.pop() if kinds else "int"), parsed
@@ -162,8 +175,8 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
         values = np.array(parsed, dtype=np.float64)
         integral = np.all(values == np.round(values))
         if integral:
-            ints = values.astype(np.int64)
-            ok = (ints >= 0) & (ints < num_classes)
+            ok = (values >= 0) & (values < num_classes)
+            ints = np.clip(values, -2**62, 2**62).astype(np.int64)
             idx[ok] = ints[ok]
             if not ok.all():
                 lo, hi = int(ints.min()), int(ints.max())
@@ -201,7 +214,17 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None) -> list[Finding
     kind = gold.kind if gold is not None else "int"
     picked = replay_problem_type(info.problem_type, info.num_labels, kind)
     if picked == "single_label_classification":
-        return []
+        if kind != "float":
+            return []
+        # problem_type is pinned to single-label but the labels are floats: CrossEntropyLoss
+        # takes float targets as class probabilities of shape [batch, C] and fails on [batch]
+        return [Finding(
+            "problem-type-mismatch",
+            "the labels are floats (e.g. 1.0) while config.problem_type is 'single_label_classification': "
+            "CrossEntropyLoss needs int64 class indices and fails (or misreads them) on float labels",
+            {"problem_type": info.problem_type, "label_dtype": kind, "num_labels": info.num_labels},
+            hint="store the labels as integers (int64), e.g. cast the label column to int before training",
+        )]
     distinct = len(gold.distinct) if gold is not None else None
     if picked == "regression" and gold is not None and kind == "float" and distinct is not None and distinct > 20:
         return []  # real-valued targets: a regression task, not a classifier gone wrong

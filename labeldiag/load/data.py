@@ -107,6 +107,9 @@ def _jsonl_rows(p: Path) -> Iterator[dict]:
                 except json.JSONDecodeError as exc:
                     raise UsageError(f"DATA '{p}' line {lineno} is not valid JSON ({exc.msg}); "
                                      "each line of a .jsonl file must be one JSON object") from None
+                except (ValueError, RecursionError) as exc:  # 5000-digit numbers, deep nesting
+                    raise UsageError(f"DATA '{p}' line {lineno} cannot be read as JSON "
+                                     f"({_json_problem(exc)})") from None
                 if not isinstance(row, dict):
                     raise UsageError(f"DATA '{p}' line {lineno} is a JSON {type(row).__name__}, not an "
                                      "object; write one {{\"text\": ..., \"label\": ...}} object per line")
@@ -132,6 +135,8 @@ def _json_rows(p: Path) -> Iterator[dict]:
                 while pos < len(buf) and buf[pos] in " \t\r\n,":
                     pos += 1
                 if pos >= len(buf):
+                    if eof and not started:
+                        raise UsageError(f"DATA '{p}' holds only whitespace; it must hold a JSON list of objects")
                     if eof:
                         raise UsageError(f"DATA '{p}' ends before its JSON list is closed; the file is truncated")
                     continue
@@ -150,7 +155,10 @@ def _json_rows(p: Path) -> Iterator[dict]:
                     return
                 try:
                     row, end = decoder.raw_decode(buf, pos)
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:
+                    if not isinstance(exc, json.JSONDecodeError):  # 5000-digit numbers, deep nesting
+                        raise UsageError(f"DATA '{p}' item {index} cannot be read as JSON "
+                                         f"({_json_problem(exc)})") from None
                     if not eof:  # maybe the object continues in the next chunk
                         chunk = fh.read(1 << 22)
                         if chunk:
@@ -179,8 +187,21 @@ def _load_whole_json(p: Path) -> Any:
     try:
         with _open_text(p) as fh:
             return json.load(fh)
+    except UnicodeDecodeError:
+        raise
     except json.JSONDecodeError as exc:
         raise UsageError(f"DATA '{p}' is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # 5000-digit numbers, deep nesting
+        raise UsageError(f"DATA '{p}' cannot be read as JSON ({_json_problem(exc)})") from None
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc)
+    if "digits" in text:
+        return "a number has too many digits"
+    return text.split(";")[0][:120] or type(exc).__name__
 
 
 def _rows_of_object(p: Path, obj: dict) -> Iterator[dict]:
@@ -302,16 +323,23 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
             except Exception:
                 raise UsageError(f"DATA '{p}': '{key}' is not a tensor") from None
         arrays[key] = value
+    for key, value in arrays.items():
+        if value.is_complex() or (value.dtype == torch.bool and key in ("input_ids", "labels")):
+            raise UsageError(f"DATA '{p}': '{key}' has dtype {str(value.dtype).replace('torch.', '')}; "
+                             "token ids, masks and labels must be integers")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise UsageError(f"DATA '{p}': '{key}' holds NaN or inf; token ids, masks and labels must be "
+                             "finite integers")
     ids = arrays["input_ids"]
     if ids.dim() != 2:
         raise UsageError(f"DATA '{p}': input_ids must be 2-D [examples, tokens], got shape {tuple(ids.shape)}")
-    if ids.is_floating_point():
-        if not torch.isfinite(ids).all():
-            raise UsageError(f"DATA '{p}': input_ids hold NaN or inf; token ids must be integers")
-        if not torch.equal(ids, ids.round()):
-            raise UsageError(f"DATA '{p}': input_ids hold non-integer values; token ids must be integers")
-    if ids.numel() and int(ids.min()) < 0:
-        raise UsageError(f"DATA '{p}': input_ids hold negative ids; token ids must be >= 0")
+    if ids.is_floating_point() and not torch.equal(ids, ids.round()):
+        raise UsageError(f"DATA '{p}': input_ids hold non-integer values; token ids must be integers")
+    if ids.numel() and (float(ids.min()) < 0 or float(ids.max()) >= 2**31):
+        raise UsageError(f"DATA '{p}': input_ids hold ids outside 0..2**31-1 (min {float(ids.min()):g}, "
+                         f"max {float(ids.max()):g}); token ids must be vocabulary indices")
+    if ids.shape[1] == 0:
+        raise UsageError(f"DATA '{p}': input_ids has no token positions (shape {tuple(ids.shape)})")
     n = ids.shape[0]
     if n == 0:
         raise UsageError(f"DATA '{p}' holds no examples")
@@ -325,8 +353,6 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
         if lab.dim() != 1 or lab.shape[0] != n:
             raise UsageError(f"DATA '{p}': labels must be 1-D with one label per example ({n}), got "
                              f"shape {tuple(lab.shape)}")
-        if lab.is_floating_point() and not torch.isfinite(lab).all():
-            raise UsageError(f"DATA '{p}': labels hold NaN or inf")
         lab = lab[:max_examples]
         labels = [float(v) for v in lab.tolist()] if lab.is_floating_point() else [int(v) for v in lab.tolist()]
     tokenized = {k: arrays[k][:max_examples].long().numpy() for k in ("input_ids", "attention_mask", "token_type_ids") if k in arrays}

@@ -1,0 +1,183 @@
+"""Judge a grad-flow measurement: every check reads plain numbers (no torch) and returns findings."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from labeldiag import thresholds as T
+from labeldiag.findings import Finding
+
+if TYPE_CHECKING:
+    from labeldiag.measure.gradients import ActivationStats, GradFlow, LabelTokenGrad, LayerGrad
+
+
+def _grouped(layers: list[LayerGrad], attr: str, limit: int = 6) -> tuple[str, dict[str, int]]:
+    """'layer 0 (16 tensors), pooler (2 tensors)' for the parameter names listed under `attr`."""
+    counts = {lg.name: len(getattr(lg, attr)) for lg in layers if getattr(lg, attr)}
+    parts = [f"{name} ({n} tensor{'s' if n != 1 else ''})" for name, n in counts.items()]
+    text = ", ".join(parts[:limit]) + (f", ... ({len(parts) - limit} more)" if len(parts) > limit else "")
+    return text, counts
+
+
+def _names(layers: list[LayerGrad], attr: str, limit: int = 20) -> list[str]:
+    return [n for lg in layers for n in getattr(lg, attr)][:limit]
+
+
+def gradients_nonfinite(flow: GradFlow) -> list[Finding]:
+    where = flow.nonfinite
+    if flow.nonfinite_loss:
+        if where is not None and where.forward_module:
+            origin = f"the first module whose output turned non-finite is '{where.forward_module}'"
+        elif where is not None and where.in_loss:
+            origin = "every module's output was finite: the loss computation itself produced it"
+        else:
+            origin = "its origin could not be located"
+        return [Finding("nonfinite-loss", f"the loss is {flow.loss}; {origin}",
+                        {"loss": None, "first_nonfinite_module": where.forward_module if where else None,
+                         "in_loss_computation": bool(where and where.in_loss)})]
+    text, counts = _grouped(flow.layers, "nonfinite_names")
+    if not counts:
+        return []
+    origin = ""
+    if where is not None and where.forward_module:
+        origin = f"; the first module whose output turned non-finite is '{where.forward_module}'"
+    elif where is not None and where.backward_module:
+        origin = f"; the gradient first turns non-finite in the backward pass of '{where.backward_module}'"
+    return [Finding("nonfinite-gradients", f"NaN/inf gradients in {text}{origin}",
+                    {"layers": counts, "parameters": _names(flow.layers, "nonfinite_names"),
+                     "first_nonfinite_module": where.forward_module if where else None,
+                     "backward_origin_module": where.backward_module if where else None})]
+
+
+def parameters_disconnected(flow: GradFlow) -> list[Finding]:
+    if flow.nonfinite_loss or not flow.trainable:
+        return []
+    text, counts = _grouped(flow.layers, "no_grad_names")
+    if not counts:
+        return []
+    elements = sum(lg.no_grad for lg in flow.layers)
+    why = "" if flow.loss_connected else "; the loss has no gradient path to the model at all (numpy/.item()/detach?)"
+    return [Finding("disconnected-parameters",
+                    f"{elements:,} trainable parameter elements got no gradient: {text}{why}",
+                    {"layers": counts, "elements": elements, "parameters": _names(flow.layers, "no_grad_names"),
+                     "loss_connected": flow.loss_connected})]
+
+
+def gradients_zero(flow: GradFlow) -> list[Finding]:
+    if flow.nonfinite_loss:
+        return []
+    text, counts = _grouped(flow.layers, "zero_grad_names")
+    if not counts:
+        return []
+    return [Finding("zero-gradients", f"gradients exactly zero in {text}",
+                    {"layers": counts, "parameters": _names(flow.layers, "zero_grad_names")})]
+
+
+def parameters_frozen(flow: GradFlow) -> list[Finding]:
+    if not flow.frozen:
+        return []
+    text, counts = _grouped(flow.layers, "frozen_names")
+    total = flow.frozen + flow.trainable
+    if not flow.trainable:
+        return [Finding("frozen-parameters", f"nothing is trainable: all {total:,} parameters have "
+                        "requires_grad=False", {"layers": counts, "frozen": flow.frozen, "trainable": 0},
+                        severity="error")]
+    return [Finding("frozen-parameters", f"{flow.frozen:,} of {total:,} parameters are frozen: {text}",
+                    {"layers": counts, "frozen": flow.frozen, "trainable": flow.trainable})]
+
+
+def gradients_vanishing(flow: GradFlow) -> list[Finding]:
+    blocks = [lg for lg in flow.layers if lg.is_stack_layer and lg.trainable]
+    if len(blocks) < 2 or flow.nonfinite_loss:
+        return []
+    first, last = blocks[0], blocks[-1]
+    if not first.grad_norm or not last.grad_norm or not math.isfinite(first.grad_norm + last.grad_norm):
+        return []  # absent gradients are disconnected-/zero-gradients, not vanishing
+    ratio = first.grad_norm / last.grad_norm
+    if ratio >= T.VANISHING_MAX_RATIO:
+        return []
+    return [Finding("vanishing-gradients",
+                    f"'{first.name}' gets {ratio:.1e} of the gradient norm of '{last.name}' "
+                    f"(threshold {T.VANISHING_MAX_RATIO:g})",
+                    {"first_layer": first.name, "last_layer": last.name, "first_grad_norm": first.grad_norm,
+                     "last_grad_norm": last.grad_norm, "ratio": ratio, "threshold": T.VANISHING_MAX_RATIO})]
+
+
+def gradients_exploding(flow: GradFlow) -> list[Finding]:
+    total = flow.total_grad_norm
+    if total is None or not math.isfinite(total) or total < T.EXPLODING_MIN_TOTAL_NORM:
+        return []
+    top = max((lg for lg in flow.layers if lg.grad_norm is not None), key=lambda lg: lg.grad_norm)
+    return [Finding("exploding-gradients",
+                    f"total gradient norm {total:.3g} (threshold {T.EXPLODING_MIN_TOTAL_NORM:g}); largest in "
+                    f"'{top.name}' ({top.grad_norm:.3g})",
+                    {"total_grad_norm": total, "threshold": T.EXPLODING_MIN_TOTAL_NORM, "largest_layer": top.name,
+                     "largest_layer_grad_norm": top.grad_norm})]
+
+
+def label_tokens_gradient(label: LabelTokenGrad | None) -> list[Finding]:
+    if label is None or not label.layers or not label.occurrences:
+        return []
+    share = label.share_of_peak[-1]
+    if share >= T.LABEL_TOKEN_MIN_SHARE:
+        return []
+    first = label.share_of_peak[0]
+    return [Finding("no-grad-to-label-tokens",
+                    f"the label-token positions of '{label.layers[-1]}' get {share:.1e} of the gradient of the "
+                    f"most-used position (threshold {T.LABEL_TOKEN_MIN_SHARE:g}); "
+                    f"at '{label.layers[0]}' they get {first:.2g}",
+                    {"layer": label.layers[-1], "share_of_peak": share, "label_mean": label.label_mean[-1],
+                     "other_median": label.other_median[-1], "peak": label.peak[-1],
+                     "threshold": T.LABEL_TOKEN_MIN_SHARE, "occurrences": label.occurrences,
+                     "embedding_rows": label.embedding_rows})]
+
+
+def units_dead(activations: list[ActivationStats]) -> list[Finding]:
+    dead = [a for a in activations if a.kind == "relu" and a.dead_share >= T.DEAD_UNITS_MIN_SHARE]
+    if not dead:
+        return []
+    text = ", ".join(f"'{a.module}' {a.dead_units}/{a.units}" for a in dead[:4])
+    return [Finding("dead-units", f"ReLU units never active on the batch: {text} "
+                    f"(threshold {T.DEAD_UNITS_MIN_SHARE:.0%} of a module's units)",
+                    {"modules": {a.module: {"dead": a.dead_units, "units": a.units, "share": a.dead_share}
+                                 for a in dead}, "threshold": T.DEAD_UNITS_MIN_SHARE})]
+
+
+def activations_saturated(activations: list[ActivationStats]) -> list[Finding]:
+    sat = [a for a in activations if a.kind in ("tanh", "sigmoid") and a.saturated_share >= T.SATURATED_MIN_UNIT_SHARE]
+    if not sat:
+        return []
+    text = ", ".join(f"'{a.module}' ({a.kind}) {a.saturated_units}/{a.units}" for a in sat[:4])
+    return [Finding("saturated-activations", f"units stuck at their limits on {T.SATURATED_MIN_ROW_SHARE:.0%} "
+                    f"of the batch: {text}",
+                    {"modules": {a.module: {"kind": a.kind, "saturated": a.saturated_units, "units": a.units,
+                                            "share": a.saturated_share} for a in sat},
+                     "threshold_unit_share": T.SATURATED_MIN_UNIT_SHARE})]
+
+
+def loss_at_init(flow: GradFlow, fresh_head: bool) -> list[Finding]:
+    if not fresh_head or flow.loss is None or not math.isfinite(flow.loss) or flow.num_labels < 2:
+        return []
+    ln_c = math.log(flow.num_labels)
+    ratio = flow.loss / ln_c
+    if T.LOSS_AT_INIT_MIN_RATIO <= ratio <= T.LOSS_AT_INIT_MAX_RATIO:
+        return []
+    side = "above" if ratio > T.LOSS_AT_INIT_MAX_RATIO else "below"
+    return [Finding("loss-at-init-off",
+                    f"loss {flow.loss:.3g} with a fresh head is {ratio:.2g} x ln({flow.num_labels}) = {ln_c:.3g}, "
+                    f"far {side} it",
+                    {"loss": flow.loss, "ln_num_labels": ln_c, "ratio": ratio,
+                     "allowed": [T.LOSS_AT_INIT_MIN_RATIO, T.LOSS_AT_INIT_MAX_RATIO]})]
+
+
+def check_grad_flow(flow: GradFlow, fresh_head: bool) -> list[Finding]:
+    """Every grad-flow check, in the order a user should read them."""
+    out: list[Finding] = []
+    for check in (gradients_nonfinite, parameters_frozen, parameters_disconnected, gradients_zero,
+                  gradients_exploding, gradients_vanishing):
+        out += check(flow)
+    out += label_tokens_gradient(flow.label_tokens)
+    out += units_dead(flow.activations)
+    out += activations_saturated(flow.activations)
+    out += loss_at_init(flow, fresh_head)
+    return out

@@ -1,0 +1,328 @@
+"""smoke-train's torch work: the fixed batch, the pre-flight gradient pass and the training loop.
+
+The loop does what a plain PyTorch loop does (forward, loss, backward, AdamW step) plus a few
+on-device reductions of the same forward's logits; the only host sync per step is one small
+`.tolist()` of those numbers, which early stopping needs anyway.
+"""
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.checks.training import TrainingTrace
+from labeldiag.distributed import Dist, all_reduce_sum, parameter_divergence
+from labeldiag.errors import ModelCodeError, UsageError
+from labeldiag.measure.encode import Encoded
+from labeldiag.measure.forward import collate
+from labeldiag.measure.runtime import Runtime, call_model, extract_logits, extract_loss, filter_inputs, forward_params
+
+HEAD_MODULES = ("classifier", "score", "head", "pre_classifier", "classification_head", "out_proj")
+
+
+@dataclass
+class Batch:
+    inputs: dict  # on the device, filtered to what forward accepts (labels included when it takes them)
+    labels: Any  # int64 tensor on the device
+    rows: int  # this rank's rows
+    tokens: int  # this rank's non-pad tokens
+    global_rows: int  # rows over all ranks
+    own_loss: bool  # labels were passed, so the model may return its own loss
+
+
+@dataclass
+class Throughput:
+    seconds: float = 0.0
+    steps_per_second: float | None = None
+    examples_per_second: float | None = None
+    tokens_per_second: float | None = None
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None
+    rank: int = 0
+
+
+@dataclass
+class RunResult:
+    trace: TrainingTrace
+    speed: Throughput = field(default_factory=Throughput)
+    rank_divergence: float | None = None
+
+
+# --- the batch ----------------------------------------------------------------------------------
+
+def stratified_rows(gold: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """`size` row indices of usable labels (>= 0), classes taken in turn so every class present is in."""
+    rng = np.random.default_rng(seed)
+    by_class = [rng.permutation(np.flatnonzero(gold == c)) for c in np.unique(gold[gold >= 0])]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < size and any(depth < len(rows) for rows in by_class):
+        for rows in by_class:
+            if depth < len(rows) and len(picked) < size:
+                picked.append(int(rows[depth]))
+        depth += 1
+    return np.asarray(picked, dtype=np.int64)
+
+
+def make_batch(model: Any, enc: Encoded, rows: np.ndarray, labels: np.ndarray, device: Any,
+               global_rows: int) -> Batch:
+    import torch
+
+    params = forward_params(model)
+    inputs = filter_inputs(collate(enc, rows, device), params)
+    y = torch.as_tensor(labels, dtype=torch.long, device=device)
+    own = "labels" in params[0] or params[1]
+    if own:
+        inputs["labels"] = y
+    tokens = int(sum(len(enc.ids[i]) for i in rows))
+    return Batch(inputs=inputs, labels=y, rows=len(rows), tokens=tokens, global_rows=global_rows, own_loss=own)
+
+
+# --- forward + loss -----------------------------------------------------------------------------
+
+def logits_tensor(output: Any, batch_size: int) -> Any:
+    """The [B, C] logits tensor, still in the graph (extract_logits gives numpy, for eval)."""
+    import torch
+
+    cand = getattr(output, "logits", None)
+    if cand is None and isinstance(output, dict):
+        cand = output.get("logits")
+    if cand is None:
+        if isinstance(output, torch.Tensor):
+            cand = output
+        elif isinstance(output, (tuple, list)):
+            items = list(output)
+            if len(items) == batch_size and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in items):
+                return torch.stack(items)
+            for item in items:
+                if (isinstance(item, (tuple, list)) and len(item) == batch_size and item
+                        and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in item)):
+                    return torch.stack(list(item))
+                if isinstance(item, torch.Tensor) and item.dim() in (1, 2) and item.shape[0] == batch_size:
+                    cand = item
+                    break
+    if isinstance(cand, torch.Tensor) and cand.dim() in (1, 2) and cand.shape[0] == batch_size:
+        return cand[:, None] if cand.dim() == 1 else cand
+    extract_logits(output, batch_size)  # raises the precise error for odd shapes
+    raise ModelCodeError("the model's logits are not a torch tensor; smoke-train needs them to backpropagate")
+
+
+def forward_loss(net: Any, batch: Batch) -> tuple[Any, Any]:
+    """(loss, logits): the model's own loss when it returns one, else cross-entropy on the logits."""
+    import torch.nn.functional as F
+
+    out = call_model(net, batch.inputs)
+    logits = logits_tensor(out, batch.rows)
+    loss = extract_loss(out) if batch.own_loss else None
+    if loss is None:
+        if logits.shape[1] < 2:
+            raise UsageError(f"the head has {logits.shape[1]} output(s); smoke-train needs a classifier with at "
+                             "least 2 logits (see problem-type-mismatch)")
+        loss = F.cross_entropy(logits.float(), batch.labels)
+    elif loss.dim() > 0:
+        loss = loss.mean()
+    return loss, logits
+
+
+def _step_stats(loss: Any, logits: Any, batch: Batch, classes: Any) -> Any:
+    """[loss * rows, correct, max |logit|, histogram of predictions...] on the device, no sync."""
+    import torch
+
+    with torch.no_grad():
+        lg = logits.detach().float()
+        pred = lg.argmax(1)
+        hist = (pred[:, None] == classes[None, :]).sum(0).float()  # no bincount: it syncs on CUDA
+        return torch.cat([(loss.detach().float() * batch.rows).reshape(1), (pred == batch.labels).sum().float()
+                          .reshape(1), lg.abs().max().reshape(1), hist])
+
+
+def _grad_norm(params: list) -> Any:
+    import torch
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=params[0].device if params else "cpu")
+    foreach = getattr(torch, "_foreach_norm", None)
+    norms = foreach(grads) if foreach is not None else [g.norm() for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+
+# --- pre-flight ---------------------------------------------------------------------------------
+
+def preflight(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, d: Dist) -> list[float]:
+    """One forward/backward on the batch: frozen and disconnected parameters, loss at init.
+
+    Returns the step-1-like stats [loss, accuracy, max |logit|, distinct predicted classes].
+    """
+    import torch
+
+    model.train()
+    named = list(model.named_parameters())
+    trace.trainable = [n for n, p in named if p.requires_grad]
+    trace.frozen = [n for n, p in named if not p.requires_grad]
+    with runtime.autocast():
+        loss, logits = forward_loss(model, batch)
+    _check_width(logits, trace)
+    classes = torch.arange(trace.num_classes, device=logits.device)
+    stats = all_reduce_sum(_step_stats(loss, logits, batch, classes), d)
+    trace.loss_has_grad = bool(loss.requires_grad)
+    if loss.requires_grad:
+        try:
+            loss.backward()
+        except RuntimeError as exc:
+            raise ModelCodeError(f"backward through the model failed ({exc}); fix the model code") from None
+        trace.disconnected = [n for n, p in named if p.requires_grad and p.grad is None]
+    else:
+        trace.disconnected = list(trace.trainable)
+    model.zero_grad(set_to_none=True)
+    host = stats.tolist()
+    loss0 = host[0] / batch.global_rows
+    trace.initial_loss = loss0
+    return [loss0, host[1] / batch.global_rows, host[2] / max(d.world, 1), sum(1 for v in host[3:] if v > 0)]
+
+
+def _check_width(logits: Any, trace: TrainingTrace) -> None:
+    width = int(logits.shape[1])
+    if width != trace.num_classes:
+        if width < 2:
+            raise UsageError(f"the head has {width} output(s); smoke-train needs a classifier with at least 2 "
+                             "logits (see problem-type-mismatch)")
+        trace.num_classes = width  # the head decides; the label map is check-logits' business
+
+
+# --- the training loop --------------------------------------------------------------------------
+
+def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, d: Dist, *,
+                   on_step: Callable[[int, float, float, float], None] | None = None) -> RunResult:
+    """Train `model` (a copy: it is changed) on the fixed batch until fitted, diverged or out of steps."""
+    import torch
+
+    result = RunResult(trace=trace)
+    device = runtime.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    # snapshot on the CPU: parameters-unchanged needs the start, the GPU's memory is for training
+    snapshot = [p.detach().to("cpu", copy=True) for p in params]
+    kw = {"fused": True} if device.type == "cuda" else {}
+    # no weight decay: a parameter without gradient must stay bitwise equal (parameters-unchanged)
+    opt = torch.optim.AdamW(params, lr=trace.lr, weight_decay=0.0, **kw)
+    scaler = torch.amp.GradScaler(device.type) if runtime.precision == "fp16" else None
+    net = model
+    if d.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=bool(trace.disconnected))
+    classes = torch.arange(trace.num_classes, device=device)
+    start = trace.initial_loss if trace.initial_loss is not None and math.isfinite(trace.initial_loss) else trace.ln_c
+    limit = T.SMOKE_DIVERGED_FACTOR * max(start, trace.ln_c)
+    model.train()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for step in range(1, trace.steps_budget + 1):
+        with runtime.autocast():
+            loss, logits = forward_loss(net, batch)
+        stats = _step_stats(loss, logits, batch, classes)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)  # the norm of the true gradient
+        else:
+            loss.backward()
+        gnorm = _grad_norm(params)
+        stats = all_reduce_sum(stats, d)  # gradients are already averaged by DDP's backward hooks
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        host = torch.cat([stats, gnorm.reshape(1).float()]).tolist()  # the one sync of the step
+        loss_v, acc = host[0] / batch.global_rows, host[1] / batch.global_rows
+        trace.losses.append(loss_v)
+        trace.accuracies.append(acc)
+        trace.max_abs_logits.append(host[2] / d.world)
+        trace.distinct_predictions.append(sum(1 for v in host[3:-1] if v > 0))
+        trace.grad_norms.append(host[-1])
+        if on_step is not None:
+            on_step(step, loss_v, acc, host[-1])
+        if not math.isfinite(loss_v) or loss_v > limit:
+            trace.diverged_step = step
+            break
+        if acc >= 1.0 and loss_v < trace.target_loss:
+            trace.fit_step = step
+            trace.fit_seconds = time.perf_counter() - t0
+            break
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    result.speed = _throughput(device, batch, len(trace.losses), seconds, d)
+    with torch.no_grad():
+        trace.unchanged = [n for n, p, old in zip(names, params, snapshot) if torch.equal(p.detach().cpu(), old)]
+    result.rank_divergence = parameter_divergence(model, d)
+    return result
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.synchronize()
+
+
+def _throughput(device: Any, batch: Batch, steps: int, seconds: float, d: Dist) -> Throughput:
+    import torch
+
+    sp = Throughput(seconds=seconds, rank=d.rank)
+    if steps and seconds > 0:
+        sp.steps_per_second = steps / seconds
+        sp.examples_per_second = steps * batch.rows / seconds
+        sp.tokens_per_second = steps * batch.tokens / seconds
+    if device.type == "cuda":
+        sp.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
+        sp.peak_memory_kind = "cuda_max_allocated"
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        sp.peak_memory_bytes = int(torch.mps.driver_allocated_memory())
+        sp.peak_memory_kind = "mps_driver_allocated"
+    else:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        sp.peak_memory_bytes = int(rss if sys.platform == "darwin" else rss * 1024)  # macOS: bytes, Linux: KiB
+        sp.peak_memory_kind = "process_peak_rss"
+    return sp
+
+
+# --- model copies for triage --------------------------------------------------------------------
+
+def head_parameter_names(model: Any) -> set[str]:
+    """Parameters outside model.base_model_prefix, else those under a module named like a head."""
+    names = [n for n, _ in model.named_parameters()]
+    prefix = getattr(model, "base_model_prefix", None)
+    if prefix and hasattr(model, prefix):
+        outside = {n for n in names if not n.startswith(prefix + ".")}
+        if outside and len(outside) < len(names):
+            return outside
+    return {n for n in names if any(part in HEAD_MODULES for part in n.split(".")[:-1])}
+
+
+def training_copy(model: Any, device: Any, head_only: bool = False) -> Any:
+    """A deep copy in fp32 (autocast does the low precision; AdamW wants fp32 master weights)."""
+    import copy
+
+    import torch
+
+    net = copy.deepcopy(model)
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in net.parameters()):
+        net.float()
+    if head_only:
+        head = head_parameter_names(net)
+        for n, p in net.named_parameters():
+            p.requires_grad_(n in head)
+    return net.to(device)

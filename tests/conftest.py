@@ -1,0 +1,29 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A small BERT trained to high accuracy on the synthetic 3-topic task, with held-out data."""
+    import torch
+
+    from labeldiag.synthetic import build_trained
+
+    torch.set_num_threads(2)
+    out = build_trained(tmp_path_factory.mktemp("trained"), seed=0, steps=200)
+    assert out["accuracy"] > 0.9, out
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer_and_rows():
+    from labeldiag.synthetic import build_tokenizer, make_examples
+
+    rows = make_examples(300, seed=1)
+    return build_tokenizer([r["text"] for r in rows]), rows

@@ -1,0 +1,95 @@
+"""Shared test helpers: run the CLI in-process, build and tamper tiny checkpoints."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    report: dict | None
+
+    def codes(self) -> list[str]:
+        return [f["code"] for f in (self.report or {}).get("findings", [])]
+
+    def severities(self) -> dict[str, str]:
+        return {f["code"]: f["severity"] for f in (self.report or {}).get("findings", [])}
+
+    def finding(self, code: str) -> dict:
+        for f in (self.report or {}).get("findings", []):
+            if f["code"] == code:
+                return f
+        raise AssertionError(f"{code} not in {self.codes()}")
+
+    def problems(self) -> list[str]:
+        """Codes at warning or error."""
+        return [f["code"] for f in (self.report or {}).get("findings", []) if f["severity"] != "info"]
+
+
+def run_cli(*args: Any, tmp: Path | None = None) -> Result:
+    """Run `labeldiag ARGS --json FILE` in this process and return exit code, output and report."""
+    from labeldiag.cli import app
+
+    argv = [str(a) for a in args]
+    report_path = None
+    if tmp is not None and "--json" not in argv and argv and argv[0] in ("check-logits", "grad-flow", "smoke-train"):
+        report_path = Path(tmp) / f"report-{len(list(Path(tmp).glob('report-*.json')))}.json"
+        argv += ["--json", str(report_path)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            app(argv, prog_name="labeldiag", standalone_mode=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    report = json.loads(report_path.read_text()) if report_path is not None and report_path.exists() else None
+    return Result(code, out.getvalue(), err.getvalue(), report)
+
+
+def clone(src: str | Path, dst: Path) -> Path:
+    dst = Path(dst)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_config(ckpt: Path, **changes: Any) -> None:
+    path = Path(ckpt) / "config.json"
+    cfg = json.loads(path.read_text())
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    path.write_text(json.dumps(cfg, indent=2))
+
+
+def edit_weights(ckpt: Path, fn) -> None:
+    """Rewrite model.safetensors through fn(dict[str, Tensor]) -> dict[str, Tensor]."""
+    from safetensors.torch import load_file, save_file
+
+    path = Path(ckpt) / "model.safetensors"
+    tensors = load_file(str(path))
+    save_file(fn(dict(tensors)), str(path), metadata={"format": "pt"})
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+def save_tiny(model: Any, tokenizer: Any, path: Path) -> Path:
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)
