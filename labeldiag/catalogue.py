@@ -340,3 +340,12 @@ _declare(
 
 def codes_for(command: str) -> list[CodeInfo]:
     return [c for c in CATALOGUE.values() if c.command in (command, "all")]
+
+
+def markdown_table(command: str) -> str:
+    """README's table of codes for one command ('all' = reported by every command)."""
+    lines = ["| code | severity | what it means | what to do |", "|---|---|---|---|"]
+    for info in CATALOGUE.values():
+        if info.command == command:
+            lines.append(f"| `{info.code}` | {info.severity} | {info.what} | {info.fix} |")
+    return "\n".join(lines)
