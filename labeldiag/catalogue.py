@@ -152,6 +152,14 @@ _declare(
     "make sure the trained head was loaded and training actually ran (loss should fall well below ln C)",
 )
 _declare(
+    "underconfident-predictions", "info", "check-logits",
+    "Predictions are accurate, but their probabilities are close to uniform.",
+    "An under-trained head ranks the right class first with tiny margins: accuracy is fine, but the "
+    "probabilities mean little (thresholds, calibration and confidence filters will misbehave).",
+    "train longer (or with a higher head learning rate), or calibrate with temperature scaling before "
+    "using probabilities",
+)
+_declare(
     "logit-saturation", "warning", "check-logits",
     "Logits so large that the softmax is one-hot.",
     "Softmax of huge logits (e.g. unscaled dot products of 768-dim vectors) gives probability 0/1: "

@@ -181,7 +181,20 @@ def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Findi
         logp = logits - logits.max(1, keepdims=True)
         logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
         loss = float(-logp[np.arange(n), gold].mean())
-    if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO:
+    informative = None
+    if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO and gold is not None and len(gold) == n:
+        ind = independence_test(confusion(gold, logits.argmax(1), c))
+        informative = ind is not None and ind.p_value < T.ALPHA and ind.cramers_v >= T.RANDOM_MAX_CRAMERS_V
+    if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO and informative:
+        # near-uniform but right: an under-trained (under-confident) head, not a useless one
+        acc = float(np.mean(logits.argmax(1) == gold))
+        out.append(Finding(
+            "underconfident-predictions",
+            f"predictions are accurate ({acc:.1%}) but their probabilities are near uniform (mean entropy "
+            f"{ratio:.0%} of ln {c})",
+            {"mean_entropy": entropy, "ln_c": math.log(c), "ratio": ratio, "accuracy": acc, "n": n},
+        ))
+    elif ratio >= T.UNIFORM_MIN_ENTROPY_RATIO:
         out.append(Finding(
             "uniform-logits",
             f"mean predictive entropy is {entropy:.3f} nats, {ratio:.0%} of the maximum ln {c} = {math.log(c):.3f}",
