@@ -11,7 +11,7 @@ classifier gets no error and no warning with these values.
 ALPHA = 0.01
 # Effect size (Cohen's w) a verdict must be able to detect with POWER: a classifier worth the
 # name has w well above 0.5 (Cramér's V ~ 0.35 for 3 classes), so w=0.5 keeps the required N
-# small (about 50 for 2 classes, 80 for 3) while still catching "no better than chance".
+# small (47 for 2 classes, 67 for 3, 105 for 5) while still catching "no better than chance".
 DETECTABLE_EFFECT_W = 0.5
 POWER = 0.8
 # Never fewer labelled examples than this for any verdict, whatever the power computation says.

@@ -64,21 +64,26 @@ class NaNGradientBert(BertForSequenceClassification):
 
 
 class FrozenEncoderBert(BertForSequenceClassification):
-    """Frozen on purpose: only the head trains (info)."""
+    """Frozen on purpose: only the head trains (info). Frozen after loading (transformers 5 loads into
+    new parameters, so a freeze in __init__ would not survive from_pretrained)."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        for p in self.bert.parameters():
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) when asked
+        for p in model.bert.parameters():
             p.requires_grad_(False)
+        return loaded
 
 
 class AllFrozenBert(BertForSequenceClassification):
     """Defect: nothing at all is trainable."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        for p in self.parameters():
-            p.requires_grad_(False)
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).requires_grad_(False)
+        return loaded
 
 
 def _damp_gradient(module, args, kwargs):

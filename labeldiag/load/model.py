@@ -235,21 +235,43 @@ def _params(fn: Any) -> set[str]:
 
 def _load_error(model: str, path: str, local: bool, exc: Exception, raw_cfg: dict) -> UsageError:
     text = str(exc)
-    if "size mismatch" in text or "mismatch" in text.lower() and "shape" in text.lower():
+    if ("size mismatch" in text or "mismatch" in text.lower() and "shape" in text.lower()
+            or "ignore_mismatched_sizes" in text):
         n = raw_cfg.get("num_labels") or len(raw_cfg.get("id2label") or {}) or "?"
+        saved = _saved_head_rows(path) if local else None
+        what = (f"the saved head has {saved} outputs" if saved is not None and "ignore_mismatched_sizes" in text
+                else one_line(text, 200))
         return UsageError(f"MODEL '{model}': the checkpoint's weights do not fit the config (config.json says "
-                          f"num_labels={n}; {one_line(text, 200)}); make num_labels/id2label in config.json "
+                          f"num_labels={n}; {what}); make num_labels/id2label in config.json "
                           "match the saved head")
     if "trust_remote_code" in text:
         return UsageError(f"MODEL '{model}' needs its own code to load; pass --trust-remote-code if you trust it")
     if not local:
         return UsageError(f"MODEL '{model}' is not a local folder and is not in the Hugging Face cache "
                           "(labeldiag never downloads); download it first or pass a local folder")
-    if "Unrecognized model" in text or "model_type" in text:
+    if ("Unrecognized model" in text or "model_type" in text or "model type" in text
+            or "does not recognize this architecture" in text):
         return UsageError(f"MODEL '{model}': config.json names no model type transformers knows; pass "
                           "--model-class FILE.py:Class with the class that saved it")
     return UsageError(f"MODEL '{model}' could not be loaded ({describe_exception(exc)}); check the "
                       "checkpoint files or pass --model-class")
+
+
+def _saved_head_rows(path: str) -> int | None:
+    """Output rows of the classifier head as saved in the checkpoint's safetensors (None when not found)."""
+    try:
+        from safetensors import safe_open
+
+        for f in sorted(Path(path).glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as fh:
+                keys = [k for k in fh.keys() if k.endswith(".bias") and
+                        any(h in k.split(".") for h in ("classifier", "score", "out_proj"))]
+                keys.sort(key=lambda k: ("out_proj" not in k, "dense" in k))
+                if keys:
+                    return int(fh.get_slice(keys[0]).get_shape()[0])
+    except Exception:
+        return None
+    return None
 
 
 def load_tokenizer(where: str, trust_remote_code: bool, explicit: bool) -> Any:
