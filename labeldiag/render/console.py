@@ -75,7 +75,7 @@ def _check_logits(report: Report, console: Console) -> None:
     m = report.metrics
     matrix, names = m.get("confusion_matrix"), m.get("confusion_labels")
     if matrix and names:
-        table = Table(title="confusion matrix (rows: gold label, columns: predicted logit)", title_justify="left")
+        table = Table(title="confusion matrix: gold label (rows) x predicted logit", title_justify="left")
         table.add_column("gold \\ logit", style="bold")
         for i, name in enumerate(names):
             table.add_column(f"{i}:{name}"[:18], justify="right")

@@ -155,5 +155,5 @@ def plot_training(report: Report, path: str) -> None:
     for ax in axes:
         ax.set_xlabel("step")
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
-    fig.suptitle("smoke-train" + (f" — {', '.join(codes[:3])}" if codes else " — fitted"))
+    fig.suptitle("smoke-train" + (f" — {', '.join(codes[:3])}" if codes else " — fitted"), y=1.04)
     save(fig, path)
