@@ -216,9 +216,16 @@ def cannot_fit_hint(t: TrainingTrace, found: list[Finding], triage: list[dict] |
         if fits:
             tips.append("it fits with " + " / ".join(r["variant"] for r in fits) + " (see the triage table)")
         else:
-            tips.append("no triage variant fitted either: the defect is in the model, not the settings")
+            ran = [r for r in triage if r.get("final_loss") is not None and math.isfinite(r["final_loss"])]
+            best = min(ran, key=lambda r: r["final_loss"]) if ran else None
+            start = t.initial_loss
+            if best is None or (start is not None and best["final_loss"] > T.SMOKE_STUCK_LOSS_SHARE * start):
+                tips.append("no triage variant moved the loss either: the defect is in the model, not the settings")
+            else:
+                tips.append(f"no triage variant fitted either; the lowest loss was {best['final_loss']:.3g} with "
+                            f"{best['variant']}")
     if not t.trainable:
-        tips.append("no parameter is trainable")
+        tips.append("no parameter is trainable: set requires_grad=True on what should learn")
     elif not t.loss_has_grad:
         tips.append("the loss depends on no trainable parameter (logits are detached): run labeldiag grad-flow")
     elif t.disconnected:
@@ -237,6 +244,11 @@ def cannot_fit_hint(t: TrainingTrace, found: list[Finding], triage: list[dict] |
             and final > T.SMOKE_STUCK_LOSS_SHARE * start and "loss-diverged" not in codes and t.trainable
             and t.loss_has_grad):
         tips.append(f"the loss barely moved ({start:.3g} -> {final:.3g}): try a higher --lr or more --steps")
+    acc = t.final_accuracy
+    if (acc is not None and acc >= 1.0 and final is not None and math.isfinite(final)
+            and "loss-diverged" not in codes):
+        tips.append(f"accuracy reached 100% but the loss stayed above --target-loss {t.target_loss:g}: give more "
+                    "--steps or a higher --lr")
     if not tips or (not triage and t.trainable and t.loss_has_grad):
         tips.append("rerun with --triage to see whether the head alone, another --lr or fp32 fits")
     return "; ".join(dict.fromkeys(tips))

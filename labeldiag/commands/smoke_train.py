@@ -92,6 +92,9 @@ def _run(s, opts: CommonOptions, d, steps: int, lr: float, target_loss: float, t
         "label_counts": {s.names[i] if i < len(s.names) else str(i): int(v) for i, v in enumerate(counts) if v},
         "tokens": int(sum(len(s.encoded.ids[i]) for i in rows))}
     report.metrics["world_size"] = d.world
+    if opts.batch_size < rows.size:
+        report.notes.append(f"smoke-train trains on one batch of {rows.size} examples (--max-examples); "
+                            "--batch-size is not used")
     local = shard(rows, d)
     device = runtime.device
 

@@ -7,7 +7,6 @@ on-device reductions of the same forward's logits; the only host sync per step i
 from __future__ import annotations
 
 import math
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -212,7 +211,8 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
     kw = {"fused": True} if device.type == "cuda" else {}
     # no weight decay: a parameter without gradient must stay bitwise equal (parameters-unchanged)
     opt = torch.optim.AdamW(params, lr=trace.lr, weight_decay=0.0, **kw)
-    scaler = torch.amp.GradScaler(device.type) if runtime.precision == "fp16" else None
+    # fp16 needs loss scaling against underflow; CUDA is where GradScaler is supported on torch 2.4
+    scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" and device.type == "cuda" else None
     net = model
     if d.active:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -293,6 +293,8 @@ def _throughput(device: Any, batch: Batch, steps: int, seconds: float, d: Dist) 
         sp.peak_memory_bytes = int(torch.mps.driver_allocated_memory())
         sp.peak_memory_kind = "mps_driver_allocated"
     else:
+        import resource  # POSIX only; imported here so the module loads elsewhere
+
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         sp.peak_memory_bytes = int(rss if sys.platform == "darwin" else rss * 1024)  # macOS: bytes, Linux: KiB
         sp.peak_memory_kind = "process_peak_rss"
