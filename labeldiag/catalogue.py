@@ -279,6 +279,15 @@ _declare(
     "(--label-token-positions) match where the label tokens really are",
 )
 _declare(
+    "loss-term-without-gradient", "warning", "grad-flow",
+    "A term of the model's loss (e.g. supcon_loss beside ce_loss) is sizeable but sends (almost) no "
+    "gradient into the encoder.",
+    "Such a term costs compute and shapes nothing; typically a shape bug (a contrastive loss fed "
+    "[batch, dim] where it expects [batch, n_views, dim]) or a detached input.",
+    "check the shapes the term's function expects and that its inputs are not detached; compare its "
+    "gradient with the main loss's in the evidence",
+)
+_declare(
     "dead-units", "warning", "grad-flow",
     "ReLU-family units that are never active on the batch.",
     "A dead unit passes no gradient, so it never recovers; a dead pre_classifier cuts the head "

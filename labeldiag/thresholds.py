@@ -150,3 +150,10 @@ LOSS_AT_INIT_MAX_RATIO = 3.0
 LOSS_AT_INIT_MIN_RATIO = 0.2
 # The layer x position heat map (--plot with label tokens) covers at most this many positions.
 GRAD_HEATMAP_MAX_POSITIONS = 128
+
+# --- grad-flow: loss terms -------------------------------------------------------------
+# A returned *_loss term of at least this value whose gradient into the encoder is below this
+# share of the strongest term's. The SEEDS CE + SupCon bug gives 1e-4 (1.5e-5 vs 0.18); healthy
+# auxiliary terms are within one or two orders of magnitude of CE (0.1-10x).
+LOSS_TERM_MIN_VALUE = 0.1
+LOSS_TERM_MAX_GRAD_SHARE = 1e-3

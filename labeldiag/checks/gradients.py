@@ -180,4 +180,32 @@ def check_grad_flow(flow: GradFlow, fresh_head: bool) -> list[Finding]:
     out += units_dead(flow.activations)
     out += activations_saturated(flow.activations)
     out += loss_at_init(flow, fresh_head)
+    out += loss_terms_without_gradient(flow.loss_components)
+    return out
+
+
+def loss_terms_without_gradient(components: dict) -> list[Finding]:
+    """A loss term that is a sizeable part of the loss but sends (almost) no gradient to the encoder.
+
+    The CE + SupCon situation: a SupCon term fed [batch, dim] instead of [batch, views, dim] is large
+    yet its gradient is ~1e-5 of the CE term's: it costs compute and teaches nothing.
+    """
+    norms = {k: c.get("encoder_grad_norm") for k, c in components.items()}
+    known = [v for v in norms.values() if v is not None]
+    if len(known) < 2 or max(known) <= 0:
+        return []
+    top = max(known)
+    out = []
+    for name, c in components.items():
+        g, value = norms[name], c.get("value")
+        if g is None or value is None or not math.isfinite(value):
+            continue
+        if abs(value) >= T.LOSS_TERM_MIN_VALUE and g < T.LOSS_TERM_MAX_GRAD_SHARE * top:
+            out.append(Finding(
+                "loss-term-without-gradient",
+                f"loss term '{name}' = {value:.3g} sends only {g:.2e} of gradient into the encoder, "
+                f"{g / top:.1e} of the strongest term's",
+                {"term": name, "value": value, "encoder_grad_norm": g, "strongest_encoder_grad_norm": top,
+                 "threshold_share": T.LOSS_TERM_MAX_GRAD_SHARE, "components": components},
+            ))
     return out

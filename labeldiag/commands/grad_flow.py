@@ -82,6 +82,8 @@ def _metrics(flow, lr: float, fresh_head: bool) -> dict:
                          "saturated_units": a.saturated_units} for a in flow.activations],
         "dropout_disabled": True, "grad_flow_seconds": round(flow.seconds, 3),
     }
+    if flow.loss_components:
+        out["loss_components"] = flow.loss_components
     if flow.label_tokens is not None:
         out["label_token_gradients"] = flow.label_tokens.as_metrics()
         out["label_token_heatmap"] = {"layers": flow.label_tokens.layers,

@@ -136,6 +136,9 @@ class GradFlow:
     dropout_modules: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # extra loss terms the model returns (e.g. ce_loss, supcon_loss): value and the gradient norm
+    # each alone sends into the encoder, measured on the first micro-batch
+    loss_components: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 # --- dropout -------------------------------------------------------------------------------
@@ -491,6 +494,7 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
     label_acc = _LabelAccumulator(tap.names if tap else [], label_token_ids, label_positions) if tap else None
     total_loss = 0.0
     loss_source = "cross-entropy"
+    components: dict[str, dict[str, float | None]] = {}
     connected = True
     nonfinite_loss = False
     bad_batch: np.ndarray | None = None
@@ -511,6 +515,8 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
                     loss, loss_source = _loss_of(output, y, len(idx), accepts_labels)
                 value = float(loss.detach())
                 total_loss += share * value
+                if idx is batches[0] and trainable:
+                    components = _loss_components(output, model, base_prefix)
                 if not math.isfinite(value):
                     nonfinite_loss = True
                     bad_batch = idx
@@ -551,7 +557,33 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
                     layers=layers, activations=watch.results(), label_tokens=label_grad, trainable=trainable,
                     frozen=frozen, backward_ran=backward_ran, loss_connected=connected,
                     nonfinite_loss=nonfinite_loss, nonfinite=nonfinite, dropout_modules=dropout_count,
-                    seconds=time.perf_counter() - start, notes=notes)
+                    seconds=time.perf_counter() - start, notes=notes, loss_components=components)
+
+
+def _loss_components(output: Any, model: Any, base_prefix: str | None) -> dict[str, dict[str, float | None]]:
+    """Scalar *_loss fields beside .loss, each with the gradient norm it alone sends into the encoder."""
+    import torch
+
+    fields: dict[str, Any] = {}
+    if isinstance(output, dict):
+        fields = {k: v for k, v in output.items()}
+    elif hasattr(output, "__dataclass_fields__"):
+        fields = {k: getattr(output, k, None) for k in output.__dataclass_fields__}
+    terms = {k: v for k, v in fields.items() if k != "loss" and k.endswith("loss") and isinstance(v, torch.Tensor)
+             and v.numel() == 1}
+    if not terms:
+        return {}
+    encoder = [p for n, p in model.named_parameters() if p.requires_grad and
+               (base_prefix is None or n.startswith(base_prefix + "."))]
+    out: dict[str, dict[str, float | None]] = {}
+    for name, term in terms.items():
+        grad_norm = None
+        if term.requires_grad and encoder:
+            grads = torch.autograd.grad(term.float().sum(), encoder, retain_graph=True, allow_unused=True)
+            sq = sum(float(g.float().pow(2).sum()) for g in grads if g is not None)
+            grad_norm = math.sqrt(sq)
+        out[name] = {"value": float(term.detach().float().sum()), "encoder_grad_norm": grad_norm}
+    return out
 
 
 def _layer_stats(named: list, lr: float, base_prefix: str | None, call_order: dict[str, int], *,

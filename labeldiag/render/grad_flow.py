@@ -22,6 +22,10 @@ def draw_grad_flow(report: Report, console: Console) -> None:
     if m.get("loss") is not None or "loss" in m:
         console.print(f"loss {fmt(m.get('loss'))} ({m.get('loss_source')})   ln C {fmt(m.get('ln_num_labels'))}   "
                       f"total grad norm {fmt(m.get('total_grad_norm'))}   lr {fmt(m.get('lr'))}")
+    parts = [f"{name} {fmt(c.get('value'))} (grad into encoder {fmt(c.get('encoder_grad_norm'))})"
+             for name, c in (m.get("loss_components") or {}).items()]
+    if parts:
+        console.print("loss components: " + ", ".join(parts))
     if layers:
         table = Table(title="gradient per layer (depth order)", title_justify="left")
         for col, justify in (("layer", "left"), ("params", "right"), ("grad norm", "right"),
