@@ -39,12 +39,12 @@ DEFAULTS = {
     "bbc": {
         "n_words": 60, "n_train": 500, "n_test": 300,
         "train": {"seconds": 60, "epochs": 3, "batch_size": 16, "lr": 1.5e-4,
-                  "head_lr": 3e-3, "min_steps": 40},
+                  "head_lr": 3e-3, "min_steps": 64},
     },
     "tweets": {
         "n_words": None, "n_train": 3000, "n_test": 300,
         "train": {"seconds": 90, "epochs": 1, "batch_size": 32, "lr": 1e-4,
-                  "head_lr": 2e-3, "min_steps": 50},
+                  "head_lr": 2e-3, "min_steps": 60},
     },
 }
 
@@ -187,6 +187,19 @@ def _quiet_transformers():
     return restore
 
 
+def _length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random):
+    """Shuffled batches of similar length (less padding); deterministic given rng."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 8
+    batches = []
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c : c + chunk], key=lambda i: lengths[i])
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def finetune(
     examples_train: list[dict],
     label_names: list[str],
@@ -267,10 +280,7 @@ def finetune(
     model.train()
     step, losses, stopped_by = 0, [], "epochs"
     for _ in range(epochs):
-        order = list(range(len(texts)))
-        rng.shuffle(order)
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
+        for idx in _length_bucketed_batches([len(x) for x in ids], batch_size, rng):
             width = max(len(ids[i]) for i in idx)
             input_ids = torch.zeros(len(idx), width, dtype=torch.long)  # BERT pad id is 0
             attn = torch.zeros(len(idx), width, dtype=torch.long)

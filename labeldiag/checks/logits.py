@@ -270,7 +270,8 @@ def feature_stats(f: np.ndarray) -> dict:
     mean = f.mean(0)
     centered = f - mean
     spread = float(np.sqrt((centered ** 2).sum(1).mean()) / (np.linalg.norm(mean) + 1e-12))
-    sv = np.linalg.svd(centered, compute_uv=False)
+    # effective rank (Roy & Vetterli) of the feature matrix itself: ~1 when every input maps to one vector
+    sv = np.linalg.svd(f, compute_uv=False)
     if sv.sum() > 0:
         q = sv / sv.sum()
         q = q[q > 0]
