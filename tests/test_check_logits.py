@@ -209,3 +209,25 @@ def test_text_pairs_are_tokenized_as_pairs(trained, tmp_path, rows):
     res = check(tmp_path, trained["checkpoint"], write_jsonl(pairs, tmp_path / "p.jsonl"))
     assert res.report["data"]["text_field"] == "premise" and res.report["data"]["text_pair_field"] == "hypothesis"
     assert res.code in (0, 1)
+
+
+def test_trainer_checkpoint_folder_loads_and_its_pickled_optimizer_is_left_alone(trained, tmp_path):
+    ckpt = clone(trained["checkpoint"], tmp_path / "out" / "checkpoint-500")
+    torch.save({"state": {}}, ckpt / "optimizer.pt")  # Trainer's pickled side files are never opened
+    (ckpt / "trainer_state.json").write_text("{}")
+    res = check(tmp_path, ckpt, trained["data"])
+    assert res.code == 0 and res.problems() == [], res.err
+
+
+def test_tokenized_pt_batch_needs_allow_pickle_then_runs(trained, tmp_path):
+    from transformers import AutoTokenizer
+
+    rows = rows_of(trained["data"])[:120]
+    tok = AutoTokenizer.from_pretrained(trained["checkpoint"])
+    enc = tok([r["text"] for r in rows], padding=True, return_tensors="pt")
+    label2id = {"sport": 0, "politics": 1, "tech": 2}
+    torch.save({**enc, "labels": torch.tensor([label2id[r["label"]] for r in rows])}, tmp_path / "batch.pt")
+    refused = check(tmp_path, trained["checkpoint"], tmp_path / "batch.pt")
+    assert refused.code == 2 and "--allow-pickle" in refused.err
+    res = check(tmp_path, trained["checkpoint"], tmp_path / "batch.pt", "--allow-pickle")
+    assert res.code == 0 and res.report["metrics"]["accuracy"] > 0.85, res.out + res.err
