@@ -278,7 +278,7 @@ def finetune(
         return min(frac, step / min_steps) if min_steps else frac
 
     model.train()
-    step, losses, stopped_by = 0, [], "epochs"
+    step, losses, stopped_by, budget_step = 0, [], "epochs", None
     for _ in range(epochs):
         for idx in _length_bucketed_batches([len(x) for x in ids], batch_size, rng):
             width = max(len(ids[i]) for i in idx)
@@ -298,10 +298,13 @@ def finetune(
             opt.step()
             losses.append(out.loss.item())
             step += 1
+            time_up = bool(seconds) and time.perf_counter() - t0 >= seconds
+            if time_up and budget_step is None:
+                budget_step = step
             if max_steps and step >= max_steps:
                 stopped_by = "max_steps"
-            elif seconds and step >= min_steps and time.perf_counter() - t0 >= seconds:
-                stopped_by = "time"
+            elif time_up and step >= min_steps:
+                stopped_by = "time" if budget_step == step else "min_steps"
             else:
                 continue
             break
@@ -330,6 +333,7 @@ def finetune(
         "cpu_seconds": round(cpu_seconds, 2),  # ~ threads x seconds on an idle machine
         "n_train": len(texts),
         "stopped_by": stopped_by,
+        "steps_within_budget": step if budget_step is None else budget_step,
     }
 
 

@@ -394,19 +394,27 @@ def _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, ne
         raise UsageError(f"MODEL '{path}': adapter_config.json names no base_model_name_or_path")
     loaded = load_model(base, model_class, tokenizer or (path if (Path(path) / "tokenizer_config.json").exists() else None),
                         trust_remote_code, allow_pickle, need_tokenizer)
+    saved = _checkpoint_keys(path)
+    to_save = [m for m in (adapter_cfg.get("modules_to_save") or []) if m]
+    head_saved = [m for m in to_save if any(f".{m}." in k or k.startswith(f"{m}.") for k in saved)]
+    kwargs = {}
+    if to_save and not head_saved:
+        # the adapter names a head to save but holds none: load without it (peft would raise), report it
+        from peft import PeftConfig
+
+        cfg = PeftConfig.from_pretrained(path)
+        cfg.modules_to_save = None
+        cfg.task_type = None  # a SEQ_CLS adapter re-adds 'classifier' to modules_to_save
+        kwargs["config"] = cfg
     try:
-        net = PeftModel.from_pretrained(loaded.model, path, is_trainable=False)
+        net = PeftModel.from_pretrained(loaded.model, path, is_trainable=False, **kwargs)
     except Exception as exc:
         raise UsageError(f"MODEL '{path}': the adapter could not be loaded onto '{base}' ({describe_exception(exc)})") from None
-    saved = _checkpoint_keys(path)
-    to_save = adapter_cfg.get("modules_to_save") or []
-    head_saved = any(any(f".{m}." in k or k.startswith(f"{m}.") for m in to_save) for k in saved) if to_save else False
     audit = loaded.audit
-    if not head_saved:
-        # the adapter did not carry a trained head: the base's head is what runs
-        audit.missing_head = sorted(set(audit.missing_head) | {f"modules_to_save: {', '.join(to_save) or '(none)'}"})
-    else:
-        audit.missing_head = []
+    if to_save and not head_saved:
+        audit.missing_head = sorted(set(audit.missing_head) | {f"adapter modules_to_save without weights: {', '.join(to_save)}"})
+    elif head_saved:
+        audit.missing_head = []  # the adapter carries the trained head
     net.eval()
     loaded.model = net
     return loaded
