@@ -46,11 +46,17 @@ Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
 
 
-def _options(**kw):
+def _options(params: dict):
+    """CommonOptions from a command's parameters (its locals()); command-specific ones are left out."""
+    import dataclasses
+
     from labeldiag.commands.common import CommonOptions
 
+    kw = dict(params)
+    kw["json_path"], kw["plot_path"] = kw.pop("json", None), kw.pop("plot", None)
     kw["progress"] = not kw.pop("no_progress", False)
-    return CommonOptions(**kw)
+    names = {f.name for f in dataclasses.fields(CommonOptions)}
+    return CommonOptions(**{k: v for k, v in kw.items() if k in names})
 
 
 def _version(value: bool) -> None:
@@ -76,12 +82,7 @@ def check_logits(
     no_progress: NoProgress = False,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    opts = _options(model=model, data=data, model_class=model_class, tokenizer=tokenizer, text_field=text_field,
-                    text_pair_field=text_pair_field, label_field=label_field, label_tokens=label_tokens,
-                    label_token_positions=label_token_positions, max_examples=max_examples, batch_size=batch_size,
-                    max_length=max_length, device=device, precision=precision, seed=seed, fail_on=fail_on,
-                    json_path=json, plot_path=plot, trust_remote_code=trust_remote_code,
-                    allow_pickle=allow_pickle, debug=debug, no_progress=no_progress)
+    opts = _options(locals())
 
     def body() -> int:
         from labeldiag.commands import check_logits as cmd

@@ -24,12 +24,7 @@ def grad_flow(
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
-    opts = _options(model=model, data=data, model_class=model_class, tokenizer=tokenizer, text_field=text_field,
-                    text_pair_field=text_pair_field, label_field=label_field, label_tokens=label_tokens,
-                    label_token_positions=label_token_positions, max_examples=max_examples, batch_size=batch_size,
-                    max_length=max_length, device=device, precision=precision, seed=seed, fail_on=fail_on,
-                    json_path=json, plot_path=plot, trust_remote_code=trust_remote_code,
-                    allow_pickle=allow_pickle, debug=debug, no_progress=no_progress)
+    opts = _options(locals())
 
     def body() -> int:
         from labeldiag.commands import grad_flow as cmd
@@ -55,12 +50,7 @@ def smoke_train(
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
 ) -> None:
     """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
-    opts = _options(model=model, data=data, model_class=model_class, tokenizer=tokenizer, text_field=text_field,
-                    text_pair_field=text_pair_field, label_field=label_field, label_tokens=label_tokens,
-                    label_token_positions=label_token_positions, max_examples=max_examples, batch_size=batch_size,
-                    max_length=max_length, device=device, precision=precision, seed=seed, fail_on=fail_on,
-                    json_path=json, plot_path=plot, trust_remote_code=trust_remote_code,
-                    allow_pickle=allow_pickle, debug=debug, no_progress=no_progress)
+    opts = _options(locals())
 
     def body() -> int:
         from labeldiag.commands import smoke_train as cmd

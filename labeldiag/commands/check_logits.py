@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import CommonOptions, finish, prepare
+from labeldiag.commands.common import CommonOptions, finish, prepare, tokens_fit_model
 
 
 def run(opts: CommonOptions) -> int:
     from labeldiag.checks.labels import check_label_map
     from labeldiag.checks.logits import (check_determinism, check_features, check_input_dependence,
                                          check_logit_scale, check_predictions, feature_stats, metrics)
-    from labeldiag.checks.tokens import check_tokenizer
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward
     from labeldiag.render.plots import plot_confusion
@@ -19,11 +18,7 @@ def run(opts: CommonOptions) -> int:
 
     s = prepare(opts, "check-logits", fresh_head_expected=False)
     report, enc, model = s.report, s.encoded, s.loaded.model
-    token_findings = check_tokenizer(enc.stats)
-    report.add(token_findings)
-    if any(f.code == "tokenizer-model-mismatch" and enc.stats.max_token_id >= (enc.stats.embedding_rows or 0)
-           for f in token_findings):
-        report.notes.append("the forward pass was skipped: token ids beyond the embedding table would crash it")
+    if not tokens_fit_model(s):
         return finish(s, opts, plot_confusion)
     model.to(s.runtime.device)
     model.eval()

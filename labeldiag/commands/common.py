@@ -185,6 +185,18 @@ def _label_tokens(opts: CommonOptions, tokenizer: Any, num_classes: int) -> tupl
     return positions, ids
 
 
+def tokens_fit_model(s: Session) -> bool:
+    """Add the tokenizer findings; False when token ids are beyond the embedding table (a forward would crash)."""
+    from labeldiag.checks.tokens import check_tokenizer
+
+    stats = s.encoded.stats
+    s.report.add(check_tokenizer(stats))
+    if stats.embedding_rows is not None and stats.max_token_id >= stats.embedding_rows:
+        s.report.notes.append("the forward pass was skipped: token ids beyond the embedding table would crash it")
+        return False
+    return True
+
+
 def finish(session_or_report: Any, opts: CommonOptions, plot_fn=None) -> int:
     """Render the report (console, JSON, plot) and return the exit code."""
     from labeldiag.render.console import make_console, render_report

@@ -5,13 +5,12 @@ import math
 
 import numpy as np
 
-from labeldiag.commands.common import CommonOptions, finish, prepare
+from labeldiag.commands.common import CommonOptions, finish, prepare, tokens_fit_model
 from labeldiag.errors import UsageError
 
 
 def run(opts: CommonOptions, lr: float = 2e-5) -> int:
     from labeldiag.checks.gradients import check_grad_flow
-    from labeldiag.checks.tokens import check_tokenizer
     from labeldiag.measure.encode import subset
     from labeldiag.measure.gradients import measure_grad_flow
     from labeldiag.render import grad_flow as grad_flow_render  # registers the console section
@@ -20,11 +19,7 @@ def run(opts: CommonOptions, lr: float = 2e-5) -> int:
         raise UsageError(f"--lr must be a positive number, got {lr}")
     s = prepare(opts, "grad-flow", fresh_head_expected=True)
     report, enc, model = s.report, s.encoded, s.loaded.model
-    token_findings = check_tokenizer(enc.stats)
-    report.add(token_findings)
-    if any(f.code == "tokenizer-model-mismatch" and enc.stats.max_token_id >= (enc.stats.embedding_rows or 0)
-           for f in token_findings):
-        report.notes.append("the forward pass was skipped: token ids beyond the embedding table would crash it")
+    if not tokens_fit_model(s):
         return finish(s, opts)
     rows, labels = _labelled_rows(s)
     enc = subset(enc, rows)
