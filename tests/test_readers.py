@@ -363,3 +363,34 @@ def test_bad_files(tmp_path, name):
             assert match in str(exc)
         return
     assert match is None, f"expected a UsageError matching {match!r}, read {len(ex)} examples"
+
+
+def test_json_syntax_error_is_reported_without_reading_the_rest(tmp_path, monkeypatch):
+    """A broken item near the start of a large list fails at once, not after loading the whole file."""
+    import builtins
+
+    from labeldiag.errors import UsageError
+    from labeldiag.load.data import read_examples
+
+    path = tmp_path / "big.json"
+    good = ", ".join('{"text": "row %d", "label": 0}' % i for i in range(200_000))
+    path.write_text('[{"text": "a", "label": 0}, {"text": "b" "label": 1}, ' + good + "]")
+    reads = []
+    real_open = builtins.open
+
+    def counting_open(*args, **kwargs):
+        fh = real_open(*args, **kwargs)
+        original = fh.read
+
+        def read(n=-1):
+            data = original(n)
+            reads.append(len(data))
+            return data
+
+        fh.read = read
+        return fh
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    with pytest.raises(UsageError, match="not valid JSON near item 1"):
+        read_examples(path, max_examples=10)
+    assert sum(reads) <= 1 << 21  # the first chunk, not the whole ~7 MB file

@@ -159,7 +159,10 @@ def _json_rows(p: Path) -> Iterator[dict]:
                     if not isinstance(exc, json.JSONDecodeError):  # 5000-digit numbers, deep nesting
                         raise UsageError(f"DATA '{p}' item {index} cannot be read as JSON "
                                          f"({_json_problem(exc)})") from None
-                    if not eof:  # maybe the object continues in the next chunk
+                    # only an item cut by the chunk border fails at the buffer's end (or as a string
+                    # running to it); any other error is real, and reading on would load the whole file
+                    cut = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
+                    if not eof and cut:
                         chunk = fh.read(1 << 22)
                         if chunk:
                             buf = buf[pos:] + chunk
