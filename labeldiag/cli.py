@@ -25,15 +25,15 @@ app = typer.Typer(
 
 Model = Annotated[str, typer.Argument(help="checkpoint folder (save_pretrained or Trainer checkpoint-N) or a cached hub id", show_default=False)]
 Data = Annotated[str, typer.Argument(help="examples: .jsonl .json .csv .tsv .parquet, a save_to_disk folder, or a .pt/.safetensors dict of tokenized tensors", show_default=False)]
-ModelClass = Annotated[Optional[str], typer.Option("--model-class", help="custom class as FILE.py:Class or module:Class [default: AutoModelForSequenceClassification]")]
-Tokenizer = Annotated[Optional[str], typer.Option("--tokenizer", help="tokenizer location [default: MODEL]")]
-TextField = Annotated[Optional[str], typer.Option("--text-field", help="text column [default: detected]")]
-PairField = Annotated[Optional[str], typer.Option("--text-pair-field", help="second text column for pairs [default: detected]")]
-LabelField = Annotated[Optional[str], typer.Option("--label-field", help="label column [default: detected]")]
+ModelClass = Annotated[Optional[str], typer.Option("--model-class", help="custom class as FILE.py:Class or module:Class (default: AutoModelForSequenceClassification)")]
+Tokenizer = Annotated[Optional[str], typer.Option("--tokenizer", help="tokenizer location (default: MODEL)")]
+TextField = Annotated[Optional[str], typer.Option("--text-field", help="text column (default: detected)")]
+PairField = Annotated[Optional[str], typer.Option("--text-pair-field", help="second text column for pairs (default: detected)")]
+LabelField = Annotated[Optional[str], typer.Option("--label-field", help="label column (default: detected)")]
 LabelTokens = Annotated[Optional[str], typer.Option("--label-tokens", help="one word per class, in class order, whose token positions carry the scores")]
 LabelPositions = Annotated[Optional[str], typer.Option("--label-token-positions", help="the same as fixed input positions, e.g. 1,2,3")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="forward batch size")]
-MaxLength = Annotated[Optional[int], typer.Option("--max-length", help="truncation length [default: tokenizer's, capped at 512]")]
+MaxLength = Annotated[Optional[int], typer.Option("--max-length", help="truncation length (default: the tokenizer's, capped at 512)")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto: cuda, then mps, then cpu)")]
 Precision = Annotated[str, typer.Option("--precision", help="auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that has it, else fp32)")]
 Seed = Annotated[int, typer.Option("--seed", help="seed for every random choice")]
@@ -121,7 +121,7 @@ def explain(
 
 @app.command("demo")
 def demo(
-    cache: Annotated[Optional[str], typer.Option("--cache", help="folder for the demo models [default: ~/.cache/labeldiag/demo]")] = None,
+    cache: Annotated[Optional[str], typer.Option("--cache", help="folder for the demo models (default: ~/.cache/labeldiag/demo)")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="train the demo models again even if cached")] = False,
     debug: Debug = False,
 ) -> None:
