@@ -75,6 +75,6 @@ def test_grad_flow_on_real_model_is_clean(bbc, tmp_path):
 
 def test_smoke_train_on_real_model_fits(bbc, tmp_path):
     ckpt, test = bbc
-    res = run_cli("smoke-train", ckpt, test, "--device", "cpu", "--max-length", "128", "--steps", "60",
+    res = run_cli("smoke-train", ckpt, test, "--device", "cpu", "--max-length", "128",
                   "--no-progress", tmp=tmp_path)
     assert res.code == 0 and res.problems() == [], res.out + res.err

@@ -61,7 +61,7 @@ def smoke(model, data, *extra, tmp):
 
 def test_trained_model_fits(trained, tmp_path):
     png = tmp_path / "curve.png"
-    r = smoke(trained["checkpoint"], trained["data"], "--steps", "20", "--plot", png, tmp=tmp_path)
+    r = smoke(trained["checkpoint"], trained["data"], "--plot", png, tmp=tmp_path)
     assert r.code == 0, (r.err, r.codes())
     assert r.problems() == []
     m = r.report["metrics"]
