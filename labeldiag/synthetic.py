@@ -38,16 +38,24 @@ def make_examples(n: int, seed: int = 0, classes: list[str] | None = None) -> li
 
 
 def build_tokenizer(texts: list[str], model_max_length: int = 64) -> Any:
-    """A WordPiece tokenizer trained with the `tokenizers` library on the given texts."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer built with the `tokenizers` library from the words of the given texts.
+
+    The vocabulary is the sorted set of words rather than a trained one: the trainer breaks ties
+    between equally frequent pieces in hash order, which differs between processes, and tests
+    need the same token ids (hence the same trained model) on every run.
+    """
+    import re
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())} - set(specials))
+    vocab = {tok: i for i, tok in enumerate(specials + words)}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
