@@ -75,7 +75,8 @@ def _check_logits(report: Report, console: Console) -> None:
     m = report.metrics
     matrix, names = m.get("confusion_matrix"), m.get("confusion_labels")
     if matrix and names:
-        table = Table(title="confusion matrix: gold label (rows) x predicted logit", title_justify="left")
+        console.print("confusion matrix: gold label (rows) x predicted logit (columns)")
+        table = Table()
         table.add_column("gold \\ logit", style="bold")
         for i, name in enumerate(names):
             table.add_column(f"{i}:{name}"[:18], justify="right")
