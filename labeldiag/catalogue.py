@@ -355,10 +355,6 @@ _declare(
 )
 
 
-def codes_for(command: str) -> list[CodeInfo]:
-    return [c for c in CATALOGUE.values() if c.command in (command, "all")]
-
-
 def markdown_table(command: str) -> str:
     """README's table of codes for one command ('all' = reported by every command)."""
     lines = ["| code | severity | what it means | what to do |", "|---|---|---|---|"]

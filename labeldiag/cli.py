@@ -144,9 +144,5 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
 
 
-def _register_optional_commands() -> None:
-    """grad-flow and smoke-train live in their own modules (cli_train.py) to keep this file readable."""
-    from labeldiag import cli_train  # noqa: F401
-
-
-_register_optional_commands()
+# grad-flow and smoke-train live in cli_train.py (same app); importing it registers them
+from labeldiag import cli_train  # noqa: E402,F401

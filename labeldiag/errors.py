@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Callable, TypeVar
+from typing import Callable
 
-T = TypeVar("T")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -58,15 +57,3 @@ def guarded(fn: Callable[[], int], debug: bool = False) -> int:
         )
         return EXIT_INTERNAL
 
-
-def user_code(what: str, fn: Callable[[], T]) -> T:
-    """Call into the user's model code; its exceptions become a one-line ModelCodeError."""
-    try:
-        return fn()
-    except UsageError:
-        raise
-    except Exception as exc:
-        raise ModelCodeError(
-            f"{what} raised {describe_exception(exc)}; fix the model code "
-            "(rerun with --debug for the traceback)"
-        ) from exc

@@ -62,6 +62,9 @@ SATURATION_MIN_LOSS_RATIO = 5.0
 # their mean to be tiny relative to the mean's norm.
 COLLAPSE_MIN_MEAN_COSINE = 0.995
 COLLAPSE_MAX_RELATIVE_SPREAD = 0.05
+# Features of at most this many examples (in data order) enter the statistics: the pairwise cosine
+# needs an n x n Gram matrix, and 1,024 rows estimate a mean cosine to about 1e-3.
+FEATURE_SAMPLE = 1024
 
 # --- nondeterministic-eval --------------------------------------------------------------
 # Max |difference| of two eval passes relative to the logits' scale. fp32 kernels reorder sums

@@ -96,9 +96,9 @@ def test_feature_collapse_versus_anisotropic_but_healthy_features():
     center = rng.normal(size=64) * 10
     collapsed = center + 1e-4 * rng.normal(size=(100, 64))
     anisotropic = center + 2.0 * rng.normal(size=(100, 64))  # mean cosine ~0.96, still informative
-    assert codes(L.check_features(collapsed, "pooler")) == ["representation-collapse"]
+    assert codes(L.check_features(L.feature_stats(collapsed), 100, "pooler")) == ["representation-collapse"]
     assert L.feature_stats(anisotropic)["mean_cosine"] > 0.9
-    assert L.check_features(anisotropic, "pooler") == []
+    assert L.check_features(L.feature_stats(anisotropic), 100, "pooler") == []
 
 
 def test_metrics_match_hand_computation():

@@ -22,7 +22,8 @@ class GoldLabels:
     indices: np.ndarray
     kind: str  # "int", "float" or "str"
     distinct: list[Any]
-    names_used: bool = False  # string labels mapped through label2id
+    # names the indices stand for when they come from the data, not the config (generic config names)
+    index_names: list[str] | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -132,9 +133,8 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
     findings: list[Finding] = []
     idx = np.full(len(parsed), -1, dtype=np.int64)
     distinct = sorted(set(parsed), key=lambda x: (str(type(x)), x))
-    names_used = False
+    index_names = None
     if kind == "str":
-        names_used = True
         if names_are_generic(info) or not info.label2id:
             shown = [str(d) for d in distinct[:6]]
             findings.append(Finding(
@@ -150,6 +150,7 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
             order = {name: i for i, name in enumerate(sorted(distinct))}
             if len(order) <= num_classes:
                 idx = np.array([order[p] for p in parsed], dtype=np.int64)
+                index_names = sorted(distinct)
         else:
             lookup = dict(info.label2id)
             folded = {k.lower(): v for k, v in lookup.items()}
@@ -189,7 +190,7 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
                      "looks_one_based": one_based},
                     hint=("subtract 1 from every label (they are 1-based)" if one_based else ""),
                 ))
-    return GoldLabels(indices=idx, kind=kind, distinct=distinct, names_used=names_used), findings
+    return GoldLabels(indices=idx, kind=kind, distinct=distinct, index_names=index_names), findings
 
 
 def replay_problem_type(problem_type: str | None, num_labels: int, label_kind_: str) -> str:

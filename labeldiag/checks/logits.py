@@ -243,19 +243,17 @@ def check_input_dependence(logits: np.ndarray, blank_logits: np.ndarray | None,
     )]
 
 
-def check_features(features: np.ndarray | None, source: str | None) -> list[Finding]:
-    """representation-collapse: near-identical features for different inputs."""
-    if features is None or features.shape[0] < 8:
+def check_features(stats: dict | None, n: int, source: str | None) -> list[Finding]:
+    """representation-collapse: near-identical features (feature_stats of n inputs) for different inputs."""
+    if stats is None or n < 8:
         return []
-    f = features.astype(np.float64)
-    stats = feature_stats(f)
     if stats["mean_cosine"] >= T.COLLAPSE_MIN_MEAN_COSINE and stats["relative_spread"] <= T.COLLAPSE_MAX_RELATIVE_SPREAD:
         return [Finding(
             "representation-collapse",
-            f"the features feeding the head ({source or 'pooled'}) are nearly identical across {f.shape[0]} inputs: "
+            f"the features feeding the head ({source or 'pooled'}) are nearly identical across {n} inputs: "
             f"mean pairwise cosine {stats['mean_cosine']:.4f}, spread {stats['relative_spread']:.3%} of their norm, "
             f"effective rank {stats['effective_rank']:.2f}",
-            {**stats, "source": source, "n": f.shape[0], "cosine_threshold": T.COLLAPSE_MIN_MEAN_COSINE,
+            {**stats, "source": source, "n": n, "cosine_threshold": T.COLLAPSE_MIN_MEAN_COSINE,
              "spread_threshold": T.COLLAPSE_MAX_RELATIVE_SPREAD},
         )]
     return []

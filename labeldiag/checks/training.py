@@ -268,14 +268,6 @@ def check_ranks(max_rel_diff: float | None, world_size: int) -> list[Finding]:
     )]
 
 
-def fit_verdict(t: TrainingTrace) -> str:
-    if t.fitted:
-        return f"fitted at step {t.fit_step}"
-    if t.diverged_step is not None:
-        return f"diverged at step {t.diverged_step}"
-    return "not fitted"
-
-
 def _num(x: float | None) -> str:
     return "-" if x is None else ("NaN/inf" if not math.isfinite(x) else f"{x:.3g}")
 

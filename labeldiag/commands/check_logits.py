@@ -19,6 +19,7 @@ def run(opts: CommonOptions) -> int:
     s = prepare(opts, "check-logits", fresh_head_expected=False)
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
+        report.add(check_label_map(s.loaded.info, None))
         return finish(s, opts, plot_confusion)
     model.to(s.runtime.device)
     model.eval()
@@ -28,16 +29,11 @@ def run(opts: CommonOptions) -> int:
     logits = main.logits
     report.metrics["forward_seconds"] = round(main.seconds, 3)
     report.metrics["examples_per_second"] = round(n / main.seconds, 1) if main.seconds > 0 else None
-    head_outputs = logits.shape[1]
-    if head_outputs != s.loaded.info.num_labels:
-        # the config's label map disagrees with what the head produces
-        report.findings = [f for f in report.findings if f.code != "label-map-inconsistent"]
-        report.add(check_label_map(s.loaded.info, head_outputs))
-    c = head_outputs
+    c = logits.shape[1]
+    report.add(check_label_map(s.loaded.info, c))
     names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
-    if s.gold is not None and s.gold.names_used and any(f.code == "label-set-mismatch" and
-                                                        "no real label names" in f.message for f in report.findings):
-        names = [str(x) for x in sorted(s.gold.distinct)][:c] + names[len(s.gold.distinct):]
+    if s.gold is not None and s.gold.index_names:
+        names[: len(s.gold.index_names)] = [str(x) for x in s.gold.index_names][:c]
     # second eval pass and blanked-input baseline on a fixed random subset
     rng = np.random.default_rng(opts.seed)
     k = min(n, T.SUBSET_FOR_EXTRA_PASSES)
@@ -46,7 +42,6 @@ def run(opts: CommonOptions) -> int:
     report.add(check_determinism(logits[rows], again.logits, s.runtime.precision))
     blank = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size, capture_features=False)
     report.add(check_input_dependence(logits, blank.logits, rows))
-    gold_idx = None
     if s.gold is not None and c >= 2:
         usable = s.gold.usable & (s.gold.indices < c)
         gold_idx = s.gold.indices[usable]
@@ -59,9 +54,11 @@ def run(opts: CommonOptions) -> int:
     elif c >= 2:
         report.add(check_logit_scale(logits, None))
         report.metrics.update(metrics(logits, None, names))
-    report.add(check_features(main.features, main.feature_source))
     if main.features is not None and main.features.shape[0] >= 2:
-        fs = feature_stats(main.features[: min(512, main.features.shape[0])].astype(np.float64))
+        # one set of statistics for the verdict and the metrics; a sample bounds the n x n Gram matrix
+        sample = main.features[: T.FEATURE_SAMPLE].astype(np.float64)
+        fs = feature_stats(sample)
+        report.add(check_features(fs, sample.shape[0], main.feature_source))
         report.metrics.update({"representation_mean_cosine": fs["mean_cosine"],
                                "representation_relative_spread": fs["relative_spread"],
                                "representation_effective_rank": fs["effective_rank"],

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labeldiag.errors import UsageError
-from labeldiag.findings import Finding, Report
+from labeldiag.findings import Report
 
 
 @dataclass
@@ -104,7 +104,7 @@ def prepare(opts: CommonOptions, command: str, fresh_head_expected: bool) -> Ses
     validate(opts)
     import numpy as np
 
-    from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
+    from labeldiag.checks.labels import check_problem_type, map_labels
     from labeldiag.checks.loading import check_load_audit
     from labeldiag.load.data import read_examples
     from labeldiag.load.model import load_model
@@ -135,8 +135,6 @@ def prepare(opts: CommonOptions, command: str, fresh_head_expected: bool) -> Ses
         report.add(check_problem_type(info, gold))
     else:
         report.add(check_problem_type(info, None))
-    if command == "check-logits":
-        report.add(check_label_map(info, None))
     max_length = opts.max_length or default_max_length(loaded.tokenizer, info.max_positions)
     if info.max_positions and max_length > info.max_positions:
         raise UsageError(f"--max-length {max_length} is more than the model's {info.max_positions} positions; "
@@ -235,7 +233,3 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-
-def too_few(needed: int, have: int, what: str) -> Finding:
-    return Finding("too-few-examples", f"{have} labelled examples are too few for {what}; {needed} are needed",
-                   {"labelled": have, "needed": needed})

@@ -35,7 +35,6 @@ class LoadAudit:
     unused: list[str] = field(default_factory=list)
     unused_pretraining: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, Any, Any]] = field(default_factory=list)
-    checkpoint_keys: int = 0
     source: str = "transformers"  # or "labeldiag" when the class gave no loading info
 
 
@@ -381,7 +380,6 @@ def _model_info(net: Any, path: str, weights_format: str) -> ModelInfo:
 def _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer) -> LoadedModel:
     """A PEFT adapter folder: load its base model, then the adapter on top."""
     try:
-        import peft  # noqa: F401
         from peft import PeftModel
     except ImportError:
         raise UsageError(f"MODEL '{path}' is a PEFT adapter folder; loading it needs peft: pip install peft") from None

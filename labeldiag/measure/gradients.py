@@ -20,7 +20,9 @@ from labeldiag import thresholds as T
 from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate, make_batches
-from labeldiag.measure.runtime import Runtime, call_model, extract_logits, extract_loss, filter_inputs, forward_params
+from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
+                                     forward_params,
+                                     logits_tensor)
 
 # `bert.encoder.layer.3.`, `roberta.encoder.layer.3.`, `distilbert.transformer.layer.3.`, `model.layers.3.`
 STACK_RE = re.compile(r"^(?P<stack>(?:.*\.)?(?:layer|layers|h|blocks))\.(?P<index>\d+)\.")
@@ -352,7 +354,7 @@ class HiddenGradTap:
     """Gradient of the loss w.r.t. the embeddings output and each encoder block's output."""
 
     def __init__(self, model: Any):
-        emb_name, emb = find_embeddings(model)
+        _, emb = find_embeddings(model)
         _, blocks = find_layer_stack(model)
         self.names: list[str] = []
         self.handles = []
@@ -433,20 +435,6 @@ class NonFiniteWatch:
 
 
 # --- the measurement -------------------------------------------------------------------------
-
-def logits_tensor(output: Any, batch_size: int):
-    """The logits as a torch tensor still attached to the graph, or None (numpy, lists...)."""
-    import torch
-
-    for cand in (getattr(output, "logits", None), output.get("logits") if isinstance(output, dict) else None, output):
-        if isinstance(cand, torch.Tensor) and cand.dim() == 2 and cand.shape[0] == batch_size:
-            return cand
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor) and item.dim() == 2 and item.shape[0] == batch_size:
-                return item
-    return None
-
 
 def _loss_of(output: Any, labels, batch_size: int, accepts_labels: bool) -> tuple[Any, str]:
     import torch

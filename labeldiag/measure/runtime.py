@@ -95,7 +95,7 @@ def filter_inputs(batch: dict, params: tuple[set[str], bool]) -> dict:
     return {k: v for k, v in batch.items() if k in names}
 
 
-def extract_logits(output: Any, batch_size: int, labels_passed: bool = False) -> np.ndarray:
+def extract_logits(output: Any, batch_size: int) -> np.ndarray:
     """Normalise what forward returned into a float32 [B, C] array."""
     import torch
 
@@ -144,6 +144,35 @@ def extract_logits(output: Any, batch_size: int, labels_passed: bool = False) ->
                                  "labeldiag needs sequence-classification logits of shape [batch, num_labels]")
     raise ModelCodeError(f"could not find logits in the model's output ({_describe(output)}); return a "
                          "ModelOutput with .logits, a (loss, logits) tuple or a [batch, num_labels] tensor")
+
+
+def logits_tensor(output: Any, batch_size: int) -> Any:
+    """The [B, C] logits as a torch tensor still in the graph, or None (numpy arrays, odd shapes).
+
+    Training needs this form; extract_logits gives numpy for evaluation.
+    """
+    import torch
+
+    cand = getattr(output, "logits", None)
+    if cand is None and isinstance(output, dict):
+        cand = output.get("logits")
+    if cand is None:
+        if isinstance(output, torch.Tensor):
+            cand = output
+        elif isinstance(output, (tuple, list)):
+            items = list(output)
+            if len(items) == batch_size and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in items):
+                return torch.stack(items)
+            for item in items:
+                if (isinstance(item, (tuple, list)) and len(item) == batch_size and item
+                        and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in item)):
+                    return torch.stack(list(item))
+                if isinstance(item, torch.Tensor) and item.dim() in (1, 2) and item.shape[0] == batch_size:
+                    cand = item
+                    break
+    if isinstance(cand, torch.Tensor) and cand.dim() in (1, 2) and cand.shape[0] == batch_size:
+        return cand[:, None] if cand.dim() == 1 else cand
+    return None
 
 
 def extract_loss(output: Any):

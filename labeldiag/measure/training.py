@@ -20,7 +20,9 @@ from labeldiag.distributed import Dist, all_reduce_sum, parameter_divergence
 from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
-from labeldiag.measure.runtime import Runtime, call_model, extract_logits, extract_loss, filter_inputs, forward_params
+from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
+                                     forward_params,
+                                     logits_tensor)
 
 HEAD_MODULES = ("classifier", "score", "head", "pre_classifier", "classification_head", "out_proj")
 
@@ -85,39 +87,15 @@ def make_batch(model: Any, enc: Encoded, rows: np.ndarray, labels: np.ndarray, d
 
 # --- forward + loss -----------------------------------------------------------------------------
 
-def logits_tensor(output: Any, batch_size: int) -> Any:
-    """The [B, C] logits tensor, still in the graph (extract_logits gives numpy, for eval)."""
-    import torch
-
-    cand = getattr(output, "logits", None)
-    if cand is None and isinstance(output, dict):
-        cand = output.get("logits")
-    if cand is None:
-        if isinstance(output, torch.Tensor):
-            cand = output
-        elif isinstance(output, (tuple, list)):
-            items = list(output)
-            if len(items) == batch_size and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in items):
-                return torch.stack(items)
-            for item in items:
-                if (isinstance(item, (tuple, list)) and len(item) == batch_size and item
-                        and all(isinstance(i, torch.Tensor) and i.dim() == 1 for i in item)):
-                    return torch.stack(list(item))
-                if isinstance(item, torch.Tensor) and item.dim() in (1, 2) and item.shape[0] == batch_size:
-                    cand = item
-                    break
-    if isinstance(cand, torch.Tensor) and cand.dim() in (1, 2) and cand.shape[0] == batch_size:
-        return cand[:, None] if cand.dim() == 1 else cand
-    extract_logits(output, batch_size)  # raises the precise error for odd shapes
-    raise ModelCodeError("the model's logits are not a torch tensor; smoke-train needs them to backpropagate")
-
-
 def forward_loss(net: Any, batch: Batch) -> tuple[Any, Any]:
     """(loss, logits): the model's own loss when it returns one, else cross-entropy on the logits."""
     import torch.nn.functional as F
 
     out = call_model(net, batch.inputs)
     logits = logits_tensor(out, batch.rows)
+    if logits is None:
+        extract_logits(out, batch.rows)  # raises the precise error for odd shapes
+        raise ModelCodeError("the model's logits are not a torch tensor; smoke-train needs them to backpropagate")
     loss = extract_loss(out) if batch.own_loss else None
     if loss is None:
         if logits.shape[1] < 2:
