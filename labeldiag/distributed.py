@@ -108,16 +108,6 @@ def gather(obj: Any, d: Dist) -> list[Any]:
     return out
 
 
-def broadcast(obj: Any, d: Dist) -> Any:
-    if not d.active:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def parameter_divergence(model: Any, d: Dist) -> float | None:
     """Max |p_rank - p_rank0| / max |p| over all parameters, the same on every rank; None alone."""
     if not d.active:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from typing import Callable
 
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_USAGE, EXIT_INTERNAL = 2, 3
 
 
 class UsageError(Exception):
@@ -22,13 +23,26 @@ def debug_enabled(flag: bool = False) -> bool:
     return flag or os.environ.get("LABELDIAG_DEBUG", "") not in ("", "0", "false", "no")
 
 
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def strip_control(text: str) -> str:
+    """Text without terminal escapes and control characters (a file's content must not drive the terminal)."""
+    return CONTROL.sub("", text)
+
+
 def one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(strip_control(str(text)).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_exception(exc: BaseException) -> str:
-    msg = one_line(str(exc), 250)
+    msg = str(exc)
+    if "Weights only load failed" in msg:  # torch's text advises weights_only=False: never pass that on
+        found = UNSAFE_GLOBAL.search(msg)
+        msg = "the file holds pickled objects, not only tensors" + (f" ({found.group(1)})" if found else "")
+    msg = one_line(msg, 250)
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 

@@ -1,6 +1,11 @@
-"""The record types every command produces: Finding and Report (stdlib only)."""
+"""The record types every command produces: Finding and Report (stdlib only).
+
+A Finding's severity and default hint come from its catalogue entry (per command where the entry
+says so), never from the check that emits it.
+"""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,22 +16,19 @@ SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 @dataclass
 class Finding:
-    """One diagnosis. Severity and hint default to the code's catalogue entry."""
+    """One diagnosis: what the evidence shows (`message`, `evidence`) and what to do (`hint`)."""
 
     code: str
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    severity: str = ""
     hint: str = ""
+    severity: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         from labeldiag.catalogue import lookup
 
         entry = lookup(self.code)
-        if not self.severity:
-            self.severity = entry.severity
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"bad severity {self.severity!r}")
+        self.severity = entry.severity
         if not self.hint:
             self.hint = entry.fix
 
@@ -42,6 +44,11 @@ class Finding:
 
 @dataclass
 class Report:
+    """What one command (or check_predictions, or one callback event) found.
+
+    `to_dict()` is the JSON report of CONTRACT.md; in Jupyter the report shows itself.
+    """
+
     command: str
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -50,34 +57,43 @@ class Report:
     metrics: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)  # doctor: ranked root causes
 
     def add(self, findings: list[Finding] | Finding | None) -> None:
+        """Add findings, each taking the severity its catalogue entry gives for this command."""
+        from labeldiag.catalogue import lookup
+
         if findings is None:
             return
-        if isinstance(findings, Finding):
-            findings = [findings]
-        self.findings.extend(findings)
+        for f in [findings] if isinstance(findings, Finding) else findings:
+            f.severity = lookup(f.code).severity_for(self.command)
+            self.findings.append(f)
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: SEVERITY_RANK[f.severity])
 
-    def codes(self) -> list[str]:
-        return [f.code for f in self.findings]
+    def has(self, code: str) -> bool:
+        return any(f.code == code for f in self.findings)
 
-    def worst(self) -> str | None:
-        found = self.sorted_findings()
-        return found[0].severity if found else None
+    def get(self, code: str) -> Finding | None:
+        return next((f for f in self.findings if f.code == code), None)
 
-    def exit_code(self, fail_on: str) -> int:
+    def exit_code(self, fail_on: str = "error") -> int:
+        """0, or 1 when a finding is at or above `fail_on` (error, warning or never)."""
         if fail_on == "never":
             return 0
+        if fail_on not in SEVERITY_RANK or fail_on == "info":
+            from labeldiag.errors import UsageError
+
+            raise UsageError(f"--fail-on must be error, warning or never, got '{fail_on}'")
         limit = SEVERITY_RANK[fail_on]
         return 1 if any(SEVERITY_RANK[f.severity] <= limit for f in self.findings) else 0
 
     def to_dict(self) -> dict[str, Any]:
         from labeldiag import __version__
 
-        return {
+        out = {
             "labeldiag_version": __version__,
             "command": self.command,
             "model": plain(self.model),
@@ -88,6 +104,30 @@ class Report:
             "notes": list(self.notes),
             "elapsed_s": round(self.elapsed_s, 3),
         }
+        if self.command == "doctor":
+            out["diagnosis"] = plain(self.diagnosis)
+        if self.environment:
+            out["environment"] = dict(self.environment)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def __rich_console__(self, console, options):
+        from labeldiag.render.notebook import report_renderables
+
+        yield from report_renderables(self, options.max_width)
+
+    def _repr_html_(self) -> str:
+        from labeldiag.render.notebook import report_html
+
+        return report_html(self)
+
+    def __repr__(self) -> str:
+        counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+        codes = ", ".join(f.code for f in self.sorted_findings()[:6])
+        return (f"<Report {self.command}: {counts['error']} error(s), {counts['warning']} warning(s), "
+                f"{counts['info']} info{': ' + codes if codes else ''}>")
 
 
 def plain(value: Any) -> Any:

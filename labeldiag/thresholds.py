@@ -14,9 +14,14 @@ ALPHA = 0.01
 # small (47 for 2 classes, 67 for 3, 105 for 5) while still catching "no better than chance".
 DETECTABLE_EFFECT_W = 0.5
 POWER = 0.8
-# Never fewer labelled examples than this for any verdict, whatever the power computation says.
+# Never fewer labelled examples than this for the independence verdicts (label-permutation,
+# random-predictions), whatever the power computation says. Their table counts only the classes that
+# occur: the gold classes present x the classes predicted (a 27-class head scored on 3 classes, 10 of
+# them predicted, needs 109, not the 500 of a 27 x 27 table).
 MIN_LABELLED = 20
 # Cramér's V below which a non-significant result is called "independent" (random-predictions).
+# Bias-corrected V (Bergsma 2013): the plain V of a wide sparse table (3 gold x 27 predicted classes,
+# 300 examples) is ~0.29 under independence and would never fall below this.
 RANDOM_MAX_CRAMERS_V = 0.2
 
 # --- label-permutation ------------------------------------------------------------------
@@ -31,6 +36,10 @@ CONSTANT_MIN_SHARE = 0.95
 # ...while that class holds at most this share of the gold labels (so a genuinely skewed test
 # set of 95% one class is not called collapse).
 CONSTANT_MAX_GOLD_SHARE = 0.80
+# Then an exact one-sided McNemar test at ALPHA decides (is the class predicted more often than it is
+# gold, on the same examples?): 0.5^7 < 0.01, so 7 examples predicted into that class while belonging
+# to another suffice, e.g. 11 examples of 3 balanced classes all predicted one class. No power
+# analysis: when 64 of 64 inputs get one class while the gold labels hold three, p ~ 1e-13.
 
 # --- input-independent-logits -----------------------------------------------------------
 # Spread of logits across inputs relative to their scale: std over examples / (mean |logit| +
@@ -47,6 +56,13 @@ SUBSET_FOR_EXTRA_PASSES = 64
 # Mean predictive entropy / ln C. A fresh head on a pretrained encoder: ~0.99; fine-tuned
 # MiniLM on tweets (a hard, noisy task): ~0.5; on BBC: ~0.1.
 UNIFORM_MIN_ENTROPY_RATIO = 0.9
+# ...and when those near-uniform predictions are nonetheless accurate, the expected calibration error
+# (15 bins) decides between info and warning. Near-uniform probabilities are ~1/C, so ECE ~ accuracy -
+# 1/C: a head whose logits were divided by 20 (accuracy 0.98 over 5 classes, mean max probability 0.23)
+# has ECE ~0.75, a weights-x0.002 head on the 3-class test BERT ~0.6; a barely-trained head (accuracy
+# 0.55 over 3 classes at max probability 0.4) ~0.15. At 0.25 the probabilities understate the accuracy
+# by a quarter: anyone thresholding on them is misled (warning); below it the head is merely timid (info).
+UNIFORM_MIN_ECE = 0.25
 
 # --- logit-saturation -------------------------------------------------------------------
 # Median gap between the top two logits. exp(-30) ~ 1e-13: the softmax is one-hot to float
@@ -104,16 +120,17 @@ SMOKE_SLOW_FIT_SHARE = 0.75
 # measured steps (or all steps when fewer ran). One step can pass through a single class on the
 # way to a fit; five in a row at the end is where the run settled.
 SMOKE_COLLAPSE_LAST_STEPS = 5
-# loss-at-init-off (fresh head only): initial loss / ln C outside [LOW, HIGH]. A fresh head's
-# logits are ~N(0, 0.02*sqrt(H)), so its loss is ln C within a few percent; half or double means
-# saturated logits, a loss that is not cross-entropy, or labels leaking into the input.
-SMOKE_INIT_LOSS_RATIO_LOW = 0.5
-SMOKE_INIT_LOSS_RATIO_HIGH = 2.0
 # |logit| above which softmax is one-hot to float precision (exp(-30) ~ 1e-13): with saturated
 # logits a wrong example's gradient is ~0 or huge, the hint cannot-overfit gives.
 SMOKE_SATURATED_LOGIT = 30.0
 # cannot-overfit hint "the loss barely moved": final loss above this share of the initial loss.
 SMOKE_STUCK_LOSS_SHARE = 0.9
+# "fitted" for a loss with a floor above 0 (CE + 0.2 x SupCon stays near 0.2 x 4.3 at 100% accuracy):
+# batch accuracy 100% on each of the last SMOKE_PLATEAU_STEPS steps while the total loss of the last
+# step is within SMOKE_PLATEAU_MAX_DROP (relative) of the lowest loss of the steps before that window:
+# it has stopped falling. Five steps at 1% tell a floor from a loss still halving every few steps.
+SMOKE_PLATEAU_STEPS = 5
+SMOKE_PLATEAU_MAX_DROP = 0.01
 # ranks-diverged: max |parameter difference| between data-parallel ranks, relative to the
 # largest |parameter|. DDP all-reduces gradients so replicas match bit for bit; 1e-6 leaves
 # room for a nondeterministic reduction order without hiding real divergence.
@@ -146,11 +163,12 @@ SATURATED_TANH_ABS = 0.99
 SATURATED_SIGMOID_MARGIN = 0.01
 SATURATED_MIN_ROW_SHARE = 0.9
 SATURATED_MIN_UNIT_SHARE = 0.5
-# loss-at-init-off: with a fresh head the loss should be near ln C (uniform prediction). A
-# small random head gives 0.9-1.2 ln C; 3x ln C means confidently wrong saturated logits, below
-# 0.2 ln C the labels leak into the input or the loss is not cross-entropy over the labels.
-LOSS_AT_INIT_MAX_RATIO = 3.0
-LOSS_AT_INIT_MIN_RATIO = 0.2
+# loss-at-init-off (grad-flow and smoke-train, fresh head only): a fresh head's logits are
+# ~N(0, 0.02*sqrt(H)), so its loss is ln C within a few percent (0.9-1.2 ln C seen on tiny and real
+# models); double means confidently wrong saturated logits, half means labels leaking into the
+# input or a loss that is not cross-entropy over the labels. One band for both commands.
+LOSS_AT_INIT_MAX_RATIO = 2.0
+LOSS_AT_INIT_MIN_RATIO = 0.5
 # The layer x position heat map (--plot with label tokens) covers at most this many positions.
 GRAD_HEATMAP_MAX_POSITIONS = 128
 
@@ -160,3 +178,51 @@ GRAD_HEATMAP_MAX_POSITIONS = 128
 # auxiliary terms are within one or two orders of magnitude of CE (0.1-10x).
 LOSS_TERM_MIN_VALUE = 0.1
 LOSS_TERM_MAX_GRAD_SHARE = 1e-3
+
+# --- padding, precision, label order, tokenizer provenance, learning rate ----------------------
+# padding-sensitive-logits: examples run alone (one unpadded batch per distinct length) and batched
+# with padding. A head that reads pads changes nearly all of them, so a dozen suffice.
+PADDING_SAMPLE = 12
+# max |delta logit| / mean |logit| allowed per precision. A mask-respecting model differs only by
+# kernel rounding (fp32 below 1e-5 on CPU, TF32 on GPU ~1e-3; half precision ~1e-2); MiniLM
+# mean-pooled over pads moves by tens of percent (calibration in the issue-11 note).
+PADDING_MAX_REL_DELTA = {"fp32": 1e-2, "bf16": 1e-1, "fp16": 5e-2}
+# ... and the padded delta must be this many times what two identical unpadded passes differ by:
+# dropout left on in eval (nondeterministic-eval) moves logits as much as padding would.
+PADDING_MIN_OVER_REPEAT = 10.0
+# tokenizer-casing-mismatch: share of the data's capitalised words whose ids differ only through
+# case handling (lower-casing tokenizer, cased vocabulary holding the word) or, with an uncased
+# vocabulary, share of capitalised words a case-keeping tokenizer turns into other ids. A
+# consistent tokenizer gives 0; a few percent are proper nouns that are genuinely out of vocabulary.
+CASING_MIN_SHARE = 0.2
+CASING_MIN_WORDS = 20  # fewer capitalised words than this prove nothing either way
+# A vocabulary is uncased when at most this share of its alphabetic entries hold a capital
+# (bert-base-uncased / MiniLM: 0; cased vocabularies: tens of percent).
+UNCASED_VOCAB_MAX_SHARE = 0.01
+# foreign-token-ids: share of pre-tokenized examples whose ids change on decode -> re-encode
+# with the model's tokenizer. The model's own tokenizer round-trips nearly every example (a few
+# break on normalisation: accents, odd whitespace); another vocabulary breaks nearly all.
+FOREIGN_IDS_MIN_SHARE = 0.5
+FOREIGN_IDS_SAMPLE = 64
+# half-precision-weights: share of trainable half-precision elements whose AdamW first step (a
+# move of lr per element) rounds away (|w| * half the type's epsilon > lr) or overflows.
+# At lr 2e-5, bf16 loses every weight above 2.5e-3 (nearly all of a transformer); warn from 10%.
+HALF_PRECISION_MIN_LOST_SHARE = 0.1
+# learning-rate-too-high (grad-flow): the first AdamW step moves a layer by update/weight ratio;
+# ~1e-3 is the healthy order (Karpathy's rule of thumb). Calibrated on the trained test BERT and
+# MiniLM: 2e-5 gives ~1e-4 ... 1e-3, 1e-3 gives 1e-2 ... 5e-2, 1e-1 gives 1 ... 5. Above 0.1 per
+# step a layer is rewritten within ten steps; warn when most layers are there.
+LR_MAX_UPDATE_RATIO = 1e-1
+LR_MIN_LAYER_SHARE = 0.5
+# learning-rate-too-high (smoke-train): when training goes wrong at --lr, one rerun at
+# --lr / LR_RERUN_FACTOR (the "RoBERTa at 50%" threads were fixed by a tenfold lower rate).
+LR_RERUN_FACTOR = 10.0
+# A run that ends no lower than it started is rerun only above smoke-train's default rate (1e-4):
+# at usual rates that is a model that cannot learn (other codes), and a rerun would double the cost.
+LR_STUCK_MIN_LR = 1e-4
+
+# grad-flow's table marks a layer whose first-AdamW-step update/weight ratio is outside this band:
+# ~1e-3 is the usual healthy order for fine-tuning; 10x above moves weights too fast, 100x below
+# barely moves them.
+UPDATE_RATIO_MARK_LOW = 1e-5
+UPDATE_RATIO_MARK_HIGH = 1e-2

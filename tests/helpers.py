@@ -40,7 +40,7 @@ def run_cli(*args: Any, tmp: Path | None = None) -> Result:
 
     argv = [str(a) for a in args]
     report_path = None
-    if tmp is not None and "--json" not in argv and argv and argv[0] in ("check-logits", "grad-flow", "smoke-train"):
+    if tmp is not None and "--json" not in argv and argv and argv[0] in ("check-logits", "grad-flow", "smoke-train", "doctor"):
         report_path = Path(tmp) / f"report-{len(list(Path(tmp).glob('report-*.json')))}.json"
         argv += ["--json", str(report_path)]
     out, err = io.StringIO(), io.StringIO()

@@ -192,3 +192,122 @@ def test_label_mapping_only_raises_usage_error(values, homogeneous, names, num_l
     assert ((gold.indices >= -1) & (gold.indices < max(num_labels, 1))).all()
     for f in findings:
         json.dumps(f.to_dict())  # evidence must stay JSON-serialisable
+
+
+# --- checkpoint files: config.json, adapter_config.json, tokenizer files ------------------------------
+
+# loading a model per example costs ~0.5 s: fewer examples than the reader fuzzers, a few seconds each
+LOAD_SETTINGS = settings(max_examples=int(__import__("os").environ.get("FUZZ_LOAD_N", "10")), deadline=None,
+                         suppress_health_check=list(HealthCheck), derandomize=not __import__("os").environ.get("FUZZ_N"))
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=12),
+              st.sampled_from(["bert", "roberta", "not-a-type", "LABEL_0", "single_label_classification", ""])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
+RAW_JSON_TAILS = st.sampled_from([b"", b"{", b"[" * 50_000, b'{"num_labels": ' + b"9" * 5000 + b"}", b"\xff\xfe",
+                                  b"\x00" * 16, b"null", b'"text"'])
+
+
+def _mutated(original: dict, changes: dict, drop: list[str]) -> dict:
+    out = {k: v for k, v in original.items() if k not in drop}
+    out.update(changes)
+    return out
+
+
+def _only_usage_errors(fn):
+    """Run fn; a UsageError (one line) is a fine answer, anything else escapes and fails the test."""
+    try:
+        return fn()
+    except UsageError as exc:
+        assert str(exc).strip() and "\n" not in str(exc).strip(), str(exc)
+        return None
+
+
+@pytest.fixture(scope="module")
+def fuzz_ckpt(trained, tmp_path_factory):
+    import shutil
+
+    return Path(shutil.copytree(trained["checkpoint"], tmp_path_factory.mktemp("fuzz") / "ckpt"))
+
+
+@LOAD_SETTINGS
+@given(changes=st.dictionaries(st.sampled_from(["model_type", "num_labels", "id2label", "label2id", "problem_type",
+                                                 "architectures", "hidden_size", "num_attention_heads", "vocab_size",
+                                                 "max_position_embeddings", "type_vocab_size", "pad_token_id",
+                                                 "auto_map", "torch_dtype"]), JSON_VALUES, max_size=3),
+       drop=st.lists(st.sampled_from(["model_type", "num_labels", "id2label", "label2id", "architectures"]),
+                     max_size=2),
+       raw=st.none() | RAW_JSON_TAILS)
+def test_config_json_only_raises_usage_error(fuzz_ckpt, changes, drop, raw):
+    from labeldiag.load.model import load_model
+
+    config = fuzz_ckpt / "config.json"
+    original = config.read_bytes()
+    try:
+        config.write_bytes(raw if raw is not None else json.dumps(
+            _mutated(json.loads(original), changes, drop), allow_nan=True).encode())
+        loaded = _only_usage_errors(lambda: load_model(str(fuzz_ckpt), need_tokenizer=False))
+        if loaded is not None:
+            assert loaded.info.num_labels >= 0 and all(isinstance(v, str) for v in loaded.info.id2label.values())
+    finally:
+        config.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def fuzz_adapter(trained, tmp_path_factory):
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path_factory.mktemp("fuzz") / "adapter"
+    model = AutoModelForSequenceClassification.from_pretrained(trained["checkpoint"])
+    peft.get_peft_model(model, peft.LoraConfig(task_type=peft.TaskType.SEQ_CLS, r=2, target_modules=["query"])
+                        ).save_pretrained(out)
+    return out
+
+
+@LOAD_SETTINGS
+@given(changes=st.dictionaries(st.sampled_from(["base_model_name_or_path", "peft_type", "task_type", "r",
+                                                 "lora_alpha", "target_modules", "modules_to_save", "fan_in_fan_out",
+                                                 "layers_to_transform", "bias", "inference_mode"]),
+                               st.one_of(JSON_VALUES, st.just("."), st.just("/")), max_size=3),
+       drop=st.lists(st.sampled_from(["base_model_name_or_path", "peft_type", "target_modules"]), max_size=1),
+       raw=st.none() | RAW_JSON_TAILS)
+def test_adapter_config_json_only_raises_usage_error(fuzz_adapter, changes, drop, raw):
+    from labeldiag.load.model import load_model
+
+    config = fuzz_adapter / "adapter_config.json"
+    original = config.read_bytes()
+    try:
+        config.write_bytes(raw if raw is not None else json.dumps(
+            _mutated(json.loads(original), changes, drop), allow_nan=True).encode())
+        _only_usage_errors(lambda: load_model(str(fuzz_adapter), need_tokenizer=False))
+    finally:
+        config.write_bytes(original)
+
+
+@LOAD_SETTINGS
+@given(name=st.sampled_from(["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]),
+       changes=st.dictionaries(st.sampled_from(["model_max_length", "do_lower_case", "tokenizer_class", "unk_token",
+                                                 "pad_token", "cls_token", "mask_token", "padding_side",
+                                                 "truncation", "model", "added_tokens", "normalizer",
+                                                 "post_processor"]), JSON_VALUES, max_size=3),
+       raw=st.none() | RAW_JSON_TAILS | st.binary(max_size=200))
+def test_tokenizer_files_only_raise_usage_error(fuzz_ckpt, name, changes, raw):
+    from labeldiag.load.data import Examples
+    from labeldiag.load.model import load_tokenizer
+    from labeldiag.measure.encode import default_max_length, encode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for f in fuzz_ckpt.glob("tokenizer*.json"):
+            (folder / f.name).write_bytes(f.read_bytes())
+        target = folder / name
+        if raw is not None or not target.exists():
+            target.write_bytes(raw or b"")
+        else:
+            target.write_text(json.dumps(_mutated(json.loads(target.read_text()), changes, []), allow_nan=True))
+        tok = _only_usage_errors(lambda: load_tokenizer(str(folder), False, explicit=True))
+        if tok is not None:
+            examples = Examples(path="d", columns=["text"], texts=["the team won the match", ""])
+            _only_usage_errors(lambda: encode(examples, tok, default_max_length(tok, 64), 1000, 64))

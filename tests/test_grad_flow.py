@@ -99,7 +99,7 @@ ZOO_CASES = [
     ("log-of-tanh-nan", "NaNPoolerBert", "trained", "nonfinite-loss", "error"),
     ("zero-vector-norm-nan-grad", "NaNGradientBert", "trained", "nonfinite-gradients", "error"),
     ("encoder-frozen-on-purpose", "FrozenEncoderBert", "trained", "frozen-parameters", "info"),
-    ("nothing-trainable", "AllFrozenBert", "trained", "frozen-parameters", "error"),
+    ("nothing-trainable", "AllFrozenBert", "trained", "nothing-trainable", "error"),
     ("gradient-damped-block", "GradientDampedBert", "trained", "vanishing-gradients", "warning"),
     ("unscaled-logits-fresh-head", "UnscaledLogitsBert", "fresh_head", "loss-at-init-off", "warning"),
 ]

@@ -22,6 +22,21 @@ FAST = {"check-logits": ["--max-examples", "12"], "grad-flow": ["--max-examples"
         "smoke-train": ["--max-examples", "6", "--steps", "2"]}
 
 
+@pytest.fixture(autouse=True)
+def deadline():
+    """A blocked read is interrupted by SIGALRM: a hang fails its case instead of stalling the suite."""
+    import signal
+
+    def expire(signum, frame):
+        raise TimeoutError("the case did not finish within 120 s (a hang)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
 def command_available(command: str) -> None:
     name = command.replace("-", "_")
     try:

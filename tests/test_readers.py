@@ -342,6 +342,8 @@ BAD_FILES = {
     "empty-file": ("d.jsonl", "", "is empty"),
     "text-is-list": ("d.jsonl", '{"text": ["a"], "label": 1}\n', "holds a list"),
     "text-is-nan": ("d.json", '[{"text": NaN, "label": 1}]', "holds a float"),
+    "csv-repeated-column": ("d.csv", "text,label,label\na,x,y\n", "'label' more than once"),
+    "tsv-repeated-column": ("d.tsv", "text\ttext\tlabel\na\tb\tx\n", "'text' more than once"),
 }
 
 
@@ -394,3 +396,38 @@ def test_json_syntax_error_is_reported_without_reading_the_rest(tmp_path, monkey
     with pytest.raises(UsageError, match="not valid JSON near item 1"):
         read_examples(path, max_examples=10)
     assert sum(reads) <= 1 << 21  # the first chunk, not the whole ~7 MB file
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "safetensors", "pt"])
+def test_a_pipe_is_refused_before_it_is_opened(tmp_path, suffix):
+    """Opening a FIFO blocks until a writer comes: the reader must refuse it by its type, not read it."""
+    import os
+
+    import signal
+
+    pipe = tmp_path / f"d.{suffix}"
+    os.mkfifo(pipe)
+    def expire(signum, frame):
+        raise TimeoutError("read_examples blocked on the pipe")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(30)  # a blocked open() is interrupted: the test fails instead of hanging
+    try:
+        with pytest.raises(UsageError, match="not a regular file"):
+            read_examples(pipe, 10, allow_pickle=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("mask_rows,match", [([0, 1, 2, 3], "example 0"), ([2], "example 2")])
+def test_tensor_examples_with_an_empty_attention_mask_are_refused(tmp_path, mask_rows, match):
+    import torch
+    from safetensors.torch import save_file
+
+    mask = torch.ones(4, 5, dtype=torch.long)
+    mask[mask_rows] = 0
+    path = tmp_path / "d.safetensors"
+    save_file({"input_ids": torch.randint(5, 50, (4, 5)), "attention_mask": mask}, str(path))
+    with pytest.raises(UsageError, match=f"attention_mask of {match} is all zeros"):
+        read_examples(path, 10)

@@ -97,7 +97,7 @@ def test_checkpoint_on_disk_is_not_written(trained, tmp_path):
 # --- the zoo -----------------------------------------------------------------------------------
 
 ZOO_CASES = [
-    pytest.param(["--model-class", f"{ZOO}:FrozenEverything"], {"frozen-parameters", "cannot-overfit"},
+    pytest.param(["--model-class", f"{ZOO}:FrozenEverything"], {"nothing-trainable", "frozen-parameters", "cannot-overfit"},
                  id="frozen-everything"),
     pytest.param(["--model-class", f"{ZOO}:DetachedLogits"], {"disconnected-parameters", "cannot-overfit"},
                  id="logits-detached-from-every-parameter"),
@@ -136,7 +136,7 @@ def test_relu_on_logits_collapses_to_one_class(fresh_head, trained, tmp_path):
 def test_frozen_everything_is_an_error_and_hint_says_so(random_model, trained, tmp_path):
     r = smoke(random_model, trained["data"], "--steps", "5", "--model-class", f"{ZOO}:FrozenEverything",
               tmp=tmp_path)
-    assert r.severities()["frozen-parameters"] == "error"
+    assert r.severities()["nothing-trainable"] == "error" and r.severities()["frozen-parameters"] == "info"
     assert "no parameter is trainable" in r.finding("cannot-overfit")["hint"]
     assert r.report["metrics"]["steps_run"] == 0
 
@@ -230,12 +230,18 @@ def test_two_cpu_ranks_train_in_lockstep(fresh_head, trained, tmp_path):
 # --- pure checks -------------------------------------------------------------------------------
 
 def _trace(**kw):
-    from labeldiag.checks.training import TrainingTrace
+    from labeldiag.records import ParameterCensus, TrainingTrace
 
-    base = dict(steps_budget=100, target_loss=0.05, num_classes=3, batch_classes=3, lr=1e-4,
-                trainable=["a.weight"], initial_loss=1.1)
+    census = ParameterCensus(trainable=("a.weight",), frozen=(), trainable_elements=10, frozen_elements=0)
+    base = dict(num_classes=3, batch_classes=3, census=census, initial_loss=1.1)
     base.update(kw)
     return TrainingTrace(**base)
+
+
+def _settings():
+    from labeldiag.options import TrainSettings
+
+    return TrainSettings(steps=100, target_loss=0.05, lr=1e-4)
 
 
 def test_check_slow_convergence_from_numbers():
@@ -243,8 +249,8 @@ def test_check_slow_convergence_from_numbers():
 
     late = _trace(losses=[1.0] * 90, accuracies=[1.0] * 90, distinct_predictions=[3] * 90, fit_step=90)
     early = _trace(losses=[1.0] * 20, accuracies=[1.0] * 20, distinct_predictions=[3] * 20, fit_step=20)
-    assert [f.code for f in check_training(late)] == ["slow-convergence"]
-    assert check_training(early) == []
+    assert [f.code for f in check_training(late, _settings())] == ["slow-convergence"]
+    assert check_training(early, _settings()) == []
 
 
 def test_check_collapse_needs_several_classes_and_the_last_steps():
@@ -253,7 +259,7 @@ def test_check_collapse_needs_several_classes_and_the_last_steps():
     def codes(distinct, batch_classes=3):
         t = _trace(losses=[1.1] * len(distinct), accuracies=[0.3] * len(distinct), distinct_predictions=distinct,
                    batch_classes=batch_classes)
-        return [f.code for f in check_training(t)]
+        return [f.code for f in check_training(t, _settings())]
 
     assert "collapse-during-training" in codes([3, 3, 2, 1, 1, 1, 1, 1])
     assert "collapse-during-training" not in codes([3, 1, 1, 1, 1, 2])

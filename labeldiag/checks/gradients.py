@@ -5,10 +5,12 @@ import math
 from typing import TYPE_CHECKING
 
 from labeldiag import thresholds as T
+from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
 from labeldiag.findings import Finding
+from labeldiag.records import InitialLoss
 
 if TYPE_CHECKING:
-    from labeldiag.measure.gradients import ActivationStats, GradFlow, LabelTokenGrad, LayerGrad
+    from labeldiag.records import ActivationStats, GradFlow, LabelTokenGrad, LayerGrad
 
 
 def _grouped(layers: list[LayerGrad], attr: str, limit: int = 6) -> tuple[str, dict[str, int]]:
@@ -49,20 +51,6 @@ def gradients_nonfinite(flow: GradFlow) -> list[Finding]:
                      "backward_origin_module": where.backward_module if where else None})]
 
 
-def parameters_disconnected(flow: GradFlow) -> list[Finding]:
-    if flow.nonfinite_loss or not flow.trainable:
-        return []
-    text, counts = _grouped(flow.layers, "no_grad_names")
-    if not counts:
-        return []
-    elements = sum(lg.no_grad for lg in flow.layers)
-    why = "" if flow.loss_connected else "; the loss has no gradient path to the model at all (numpy/.item()/detach?)"
-    return [Finding("disconnected-parameters",
-                    f"{elements:,} trainable parameter elements got no gradient: {text}{why}",
-                    {"layers": counts, "elements": elements, "parameters": _names(flow.layers, "no_grad_names"),
-                     "loss_connected": flow.loss_connected})]
-
-
 def gradients_zero(flow: GradFlow) -> list[Finding]:
     if flow.nonfinite_loss:
         return []
@@ -71,19 +59,6 @@ def gradients_zero(flow: GradFlow) -> list[Finding]:
         return []
     return [Finding("zero-gradients", f"gradients exactly zero in {text}",
                     {"layers": counts, "parameters": _names(flow.layers, "zero_grad_names")})]
-
-
-def parameters_frozen(flow: GradFlow) -> list[Finding]:
-    if not flow.frozen:
-        return []
-    text, counts = _grouped(flow.layers, "frozen_names")
-    total = flow.frozen + flow.trainable
-    if not flow.trainable:
-        return [Finding("frozen-parameters", f"nothing is trainable: all {total:,} parameters have "
-                        "requires_grad=False", {"layers": counts, "frozen": flow.frozen, "trainable": 0},
-                        severity="error")]
-    return [Finding("frozen-parameters", f"{flow.frozen:,} of {total:,} parameters are frozen: {text}",
-                    {"layers": counts, "frozen": flow.frozen, "trainable": flow.trainable})]
 
 
 def gradients_vanishing(flow: GradFlow) -> list[Finding]:
@@ -155,31 +130,17 @@ def activations_saturated(activations: list[ActivationStats]) -> list[Finding]:
                      "threshold_unit_share": T.SATURATED_MIN_UNIT_SHARE})]
 
 
-def loss_at_init(flow: GradFlow, fresh_head: bool) -> list[Finding]:
-    if not fresh_head or flow.loss is None or not math.isfinite(flow.loss) or flow.num_labels < 2:
-        return []
-    ln_c = math.log(flow.num_labels)
-    ratio = flow.loss / ln_c
-    if T.LOSS_AT_INIT_MIN_RATIO <= ratio <= T.LOSS_AT_INIT_MAX_RATIO:
-        return []
-    side = "above" if ratio > T.LOSS_AT_INIT_MAX_RATIO else "below"
-    return [Finding("loss-at-init-off",
-                    f"loss {flow.loss:.3g} with a fresh head is {ratio:.2g} x ln({flow.num_labels}) = {ln_c:.3g}, "
-                    f"far {side} it",
-                    {"loss": flow.loss, "ln_num_labels": ln_c, "ratio": ratio,
-                     "allowed": [T.LOSS_AT_INIT_MIN_RATIO, T.LOSS_AT_INIT_MAX_RATIO]})]
-
-
 def check_grad_flow(flow: GradFlow, fresh_head: bool) -> list[Finding]:
     """Every grad-flow check, in the order a user should read them."""
-    out: list[Finding] = []
-    for check in (gradients_nonfinite, parameters_frozen, parameters_disconnected, gradients_zero,
-                  gradients_exploding, gradients_vanishing):
+    out = gradients_nonfinite(flow) + nothing_trainable(flow.census) + parameters_frozen(flow.census)
+    if not flow.nonfinite_loss:
+        out += parameters_disconnected(flow.census)
+    for check in (gradients_zero, gradients_exploding, gradients_vanishing):
         out += check(flow)
     out += label_tokens_gradient(flow.label_tokens)
     out += units_dead(flow.activations)
     out += activations_saturated(flow.activations)
-    out += loss_at_init(flow, fresh_head)
+    out += loss_at_init(InitialLoss(flow.loss, flow.num_labels, fresh_head))
     out += loss_terms_without_gradient(flow.loss_components)
     return out
 

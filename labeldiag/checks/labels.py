@@ -142,9 +142,12 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
                 f"the data labels examples by name ({', '.join(shown)}{', ...' if len(distinct) > 6 else ''}) but "
                 "the model's config has no real label names, so names cannot be matched to logits",
                 {"data_labels": distinct[:50], "id2label": info.id2label},
-                hint="set id2label/label2id in config.json to the class names in training order "
-                     "(the confusion matrix below, computed with names in sorted order, shows which logit "
-                     "behaves like which name)",
+                hint=(f"a head of {num_classes} outputs cannot hold {len(distinct)} classes: pass --labels "
+                      f"{','.join(shown if len(distinct) <= 6 else map(str, distinct))} to attach a fresh head "
+                      "with these names (MODEL is not written)" if len(distinct) > num_classes else
+                      "set id2label/label2id in config.json to the class names in training order (check-logits "
+                      "scores the names in sorted order, so its confusion matrix shows which logit behaves like "
+                      "which name), or pass --labels NAME,NAME,... in head order"),
             ))
             # sorted-name order, only so the confusion matrix can show which logit behaves like which name
             order = {name: i for i, name in enumerate(sorted(distinct))}
@@ -187,8 +190,11 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
                     f"{int((~ok).sum())} of {len(ints)} labels fall outside 0..{num_classes - 1} (labels range "
                     f"{lo}..{hi})" + ("; they look 1-based" if one_based else ""),
                     {"min": lo, "max": hi, "num_labels": num_classes, "out_of_range": int((~ok).sum()),
+                     "classes_outside": sorted({int(v) for v in ints[~ok]})[:20],
                      "looks_one_based": one_based},
-                    hint=("subtract 1 from every label (they are 1-based)" if one_based else ""),
+                    hint=("subtract 1 from every label (they are 1-based)" if one_based else
+                          f"pass --num-labels {hi + 1} to attach a fresh {hi + 1}-class head (MODEL is not written), "
+                          "or map the labels to 0..num_labels-1" if lo >= 0 else ""),
                 ))
     return GoldLabels(indices=idx, kind=kind, distinct=distinct, index_names=index_names), findings
 

@@ -18,14 +18,14 @@ def _group(keys: list[str], depth: int = 2) -> list[str]:
 def check_load_audit(audit: LoadAudit, fresh_head_expected: bool) -> list[Finding]:
     out: list[Finding] = []
     if audit.missing_head:
+        how = ("look freshly initialized (zero biases, weights at the initializer's scale)"
+               if audit.source == "statistics" else "were not in the checkpoint and were freshly initialized")
         out.append(Finding(
             "head-uninitialized",
-            f"{len(audit.missing_head)} head weight(s) were not in the checkpoint and were freshly initialized "
-            f"({', '.join(_group(audit.missing_head)[:4])})"
+            f"{len(audit.missing_head)} head weight(s) {how} ({', '.join(_group(audit.missing_head)[:4])})"
             + (" — normal at the start of fine-tuning" if fresh_head_expected else ""),
             {"missing": audit.missing_head[:20], "count": len(audit.missing_head),
-             "mismatched": [list(map(str, m)) for m in audit.mismatched][:10]},
-            severity="info" if fresh_head_expected else "",
+             "mismatched": [list(map(str, m)) for m in audit.mismatched][:10], "attached_head": audit.attached_head},
         ))
     if audit.missing_body:
         groups = _group(audit.missing_body, 3)

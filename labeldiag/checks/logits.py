@@ -22,18 +22,40 @@ def confusion(gold: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
     return m
 
 
-def required_examples(num_classes: int) -> int:
-    """Labelled examples needed to detect a dependence of effect size w with the chosen power.
+def required_examples(gold_classes: int, predicted_classes: int | None = None) -> int:
+    """Labelled examples the independence test needs to detect an effect of size w with the chosen power.
 
-    Chi-square test of independence on a C x C table (df = (C-1)^2): N = lambda / w^2, where
-    lambda is the noncentrality giving POWER at ALPHA.
+    Chi-square test of independence on the gold-classes x predicted-classes table that the data fills
+    (df = (R-1)(C-1)): N = lambda / w^2, where lambda is the noncentrality giving POWER at ALPHA.
     """
     from scipy import optimize, stats
 
-    df = max(1, (num_classes - 1) ** 2)
+    predicted_classes = gold_classes if predicted_classes is None else predicted_classes
+    df = max(1, (gold_classes - 1) * (predicted_classes - 1))
     crit = stats.chi2.ppf(1 - T.ALPHA, df)
     lam = optimize.brentq(lambda L: stats.ncx2.sf(crit, df, L) - T.POWER, 1e-6, 1e4)
     return max(T.MIN_LABELLED, math.ceil(lam / T.DETECTABLE_EFFECT_W ** 2))
+
+
+def constant_test(gold: np.ndarray, pred: np.ndarray, top: int) -> float:
+    """One-sided exact McNemar test: is class `top` predicted more often than it is gold, on the same examples?
+
+    Only examples where prediction and gold disagree about `top` count: b predicted `top` but are not,
+    c are `top` but were predicted otherwise; under "predictions follow the gold distribution" b ~ Bin(b+c, 1/2).
+    """
+    from scipy import stats
+
+    b = int(((pred == top) & (gold != top)).sum())
+    c = int(((pred != top) & (gold == top)).sum())
+    if b + c == 0:
+        return 1.0
+    return float(stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue)
+
+
+def constant_examples_needed(gold_share: float) -> int:
+    """Examples at which an all-one-class prediction reaches p < ALPHA when that class is gold_share of the labels."""
+    discordant = math.ceil(math.log(T.ALPHA) / math.log(0.5) + 1e-9)  # 0.5^b < ALPHA: b = 7 at 1%
+    return max(discordant, math.ceil(discordant / max(1.0 - gold_share, 1e-9)))
 
 
 @dataclass
@@ -63,9 +85,20 @@ def independence_test(table: np.ndarray) -> Independence | None:
         if res is not None:
             p = float(res.pvalue)
             name = "chi-square test of independence (permutation p-value)"
-    k = min(t.shape) - 1
-    v = math.sqrt(chi2 / (n * k)) if n and k else 0.0
+    v = _corrected_cramers_v(chi2, n, *t.shape)
     return Independence(name, float(chi2), float(p), int(dof), float(v), n)
+
+
+def _corrected_cramers_v(chi2: float, n: int, rows: int, cols: int) -> float:
+    """Bias-corrected Cramér's V (Bergsma 2013). The plain V of a sparse table is far above 0 under
+    independence (3 gold x 27 predicted classes on 300 examples: ~0.29), the corrected one ~0."""
+    if n < 2:
+        return 0.0
+    phi2 = max(0.0, chi2 / n - (rows - 1) * (cols - 1) / (n - 1))
+    r = rows - (rows - 1) ** 2 / (n - 1)
+    c = cols - (cols - 1) ** 2 / (n - 1)
+    k = min(r, c) - 1
+    return math.sqrt(phi2 / k) if k > 0 else 0.0
 
 
 def _has_method_kw() -> bool:
@@ -83,60 +116,88 @@ def best_mapping(table: np.ndarray) -> np.ndarray:
     """For each logit (column), the gold label (row) it behaves like: maximum-agreement assignment."""
     from scipy.optimize import linear_sum_assignment
 
-    rows, cols = linear_sum_assignment(-table)
+    # ties (e.g. logits no example reaches) go to the identity: the bonus sums to < 1 example
+    bonus = np.eye(*table.shape) * (0.5 / max(table.shape))
+    rows, cols = linear_sum_assignment(-(table + bonus))
     mapping = np.arange(table.shape[1])
     mapping[cols] = rows
     return mapping
 
 
-def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
-    """Label-permutation, constant and random predictions; too-few-examples when N is too small.
+def batch_single_class(gold: np.ndarray, names: list[str]) -> list[Finding]:
+    """Every labelled example read is of one class: unshuffled data, and nothing to test or fit."""
+    present = np.unique(gold[gold >= 0])
+    n = int((gold >= 0).sum())
+    if n < T.SINGLE_CLASS_MIN_EXAMPLES or len(present) != 1:
+        return []
+    name = names[present[0]] if present[0] < len(names) else str(present[0])
+    return [Finding("single-class-batch",
+                    f"all {n} labelled examples read are '{name}': the data is probably sorted by class, and "
+                    "fitting or scoring one class proves nothing",
+                    {"examples": n, "class": name})]
 
-    `gold` holds class indices for the labelled examples (rows of `logits` aligned with it).
+
+def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
+    """Label-permutation, constant and random predictions, each with its own test and sample-size need.
+
+    `gold` holds class indices for the labelled examples (rows of `logits` aligned with it). Only the
+    classes that occur (gold rows, predicted columns) enter a test: a 27-class head scored on 3 classes
+    is a 3 x (classes predicted) table, not 27 x 27.
     """
     n, c = logits.shape
     findings: list[Finding] = []
-    if c < 2:
+    if c < 2 or n == 0:
         return findings
     pred = logits.argmax(1)
-    needed = required_examples(c)
     present = np.unique(gold)
-    if n >= T.SINGLE_CLASS_MIN_EXAMPLES and len(present) == 1:
-        findings.append(Finding(
-            "single-class-batch",
-            f"all {n} labelled examples read are '{names[present[0]]}': the data is probably sorted by class",
-            {"examples": n, "class": names[present[0]]},
-        ))
-    if n < needed:
-        findings.append(Finding(
-            "too-few-examples",
-            f"{n} labelled examples are too few for a verdict on label mapping and chance level with "
-            f"{c} classes; {needed} are needed",
-            {"labelled": n, "needed": needed, "alpha": T.ALPHA, "power": T.POWER,
-             "detectable_effect_w": T.DETECTABLE_EFFECT_W},
-        ))
+    findings += batch_single_class(gold, names)
+    if len(present) < 2:
         return findings
-    table = confusion(gold, pred, c)
     pred_counts = np.bincount(pred, minlength=c)
     gold_counts = np.bincount(gold, minlength=c)
     top = int(pred_counts.argmax())
     top_share = pred_counts[top] / n
     gold_share = gold_counts[top] / n
-    if top_share >= T.CONSTANT_MIN_SHARE and gold_share <= T.CONSTANT_MAX_GOLD_SHARE and len(present) > 1:
-        findings.append(Finding(
-            "constant-predictions",
-            f"{top_share:.0%} of {n} examples are predicted '{names[top]}', which is only {gold_share:.0%} of the gold labels",
-            {"class": names[top], "predicted_share": top_share, "gold_share": gold_share, "n": n,
-             "prediction_counts": {names[i]: int(pred_counts[i]) for i in range(c)}},
-        ))
-        return findings  # independence and mapping are meaningless for a constant predictor
-    if len(present) < 2:
+    if top_share >= T.CONSTANT_MIN_SHARE and gold_share <= T.CONSTANT_MAX_GOLD_SHARE:
+        p_value = constant_test(gold, pred, top)
+        test = "exact one-sided McNemar test, predicted vs gold count of that class"
+        if p_value < T.ALPHA:
+            findings.append(Finding(
+                "constant-predictions",
+                f"{top_share:.0%} of {n} examples are predicted '{names[top]}', which is only {gold_share:.0%} of the "
+                f"gold labels ({test}: p = {p_value:.2g})",
+                {"class": names[top], "predicted_share": top_share, "gold_share": gold_share, "n": n,
+                 "test": test, "p_value": p_value, "alpha": T.ALPHA,
+                 "prediction_counts": {names[i]: int(pred_counts[i]) for i in range(c) if pred_counts[i]}},
+            ))
+        else:
+            needed = constant_examples_needed(gold_share)
+            findings.append(_too_few(
+                "constant-predictions", n, needed,
+                f"{top_share:.0%} of them are predicted '{names[top]}' ({gold_share:.0%} of the gold labels), but "
+                f"the {test} needs about {needed} examples to call that constant",
+                {"test": test, "p_value": p_value, "class": names[top]}))
+        return findings  # independence and mapping are meaningless for a (nearly) constant predictor
+    rows, cols = len(present), int(np.count_nonzero(pred_counts))
+    if cols < 2:
+        return findings  # one class predicted on data skewed towards it: nothing to test
+    needed = required_examples(rows, cols)
+    test = "chi-square test of independence"
+    if n < needed:
+        findings.append(_too_few(
+            "label-permutation and random-predictions", n, needed,
+            f"the {test} on {rows} gold classes x {cols} predicted classes needs {needed} to detect an effect "
+            f"of size w = {T.DETECTABLE_EFFECT_W:g} with power {T.POWER:g}",
+            {"test": test, "gold_classes": rows, "predicted_classes": cols,
+             "dof": (rows - 1) * (cols - 1), "detectable_effect_w": T.DETECTABLE_EFFECT_W, "power": T.POWER}))
         return findings
+    table = confusion(gold, pred, c)
     ind = independence_test(table)
     if ind is None:
         return findings
     evidence = {"test": ind.test, "statistic": ind.statistic, "p_value": ind.p_value, "dof": ind.dof,
-                "cramers_v": ind.cramers_v, "n": ind.n, "alpha": T.ALPHA}
+                "cramers_v": ind.cramers_v, "n": ind.n, "alpha": T.ALPHA, "gold_classes": rows,
+                "predicted_classes": cols, "needed": needed}
     identity_acc = float(np.trace(table) / n)
     mapping = best_mapping(table)
     best_acc = float(table[mapping, np.arange(c)].sum() / n)
@@ -158,10 +219,20 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) ->
         findings.append(Finding(
             "random-predictions",
             f"predictions are independent of the gold labels ({ind.test}: p = {ind.p_value:.3g}, "
-            f"Cramér's V = {ind.cramers_v:.2f}, N = {ind.n}); accuracy {identity_acc:.1%}",
+            f"Cramér's V = {ind.cramers_v:.2f}, N = {ind.n}, {rows} gold x {cols} predicted classes); "
+            f"accuracy {identity_acc:.1%}",
             {**evidence, "accuracy": identity_acc, "majority_share": float(gold_counts.max() / n)},
         ))
     return findings
+
+
+def _too_few(verdict: str, n: int, needed: int, why: str, evidence: dict) -> Finding:
+    """too-few-examples for one verdict: which one, its test, and how many examples it needs."""
+    return Finding(
+        "too-few-examples",
+        f"{n} labelled examples are too few for the {verdict} verdict{'s' if ' and ' in verdict else ''}: {why}",
+        {"verdict": verdict, "labelled": n, "needed": needed, "alpha": T.ALPHA, **evidence},
+    )
 
 
 def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Finding]:
@@ -185,21 +256,37 @@ def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Findi
     if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO and gold is not None and len(gold) == n:
         ind = independence_test(confusion(gold, logits.argmax(1), c))
         informative = ind is not None and ind.p_value < T.ALPHA and ind.cramers_v >= T.RANDOM_MAX_CRAMERS_V
+    near_uniform = {"mean_entropy": entropy, "ln_c": math.log(c), "ratio": ratio,
+                    "entropy_threshold": T.UNIFORM_MIN_ENTROPY_RATIO, "mean_max_probability": float(p.max(1).mean()),
+                    "n": n}
     if ratio >= T.UNIFORM_MIN_ENTROPY_RATIO and informative:
-        # near-uniform but right: an under-trained (under-confident) head, not a useless one
-        acc = float(np.mean(logits.argmax(1) == gold))
-        out.append(Finding(
-            "underconfident-predictions",
-            f"predictions are accurate ({acc:.1%}) but their probabilities are near uniform (mean entropy "
-            f"{ratio:.0%} of ln {c})",
-            {"mean_entropy": entropy, "ln_c": math.log(c), "ratio": ratio, "accuracy": acc, "n": n},
-        ))
+        # near-uniform but right: an under-trained (under-confident) head, or a folded temperature when the
+        # probabilities understate the accuracy so much that anyone thresholding them is misled
+        pred = logits.argmax(1)
+        acc = float(np.mean(pred == gold))
+        ece = calibration_error(p.max(1), (pred == gold).astype(float))
+        evidence = {**near_uniform, "accuracy": acc, "expected_calibration_error": ece,
+                    "ece_threshold": T.UNIFORM_MIN_ECE}
+        if ece >= T.UNIFORM_MIN_ECE:
+            out.append(Finding(
+                "uniform-logits",
+                f"probabilities are near uniform (mean entropy {ratio:.0%} of ln {c}, mean max probability "
+                f"{near_uniform['mean_max_probability']:.2f}) although accuracy is {acc:.1%}: expected calibration "
+                f"error {ece:.2f} (threshold {T.UNIFORM_MIN_ECE:g}); the logits look divided by a temperature",
+                evidence,
+            ))
+        else:
+            out.append(Finding(
+                "underconfident-predictions",
+                f"predictions are accurate ({acc:.1%}) but their probabilities are near uniform (mean entropy "
+                f"{ratio:.0%} of ln {c}, expected calibration error {ece:.2f})",
+                evidence,
+            ))
     elif ratio >= T.UNIFORM_MIN_ENTROPY_RATIO:
         out.append(Finding(
             "uniform-logits",
             f"mean predictive entropy is {entropy:.3f} nats, {ratio:.0%} of the maximum ln {c} = {math.log(c):.3f}",
-            {"mean_entropy": entropy, "ln_c": math.log(c), "ratio": ratio, "threshold": T.UNIFORM_MIN_ENTROPY_RATIO,
-             "n": n},
+            near_uniform,
         ))
     saturated_gap = median_gap >= T.SATURATION_MIN_MEDIAN_GAP
     saturated_loss = loss is not None and loss >= T.SATURATION_MIN_LOSS_RATIO * math.log(c) and median_gap >= 10
@@ -259,7 +346,27 @@ def check_features(stats: dict | None, n: int, source: str | None) -> list[Findi
     return []
 
 
+def check_finite_logits(logits: np.ndarray) -> list[Finding]:
+    """nonfinite-logits: NaN/inf logits (NaN weights, overflow); the other verdicts need finite rows."""
+    bad = ~np.isfinite(logits)
+    if not bad.any():
+        return []
+    rows = int(bad.any(axis=1).sum())
+    return [Finding(
+        "nonfinite-logits",
+        f"{rows} of {logits.shape[0]} examples get NaN or infinite logits",
+        {"nonfinite_examples": rows, "n": int(logits.shape[0]), "nan_values": int(np.isnan(logits).sum()),
+         "inf_values": int(np.isinf(logits).sum())},
+    )]
+
+
 def feature_stats(f: np.ndarray) -> dict:
+    """Collapse statistics of the finite feature rows (NaN when fewer than two are finite, e.g. NaN weights)."""
+    finite = np.isfinite(f).all(axis=1)
+    f = f[finite]
+    if f.shape[0] < 2:
+        return {"mean_cosine": math.nan, "relative_spread": math.nan, "effective_rank": math.nan,
+                "nonfinite_rows": int((~finite).sum())}
     norms = np.linalg.norm(f, axis=1, keepdims=True)
     unit = f / np.clip(norms, 1e-12, None)
     n = f.shape[0]
@@ -276,7 +383,8 @@ def feature_stats(f: np.ndarray) -> dict:
         erank = float(np.exp(-(q * np.log(q)).sum()))
     else:
         erank = 0.0
-    return {"mean_cosine": mean_cos, "relative_spread": spread, "effective_rank": erank}
+    return {"mean_cosine": mean_cos, "relative_spread": spread, "effective_rank": erank,
+            "nonfinite_rows": int((~finite).sum())}
 
 
 def check_determinism(first: np.ndarray, second: np.ndarray, precision: str) -> list[Finding]:
@@ -292,6 +400,17 @@ def check_determinism(first: np.ndarray, second: np.ndarray, precision: str) -> 
         f"scale; {flips:.0%} of predictions change",
         {"max_relative_difference": diff, "threshold": limit, "prediction_flips": flips, "n": first.shape[0]},
     )]
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error: |accuracy - mean confidence| per equal-width confidence bin, weighted by size."""
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (confidence > lo) & (confidence <= hi)
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(ece)
 
 
 def metrics(logits: np.ndarray, gold: np.ndarray | None, names: list[str], bins: int = 15) -> dict:
@@ -315,14 +434,8 @@ def metrics(logits: np.ndarray, gold: np.ndarray | None, names: list[str], bins:
     recall = np.divide(tp, table.sum(1), out=np.zeros(c), where=table.sum(1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(c), where=(precision + recall) > 0)
     present = table.sum(1) > 0
-    conf = p.max(1)
     correct = (pred == gold).astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    ece = calibration_error(p.max(1), correct, bins)
     out.update({
         "accuracy": float(correct.mean()),
         "macro_f1": float(f1[present].mean()) if present.any() else None,

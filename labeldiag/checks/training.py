@@ -2,131 +2,42 @@
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from labeldiag import thresholds as T
+from labeldiag.checks.parameters import group_layers, listing
 from labeldiag.findings import Finding
-
-_INDEX = re.compile(r"^\d+$")
-
-
-@dataclass
-class TrainingTrace:
-    """What one smoke-train run measured; one entry per step in the lists (step 1 = before any update)."""
-
-    steps_budget: int
-    target_loss: float
-    num_classes: int  # width of the head
-    batch_classes: int  # distinct gold classes in the batch
-    lr: float
-    losses: list[float] = field(default_factory=list)
-    accuracies: list[float] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-    distinct_predictions: list[int] = field(default_factory=list)
-    max_abs_logits: list[float] = field(default_factory=list)
-    initial_loss: float | None = None  # pre-flight pass
-    fit_step: int | None = None
-    fit_seconds: float | None = None
-    diverged_step: int | None = None
-    trainable: list[str] = field(default_factory=list)  # parameter names
-    frozen: list[str] = field(default_factory=list)
-    disconnected: list[str] = field(default_factory=list)  # trainable, .grad None after the pre-flight backward
-    unchanged: list[str] = field(default_factory=list)  # trainable, bitwise equal after training
-    head_fresh: bool = False
-    loss_has_grad: bool = True  # False: the loss does not depend on any trainable parameter
-    skipped: str | None = None  # why training could not start
-
-    @property
-    def steps_run(self) -> int:
-        return len(self.losses)
-
-    @property
-    def fitted(self) -> bool:
-        return self.fit_step is not None
-
-    @property
-    def ln_c(self) -> float:
-        return math.log(max(self.num_classes, 2))
-
-    @property
-    def final_loss(self) -> float | None:
-        return self.losses[-1] if self.losses else None
-
-    @property
-    def final_accuracy(self) -> float | None:
-        return self.accuracies[-1] if self.accuracies else None
+from labeldiag.options import TrainSettings
+from labeldiag.records import TrainingTrace
 
 
-def group_layers(names: list[str]) -> list[str]:
-    """Parameter names -> layers: 'bert.encoder.layer.3.attention.self.query.weight' -> 'bert.encoder.layer.3'."""
-    out: list[str] = []
-    for name in names:
-        parts = name.split(".")
-        parts = parts[:-1] or parts  # drop weight / bias
-        for i, p in enumerate(parts):
-            if _INDEX.match(p):
-                parts = parts[: i + 1]
-                break
-        layer = ".".join(parts)
-        if layer not in out:
-            out.append(layer)
-    return out
+def fit_rule(t: TrainingTrace, target_loss: float) -> str | None:
+    """Which criterion says the batch is fitted after the last step, or None.
+
+    Judged against what the model's loss can reach: 100% accuracy and the classification loss (the
+    model's own component, e.g. ce_loss, else the cross-entropy of the logits) under --target-loss; or,
+    for a total loss with terms that have a floor above 0 (CE + SupCon), 100% accuracy for the last
+    SMOKE_PLATEAU_STEPS steps while the total loss has stopped falling.
+    """
+    if not t.accuracies or t.accuracies[-1] < 1.0:
+        return None
+    if t.classification_losses and t.classification_losses[-1] < target_loss:
+        return f"accuracy 100% and {t.classification_source} {t.classification_losses[-1]:.3g} < --target-loss {target_loss:g}"
+    k = T.SMOKE_PLATEAU_STEPS
+    if len(t.losses) < 2 * k or any(a < 1.0 for a in t.accuracies[-k:]):
+        return None
+    before = min(t.losses[:-k])
+    last = t.losses[-1]
+    if math.isfinite(last) and last >= (1 - T.SMOKE_PLATEAU_MAX_DROP) * before:
+        return (f"accuracy 100% for {k} steps and the total loss stopped falling at {last:.3g} (the model's loss "
+                f"has a floor above --target-loss {target_loss:g}; {t.classification_source} "
+                f"{t.classification_losses[-1]:.3g})" if t.classification_losses else
+                f"accuracy 100% for {k} steps and the total loss stopped falling at {last:.3g}")
+    return None
 
 
-def _listing(names: list[str], limit: int = 5) -> str:
-    layers = group_layers(names)
-    return ", ".join(layers[:limit]) + (f", ... ({len(layers)} layers)" if len(layers) > limit else "")
-
-
-def check_preflight(t: TrainingTrace) -> list[Finding]:
-    """Before training: frozen and disconnected parameters, loss at init against ln C."""
-    out: list[Finding] = []
-    if t.frozen and not t.trainable:
-        out.append(Finding(
-            "frozen-parameters",
-            f"nothing is trainable: all {len(t.frozen)} parameters have requires_grad=False, so training cannot "
-            "change the model",
-            {"frozen": len(t.frozen), "trainable": 0, "layers": group_layers(t.frozen)[:20]},
-            severity="error",
-            hint="set requires_grad=True on the parameters you mean to train (look for a freeze in __init__ or "
-                 "from_pretrained)",
-        ))
-    elif t.frozen:
-        out.append(Finding(
-            "frozen-parameters",
-            f"{len(t.frozen)} of {len(t.frozen) + len(t.trainable)} parameters are frozen ({_listing(t.frozen)})",
-            {"frozen": len(t.frozen), "trainable": len(t.trainable), "layers": group_layers(t.frozen)[:20]},
-        ))
-    if t.disconnected:
-        out.append(Finding(
-            "disconnected-parameters",
-            f"{len(t.disconnected)} trainable parameter(s) got no gradient in the pre-flight backward pass "
-            f"({_listing(t.disconnected)})"
-            + ("; the loss depends on no trainable parameter at all" if not t.loss_has_grad else ""),
-            {"count": len(t.disconnected), "layers": group_layers(t.disconnected)[:20],
-             "parameters": t.disconnected[:20], "loss_has_grad": t.loss_has_grad},
-            hint="find where the graph is cut (a .detach(), torch.no_grad, numpy, an unused module); "
-                 "'labeldiag grad-flow' shows where gradient stops",
-        ))
-    if t.head_fresh and t.initial_loss is not None:
-        ratio = t.initial_loss / t.ln_c if math.isfinite(t.initial_loss) else math.inf
-        if not (T.SMOKE_INIT_LOSS_RATIO_LOW <= ratio <= T.SMOKE_INIT_LOSS_RATIO_HIGH):
-            high = ratio > 1
-            out.append(Finding(
-                "loss-at-init-off",
-                f"the loss at init is {t.initial_loss:.3g}, {ratio:.2g}x ln C = {t.ln_c:.3g}, although the head is "
-                "freshly initialized" + (" (saturated logits?)" if high else " (labels leaking, or not cross-entropy?)"),
-                {"initial_loss": t.initial_loss, "ln_num_labels": t.ln_c, "ratio": ratio},
-                hint="scale the logits (temperature, LayerNorm) or check the head's init" if high else
-                "check that the labels do not reach the input and that the loss is cross-entropy",
-            ))
-    return out
-
-
-def check_training(t: TrainingTrace, triage: list[dict] | None = None) -> list[Finding]:
+def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None = None) -> list[Finding]:
     """After training: diverged, unchanged parameters, collapse, cannot fit, fitted late."""
     out: list[Finding] = []
     if t.skipped:
@@ -134,8 +45,8 @@ def check_training(t: TrainingTrace, triage: list[dict] | None = None) -> list[F
             "cannot-overfit",
             f"training could not start: {t.skipped}; the loss stays at {_num(t.initial_loss)} "
             f"(ln C = {t.ln_c:.3g})",
-            {"final_loss": t.initial_loss, "steps": 0, "target_loss": t.target_loss, "reason": t.skipped},
-            hint=cannot_fit_hint(t, out, triage),
+            {"final_loss": t.initial_loss, "steps": 0, "target_loss": s.target_loss, "reason": t.skipped},
+            hint=cannot_fit_hint(t, s, out, triage),
         )]
     losses = np.asarray(t.losses, dtype=np.float64)
     if not losses.size:
@@ -147,17 +58,17 @@ def check_training(t: TrainingTrace, triage: list[dict] | None = None) -> list[F
         out.append(Finding(
             "loss-diverged",
             f"the loss went from {start:.3g} to {'NaN/inf' if not math.isfinite(bad) else f'{bad:.3g}'} at step "
-            f"{t.diverged_step} (lr {t.lr:g}); training was stopped there",
+            f"{t.diverged_step} (lr {s.lr:g}); training was stopped there",
             {"initial_loss": start, "loss": float(bad) if math.isfinite(bad) else None, "step": t.diverged_step,
-             "nonfinite": not math.isfinite(bad), "lr": t.lr},
-            hint=f"lower --lr (try {t.lr / 10:g}), clip gradients, scale the logits, or use bf16/fp32 instead of fp16",
+             "nonfinite": not math.isfinite(bad), "lr": s.lr},
+            hint=f"lower --lr (try {s.lr / 10:g}), clip gradients, scale the logits, or use bf16/fp32 instead of fp16",
         ))
     if t.unchanged and t.steps_run >= 1:
         got_none = [n for n in t.unchanged if n in set(t.disconnected)]
         out.append(Finding(
             "parameters-unchanged",
             f"{len(t.unchanged)} trainable parameter(s) did not move in {t.steps_run} optimizer step(s): "
-            f"{_listing(t.unchanged)}" + (f"; {len(got_none)} of them got no gradient" if got_none else ""),
+            f"{listing(t.unchanged)}" + (f"; {len(got_none)} of them got no gradient" if got_none else ""),
             {"count": len(t.unchanged), "layers": group_layers(t.unchanged)[:30],
              "parameters": t.unchanged[:30], "no_gradient": len(got_none), "steps": t.steps_run},
         ))
@@ -165,21 +76,27 @@ def check_training(t: TrainingTrace, triage: list[dict] | None = None) -> list[F
     if collapsed is not None:
         out.append(collapsed)
     if not t.fitted:
+        final_class = t.classification_losses[-1] if t.classification_losses else None
         out.append(Finding(
             "cannot-overfit",
-            f"the batch ({t.batch_classes} classes) was not fitted in {t.steps_run} step(s): final loss {_num(t.final_loss)}, "
-            f"accuracy {_pct(t.final_accuracy)} (target: 100% and loss < {t.target_loss:g}; ln C = {t.ln_c:.3g})",
-            {"final_loss": t.final_loss, "final_accuracy": t.final_accuracy, "initial_loss": start,
-             "steps": t.steps_run, "target_loss": t.target_loss, "lr": t.lr},
-            hint=cannot_fit_hint(t, out, triage),
+            f"the batch ({t.batch_classes} classes) was not fitted in {t.steps_run} step(s): final loss {_num(t.final_loss)}"
+            + (f", {t.classification_source} {_num(final_class)}" if final_class is not None
+               and final_class != t.final_loss else "")
+            + f", accuracy {_pct(t.final_accuracy)} (target: 100% and {t.classification_source} < {s.target_loss:g}, "
+            f"or a total loss that stopped falling at 100%; ln C = {t.ln_c:.3g})",
+            {"final_loss": t.final_loss, "final_classification_loss": final_class,
+             "classification_source": t.classification_source, "final_accuracy": t.final_accuracy,
+             "initial_loss": start, "steps": t.steps_run, "target_loss": s.target_loss, "lr": s.lr,
+             "plateau_steps": T.SMOKE_PLATEAU_STEPS, "plateau_max_drop": T.SMOKE_PLATEAU_MAX_DROP},
+            hint=cannot_fit_hint(t, s, out, triage),
         ))
-    elif t.fit_step is not None and t.fit_step > T.SMOKE_SLOW_FIT_SHARE * t.steps_budget:
+    elif t.fit_step is not None and t.fit_step > T.SMOKE_SLOW_FIT_SHARE * s.steps:
         out.append(Finding(
             "slow-convergence",
-            f"the batch was fitted only at step {t.fit_step} of {t.steps_budget} "
+            f"the batch was fitted only at step {t.fit_step} of {s.steps} "
             f"(later than {T.SMOKE_SLOW_FIT_SHARE:.0%} of the budget)",
-            {"fit_step": t.fit_step, "steps_budget": t.steps_budget, "lr": t.lr},
-            hint=f"try a higher --lr (e.g. {t.lr * 3:g}) or '--triage'; a healthy head fits 32 examples in a few "
+            {"fit_step": t.fit_step, "steps_budget": s.steps, "lr": s.lr},
+            hint=f"try a higher --lr (e.g. {s.lr * 3:g}) or '--triage'; a healthy head fits 32 examples in a few "
                  "dozen steps",
         ))
     return out
@@ -207,7 +124,7 @@ def _collapse(t: TrainingTrace, nonfinite: bool) -> Finding | None:
     )
 
 
-def cannot_fit_hint(t: TrainingTrace, found: list[Finding], triage: list[dict] | None) -> str:
+def cannot_fit_hint(t: TrainingTrace, s: TrainSettings, found: list[Finding], triage: list[dict] | None) -> str:
     """The most likely reason, from what else was seen, most specific first."""
     codes = {f.code for f in found}
     tips: list[str] = []
@@ -231,7 +148,7 @@ def cannot_fit_hint(t: TrainingTrace, found: list[Finding], triage: list[dict] |
     elif t.disconnected:
         tips.append(f"{len(group_layers(t.disconnected))} layer(s) got no gradient: run labeldiag grad-flow")
     if "loss-diverged" in codes:
-        tips.append(f"loss diverged: lower --lr (try {t.lr / 10:g})")
+        tips.append(f"loss diverged: lower --lr (try {s.lr / 10:g})")
     sat = [x for x in t.max_abs_logits if math.isfinite(x)]
     if sat and sat[-1] > T.SMOKE_SATURATED_LOGIT:
         tips.append(f"logits saturated (|logit| up to {sat[-1]:.3g}): scale them or lower --lr")
@@ -247,7 +164,7 @@ def cannot_fit_hint(t: TrainingTrace, found: list[Finding], triage: list[dict] |
     acc = t.final_accuracy
     if (acc is not None and acc >= 1.0 and final is not None and math.isfinite(final)
             and "loss-diverged" not in codes):
-        tips.append(f"accuracy reached 100% but the loss stayed above --target-loss {t.target_loss:g}: give more "
+        tips.append(f"accuracy reached 100% but the loss stayed above --target-loss {s.target_loss:g}: give more "
                     "--steps or a higher --lr")
     if not tips or (not triage and t.trainable and t.loss_has_grad):
         tips.append("rerun with --triage to see whether the head alone, another --lr or fp32 fits")
@@ -275,3 +192,17 @@ def _num(x: float | None) -> str:
 def _pct(x: float | None) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.0%}"
 
+
+
+def params_not_in_optimizer(coverage: dict) -> list[Finding]:
+    """Trainable parameters that the optimizer does not hold: they get gradients and never move."""
+    if not coverage.get("readable") or not coverage.get("missing"):
+        return []
+    missing = coverage["missing"]
+    return [Finding(
+        "params-not-in-optimizer",
+        f"{len(missing)} of {coverage['trainable']} trainable parameter tensor(s) "
+        f"({coverage['missing_elements']:,} elements) are not in the optimizer: {listing(missing)}",
+        {"parameters": missing[:30], "count": len(missing), "elements": coverage["missing_elements"],
+         "layers": group_layers(missing)[:20]},
+    )]

@@ -4,23 +4,38 @@ from __future__ import annotations
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import CommonOptions, finish, prepare, tokens_fit_model
+from labeldiag.commands.common import Inputs, next_command, prepare, tokens_fit_model
+from labeldiag.findings import Report
+from labeldiag.options import Options
 
 
-def run(opts: CommonOptions) -> int:
+def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.labels import check_label_map
-    from labeldiag.checks.logits import (check_determinism, check_features, check_input_dependence,
-                                         check_logit_scale, check_predictions, feature_stats, metrics)
+    from labeldiag.checks.logits import (check_determinism, check_features, check_finite_logits,
+                                         check_input_dependence, feature_stats, metrics)
+    from labeldiag.checks.label_order import label_order_mismatch
+    from labeldiag.checks.padding import padding_sensitive_logits
+    from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
+    from labeldiag.checks.predictions import prediction_findings
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward
-    from labeldiag.render.plots import plot_confusion
-    from labeldiag.render.progress import progress_bar
+    from labeldiag.measure.padding import padding_sides, probe_padding
+    from labeldiag.measure.provenance import measure_casing, measure_round_trip
+    from labeldiag.render.progress import phase, progress_bar
 
-    s = prepare(opts, "check-logits", fresh_head_expected=False)
+    s = prepare(inputs, opts, "check-logits", fresh_head_expected=False)
     report, enc, model = s.report, s.encoded, s.loaded.model
+    untrained_head = bool(s.loaded.audit.missing_head)
+    if untrained_head:
+        report.notes.insert(0, "this checkpoint has no trained classification head (see head-uninitialized): its "
+                               "predictions are random, so no verdict is drawn from them; to see whether the "
+                               f"model can learn the task, run: {next_command(s, 'smoke-train')}")
     if not tokens_fit_model(s):
         report.add(check_label_map(s.loaded.info, None))
-        return finish(s, opts, plot_confusion)
+        return report
+    report.add(tokenizer_casing_mismatch(measure_casing(s.loaded.tokenizer, s.examples.texts)))
+    if s.examples.tokenized is not None:
+        report.add(foreign_token_ids(measure_round_trip(enc, s.loaded.tokenizer, T.FOREIGN_IDS_SAMPLE, opts.seed)))
     model.to(s.runtime.device)
     model.eval()
     n = len(enc.ids)
@@ -31,29 +46,38 @@ def run(opts: CommonOptions) -> int:
     report.metrics["examples_per_second"] = round(n / main.seconds, 1) if main.seconds > 0 else None
     c = logits.shape[1]
     report.add(check_label_map(s.loaded.info, c))
+    for declared, source in ((s.examples.declared_label_names, "the data's ClassLabel"),
+                             (getattr(opts, "labels", None), "--labels")):
+        report.add(label_order_mismatch(declared, source, s.loaded.info.id2label, s.loaded.info.num_labels))
     names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
     if s.gold is not None and s.gold.index_names:
         names[: len(s.gold.index_names)] = [str(x) for x in s.gold.index_names][:c]
-    # second eval pass and blanked-input baseline on a fixed random subset
-    rng = np.random.default_rng(opts.seed)
-    k = min(n, T.SUBSET_FOR_EXTRA_PASSES)
-    rows = np.sort(rng.choice(n, size=k, replace=False))
-    again = run_forward(model, subset(enc, rows), s.runtime, opts.batch_size, capture_features=False)
-    report.add(check_determinism(logits[rows], again.logits, s.runtime.precision))
-    blank = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size, capture_features=False)
-    report.add(check_input_dependence(logits, blank.logits, rows))
-    if s.gold is not None and c >= 2:
-        usable = s.gold.usable & (s.gold.indices < c)
-        gold_idx = s.gold.indices[usable]
-        report.add(check_predictions(logits[usable], gold_idx, names))
-        report.add(check_logit_scale(logits[usable], gold_idx))
-        if not usable.any():
-            report.add(check_logit_scale(logits, None))
-        report.metrics.update(metrics(logits[usable], gold_idx, names))
-        report.metrics["labelled_examples"] = int(usable.sum())
-    elif c >= 2:
-        report.add(check_logit_scale(logits, None))
-        report.metrics.update(metrics(logits, None, names))
+    report.add(check_finite_logits(logits))
+    finite = np.isfinite(logits).all(axis=1)
+    if not finite.all():
+        report.notes.append(f"the verdicts below use the {int(finite.sum())} examples with finite logits")
+    keep = np.flatnonzero(finite)
+    if keep.size:
+        # second eval pass and blanked-input baseline on a fixed random subset
+        rng = np.random.default_rng(opts.seed)
+        picked = np.sort(rng.choice(keep.size, size=min(keep.size, T.SUBSET_FOR_EXTRA_PASSES), replace=False))
+        rows = keep[picked]
+        with phase(f"second pass and blanked inputs on {rows.size} examples", opts.progress):
+            again = run_forward(model, subset(enc, rows), s.runtime, opts.batch_size, capture_features=False)
+            blank = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size, capture_features=False)
+        report.add(check_determinism(logits[rows], again.logits, s.runtime.precision))
+        report.add(check_input_dependence(logits[keep], blank.logits, picked))
+        report.add(padding_sensitive_logits(probe_padding(model, enc, s.runtime, padding_sides(s.loaded.tokenizer),
+                                                          opts.seed)))
+        usable = finite & (s.gold.usable & (s.gold.indices < c)) if s.gold is not None else None
+        labelled = usable is not None and usable.any()
+        if untrained_head:  # a random head's predictions measure nothing: metrics only, no verdicts on them
+            report.metrics.update(metrics(logits[usable], s.gold.indices[usable], names) if labelled
+                                  else metrics(logits[keep], None, names))
+        elif labelled:
+            prediction_findings(report, logits[usable], s.gold.indices[usable], names)
+        else:
+            prediction_findings(report, logits[keep], None, names)
     if main.features is not None and main.features.shape[0] >= 2:
         # one set of statistics for the verdict and the metrics; a sample bounds the n x n Gram matrix
         sample = main.features[: T.FEATURE_SAMPLE].astype(np.float64)
@@ -69,7 +93,7 @@ def run(opts: CommonOptions) -> int:
         "max_token_id": enc.stats.max_token_id, "embedding_rows": enc.stats.embedding_rows,
     }
     report.metrics["logit_stats"] = _logit_stats(logits)
-    return finish(s, opts, plot_confusion)
+    return report
 
 
 def _logit_stats(logits: np.ndarray) -> dict:

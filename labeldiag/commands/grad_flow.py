@@ -5,34 +5,42 @@ import math
 
 import numpy as np
 
-from labeldiag.commands.common import CommonOptions, finish, prepare, tokens_fit_model
+from labeldiag.commands.common import Inputs, head_options_for_data, prepare, tokens_fit_model
 from labeldiag.errors import UsageError
+from labeldiag.findings import Report
+from labeldiag.options import GradFlowSettings, Options
 
 
-def run(opts: CommonOptions, lr: float = 2e-5) -> int:
+def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.checks.gradients import check_grad_flow
     from labeldiag.measure.encode import subset
+    from labeldiag.checks.learning_rate import learning_rate_too_high
+    from labeldiag.checks.precision import half_precision_weights
     from labeldiag.measure.gradients import measure_grad_flow
-    from labeldiag.render import grad_flow as grad_flow_render  # registers the console section
+    from labeldiag.measure.learning_rate import update_ratios
+    from labeldiag.measure.precision import measure_half_precision
+    from labeldiag.render.progress import phase
 
-    if not (lr > 0 and math.isfinite(lr)):
-        raise UsageError(f"--lr must be a positive number, got {lr}")
-    s = prepare(opts, "grad-flow", fresh_head_expected=True)
+    lr = settings.lr
+    s = prepare(inputs, opts, "grad-flow", fresh_head_expected=True)
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
-        return finish(s, opts)
+        return report
     rows, labels = _labelled_rows(s)
     enc = subset(enc, rows)
     if s.label_token_ids is not None:
-        _require_label_tokens(enc, s.label_token_ids, opts.label_tokens)
+        _require_label_tokens(enc, s.label_token_ids, ",".join(opts.label_tokens))
     model.to(s.runtime.device)
-    words = [w.strip() for w in opts.label_tokens.split(",") if w.strip()] if opts.label_tokens else None
-    flow = measure_grad_flow(model, enc, labels, s.runtime, opts.batch_size, lr,
-                             num_labels=s.num_classes, base_prefix=s.loaded.base_prefix,
-                             label_token_ids=s.label_token_ids, label_words=words,
-                             label_positions=s.label_positions)
+    report.add(half_precision_weights(measure_half_precision(model, lr)))
+    words = list(opts.label_tokens) if opts.label_tokens else None
+    with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress):
+        flow = measure_grad_flow(model, enc, labels, s.runtime, opts.batch_size, lr,
+                                 num_labels=s.num_classes, base_prefix=s.loaded.base_prefix,
+                                 label_token_ids=s.label_token_ids, label_words=words,
+                                 label_positions=list(s.label_positions) if s.label_positions else None)
     fresh_head = bool(s.loaded.audit.missing_head)
     report.add(check_grad_flow(flow, fresh_head))
+    report.add(learning_rate_too_high(updates=update_ratios(flow.layers, lr)))
     report.notes.append(f"train mode with dropout disabled ({flow.dropout_modules} dropout module(s) set to p=0 "
                         "for the pass, then restored), so the gradient is deterministic")
     report.notes.append("update/weight ratio: the first AdamW step moves each element with a nonzero gradient by "
@@ -42,7 +50,24 @@ def run(opts: CommonOptions, lr: float = 2e-5) -> int:
         report.notes.append(f"{flow.examples} examples in {flow.micro_batches} micro-batches of at most "
                             f"{opts.batch_size}; gradients accumulated, each loss weighted by its batch share")
     report.metrics.update(_metrics(flow, lr, fresh_head))
-    return finish(s, opts, grad_flow_render.plot_grad_flow)
+    heat = report.metrics.get("label_token_heatmap")
+    if heat and heat["grad_norm"]:  # where the label tokens sit, so the figure can mark those positions
+        heat["label_share"] = _label_position_share(enc, s.label_token_ids, s.label_positions,
+                                                    len(heat["grad_norm"][0]))
+    return report
+
+
+def _label_position_share(enc, token_ids: list[int] | None, positions: tuple[int, ...] | None,
+                          width: int) -> list[float]:
+    """For each of the heat map's first `width` positions, the share of examples holding a label token there."""
+    held = np.zeros(width)
+    for ids in enc.ids:
+        n = min(len(ids), width)
+        if token_ids is not None:
+            held[:n] += np.isin(ids[:n], token_ids)
+        else:
+            held[[p for p in positions or () if p < n]] += 1
+    return [round(float(v), 4) for v in held / max(len(enc.ids), 1)]
 
 
 def _labelled_rows(s) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +76,10 @@ def _labelled_rows(s) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError("grad-flow needs labelled examples; DATA has no label column (pass --label-field)")
     usable = s.gold.usable & (s.gold.indices < s.num_classes)
     if not usable.any():
-        raise UsageError("grad-flow needs labelled examples; none of DATA's labels map to the model's classes "
-                         "(see check-logits for the label findings)")
+        fix = head_options_for_data(s)
+        raise UsageError("grad-flow needs labelled examples; none of DATA's labels map to the model's "
+                         f"{s.num_classes} classes " + (f"(attach a head that fits them:{fix})" if fix else
+                                                        "(see check-logits for the label findings)"))
     rows = np.nonzero(usable)[0]
     return rows, s.gold.indices[rows].astype(np.int64)
 

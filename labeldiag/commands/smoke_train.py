@@ -12,24 +12,18 @@ full-batch optimisation as in one process.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import CommonOptions, finish, prepare, seed_everything
+from labeldiag.commands.common import Inputs, head_options_for_data, prepare, seed_everything
 from labeldiag.errors import UsageError
-from labeldiag.findings import Finding
+from labeldiag.findings import Report
+from labeldiag.options import Options, TrainSettings
 
 
-def run(opts: CommonOptions, steps: int = 100, lr: float = 1e-4, target_loss: float = 0.05,
-        triage: bool = False) -> int:
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {steps}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise UsageError(f"--lr must be a positive number, got {lr}")
-    if not (math.isfinite(target_loss) and target_loss > 0):
-        raise UsageError(f"--target-loss must be a positive number, got {target_loss}")
+def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
+    """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
     from labeldiag.distributed import from_env, init, local_device, shutdown
 
     d = from_env()
@@ -38,42 +32,48 @@ def run(opts: CommonOptions, steps: int = 100, lr: float = 1e-4, target_loss: fl
                          "at least one example")
     pool = dataclasses.replace(opts, max_examples=opts.max_examples * T.SMOKE_POOL_FACTOR,
                                device=local_device(d, opts.device), progress=opts.progress and d.main)
-    s = prepare(pool, "smoke-train", fresh_head_expected=True)
+    s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
     init(d, s.runtime.device)
     try:
-        return _run(s, opts, d, steps, lr, target_loss, triage)
+        return _run(s, opts, settings, d)
     finally:
         shutdown(d)
 
 
-def _run(s, opts: CommonOptions, d, steps: int, lr: float, target_loss: float, triage: bool) -> int:
-    import labeldiag.render.smoke_train  # noqa: F401  (registers the report section)
+def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
+    from labeldiag.checks.logits import batch_single_class
+    from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
     from labeldiag.checks.tokens import check_tokenizer
-    from labeldiag.checks.training import TrainingTrace, check_preflight, check_ranks, check_training
+    from labeldiag.checks.learning_rate import learning_rate_too_high
+    from labeldiag.checks.precision import half_precision_weights
+    from labeldiag.checks.training import check_ranks, check_training
+    from labeldiag.measure.precision import measure_half_precision
     from labeldiag.distributed import gather, shard
     from labeldiag.measure.training import make_batch, preflight, stratified_rows, training_copy
-    from labeldiag.render.smoke_train import plot_training
+    from labeldiag.records import InitialLoss, TrainingTrace
+    from labeldiag.render.progress import phase
 
     report, runtime = s.report, s.runtime
-    plot = plot_training if opts.plot_path else None
-    report.metrics.update({"device_name": runtime.device_name, "lr": lr, "target_loss": target_loss,
-                           "steps_budget": steps})
+    report.metrics.update({"device_name": runtime.device_name, "lr": settings.lr,
+                           "target_loss": settings.target_loss, "steps_budget": settings.steps})
     if s.gold is None:
-        raise UsageError(f"DATA '{opts.data}' has no labels; smoke-train needs labelled examples "
+        raise UsageError(f"DATA '{report.data.get('path')}' has no labels; smoke-train needs labelled examples "
                          "(name the column with --label-field)")
     gold = s.gold.indices
     rows = stratified_rows(gold, opts.max_examples, opts.seed)
     present = np.unique(gold[gold >= 0])
     if not rows.size:
-        report.notes.append("training skipped: no example has a label the model knows (see the label findings)")
-        return _finish(s, opts, d, plot)
-    if present.size == 1:
-        report.add(Finding(
-            "single-class-batch",
-            f"all {int((gold >= 0).sum())} labelled examples read are '{s.names[present[0]]}': fitting one class "
-            "proves nothing (predicting it always fits)",
-            {"examples": int((gold >= 0).sum()), "class": s.names[present[0]]},
-        ))
+        report.notes.append("training skipped: no example has a label the model knows (see the label findings)"
+                            + (f"; attach a head that fits them:{head_options_for_data(s)}"
+                               if head_options_for_data(s) else ""))
+        return report
+    left_out = int((gold < 0).sum())
+    if left_out:  # never a silent drop: the label findings say why, this says what it did to the batch
+        report.notes.append(f"{left_out} of {len(gold)} examples have a label outside the model's {s.num_classes} "
+                            "classes and were left out of the batch (see the label findings)"
+                            + (f"; to train on every class:{head_options_for_data(s)}"
+                               if head_options_for_data(s) else ""))
+    report.add(batch_single_class(gold, s.names))
     if present.size > opts.max_examples:
         report.notes.append(f"the data holds {present.size} classes but --max-examples is {opts.max_examples}: "
                             "not every class is in the batch")
@@ -84,7 +84,7 @@ def _run(s, opts: CommonOptions, d, steps: int, lr: float, target_loss: float, t
     if stats.embedding_rows and batch_max_id >= stats.embedding_rows:
         report.add(check_tokenizer(stats))
         report.notes.append("training skipped: token ids beyond the embedding table would crash it")
-        return _finish(s, opts, d, plot)
+        return report
     counts = np.bincount(gold[rows], minlength=s.num_classes)
     report.data.update({"pool_examples": len(gold), "batch_examples": int(rows.size)})
     report.metrics["batch"] = {
@@ -98,24 +98,29 @@ def _run(s, opts: CommonOptions, d, steps: int, lr: float, target_loss: float, t
     local = shard(rows, d)
     device = runtime.device
 
-    def fresh_trace(rate: float) -> TrainingTrace:
-        return TrainingTrace(steps_budget=steps, target_loss=target_loss, num_classes=s.num_classes,
-                             batch_classes=int(np.count_nonzero(counts)), lr=rate,
+    def fresh_trace() -> TrainingTrace:
+        return TrainingTrace(num_classes=s.num_classes, batch_classes=int(np.count_nonzero(counts)),
                              head_fresh=bool(s.loaded.audit.missing_head))
 
-    model = training_copy(s.loaded.model, device)
-    batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
-    trace = fresh_trace(lr)
-    first = preflight(model, batch, runtime, trace, d)
-    report.add(check_preflight(trace))
-    result = _train(model, batch, runtime, trace, d, first, opts, "smoke-train")
+    # before the copy: training_copy casts to fp32, which hides half-precision weights
+    report.add(half_precision_weights(measure_half_precision(s.loaded.model, settings.lr)))
+    with phase("copying the model and a pre-flight forward/backward", opts.progress and d.main):
+        model = training_copy(s.loaded.model, device)
+        batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
+        trace = fresh_trace()
+        first = preflight(model, batch, runtime, trace, d)
+    report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census)
+               + parameters_disconnected(trace.census)
+               + loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes, trace.head_fresh)))
+    result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train")
     del model
-    found = check_training(trace)
     tri = None
-    if triage and not trace.fitted:
-        tri = _triage(s, opts, d, batch, fresh_trace, lr)
-        found = check_training(trace, tri)
-    report.add(found)
+    if settings.triage and not trace.fitted:
+        tri = _triage(s, opts, settings, d, batch, fresh_trace)
+    report.add(check_training(trace, settings, tri))
+    report.add(learning_rate_too_high(rerun=_lower_rate_rerun(s, opts, settings, d, batch, fresh_trace, trace, tri)))
+    if trace.fitted:
+        report.notes.append(f"fitted at step {trace.fit_step}: {trace.fit_rule}")
     if result is not None:
         report.add(check_ranks(result.rank_divergence, d.world))
     speeds = gather(dataclasses.asdict(result.speed), d) if result is not None else []
@@ -124,10 +129,10 @@ def _run(s, opts: CommonOptions, d, steps: int, lr: float, target_loss: float, t
         report.metrics["triage"] = tri
     if result is not None and result.rank_divergence is not None:
         report.metrics["ranks_max_relative_difference"] = result.rank_divergence
-    return _finish(s, opts, d, plot)
+    return report
 
 
-def _train(model, batch, runtime, trace, d, first, opts, title):
+def _train(model, batch, runtime, trace, settings, d, opts, title):
     """Train unless it cannot start; None when it could not."""
     from labeldiag.measure.training import train_on_batch
     from labeldiag.render.smoke_train import live_view
@@ -138,17 +143,43 @@ def _train(model, batch, runtime, trace, d, first, opts, title):
         trace.skipped = "the loss does not depend on any trainable parameter"
     if trace.skipped:
         return None
-    with live_view(trace.steps_budget, title, opts.progress and d.main) as on_step:
-        return train_on_batch(model, batch, runtime, trace, d, on_step=on_step)
+    with live_view(settings.steps, title, opts.progress and d.main) as on_step:
+        return train_on_batch(model, batch, runtime, trace, settings, d, on_step=on_step)
 
 
-def _triage(s, opts, d, batch, fresh_trace, lr: float) -> list[dict]:
+def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):
+    """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran)."""
+    from labeldiag.measure.learning_rate import LowerRateRerun, went_wrong
+    from labeldiag.measure.training import preflight, training_copy
+
+    problem = went_wrong(trace, settings.lr)
+    if problem is None:
+        return None
+    rate = settings.lr / T.LR_RERUN_FACTOR
+    row = next((r for r in tri or [] if r["variant"] == f"lr {rate:g}"), None)
+    if row is None:
+        seed_everything(opts.seed)
+        model = training_copy(s.loaded.model, s.runtime.device)
+        rerun = fresh_trace()
+        first = preflight(model, batch, s.runtime, rerun, d)
+        _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate), d, opts, f"lr {rate:g}")
+        del model
+        row = {"fitted": rerun.fitted, "fit_step": rerun.fit_step, "steps_run": rerun.steps_run,
+               "final_loss": rerun.final_loss if rerun.losses else first[0]}
+        s.report.notes.append(f"training at lr {settings.lr:g} {problem}; reran at lr {rate:g}: "
+                              + (f"fitted at step {rerun.fit_step}" if rerun.fitted else "not fitted either"))
+    return LowerRateRerun(lr=settings.lr, rerun_lr=rate, problem=problem, final_loss=trace.final_loss,
+                          rerun_fitted=bool(row["fitted"]), rerun_fit_step=row["fit_step"],
+                          rerun_final_loss=row["final_loss"], rerun_steps=row["steps_run"])
+
+
+def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dict]:
     """Rerun from the original weights changing one thing at a time: head alone, lr / 10, lr x 10, fp32."""
     import torch
 
     from labeldiag.measure.training import head_parameter_names, preflight, training_copy
 
-    runtime = s.runtime
+    runtime, lr = s.runtime, settings.lr
     variants = [("head only", lr, True, runtime), (f"lr {lr / 10:g}", lr / 10, False, runtime),
                 (f"lr {lr * 10:g}", lr * 10, False, runtime)]
     if runtime.precision != "fp32":
@@ -163,9 +194,9 @@ def _triage(s, opts, d, batch, fresh_trace, lr: float) -> list[dict]:
             continue
         seed_everything(opts.seed)  # every variant starts from the same randomness
         model = training_copy(s.loaded.model, rt.device, head_only=head_only)
-        trace = fresh_trace(rate)
+        trace = fresh_trace()
         first = preflight(model, batch, rt, trace, d)
-        _train(model, batch, rt, trace, d, first, opts, f"triage: {name}")
+        _train(model, batch, rt, trace, dataclasses.replace(settings, lr=rate), d, opts, f"triage: {name}")
         row.update({"fitted": trace.fitted, "fit_step": trace.fit_step,
                     "final_loss": trace.final_loss if trace.losses else first[0],
                     "final_accuracy": trace.final_accuracy if trace.losses else first[1],
@@ -185,7 +216,9 @@ def _metrics(trace, speeds: list[dict], runtime, first: list[float]) -> dict:
     curve = [{"step": i + 1, "loss": l, "accuracy": a, "grad_norm": g}
              for i, (l, a, g) in enumerate(zip(trace.losses, trace.accuracies, trace.grad_norms))]
     m = {
-        "steps_run": trace.steps_run, "fitted": trace.fitted, "fit_step": trace.fit_step,
+        "steps_run": trace.steps_run, "fitted": trace.fitted, "fit_step": trace.fit_step, "fit_rule": trace.fit_rule,
+        "classification_loss_source": trace.classification_source,
+        "final_classification_loss": trace.classification_losses[-1] if trace.classification_losses else None,
         "fit_seconds": trace.fit_seconds, "diverged_step": trace.diverged_step,
         "final_loss": trace.final_loss if trace.losses else first[0],
         "final_accuracy": trace.final_accuracy if trace.losses else first[1],
@@ -195,7 +228,7 @@ def _metrics(trace, speeds: list[dict], runtime, first: list[float]) -> dict:
         "examples_per_second": total("examples_per_second"), "tokens_per_second": total("tokens_per_second"),
         "peak_memory_bytes": max(peaks) if peaks else None, "peak_memory_kind": main.get("peak_memory_kind"),
         "device_name": runtime.device_name, "precision": runtime.precision, "curve": curve,
-        "preflight": {"trainable": len(trace.trainable), "frozen": len(trace.frozen),
+        "preflight": {"trainable": len(trace.trainable), "frozen": len(trace.census.frozen) if trace.census else 0,
                       "disconnected": len(trace.disconnected), "loss_at_init": trace.initial_loss,
                       "head_fresh": trace.head_fresh},
     }
@@ -204,9 +237,3 @@ def _metrics(trace, speeds: list[dict], runtime, first: list[float]) -> dict:
     if len(speeds) > 1:
         m["ranks"] = speeds
     return m
-
-
-def _finish(s, opts: CommonOptions, d, plot) -> int:
-    if d.main:
-        return finish(s, opts, plot)
-    return s.report.exit_code(opts.fail_on)  # the same findings on every rank: same exit code

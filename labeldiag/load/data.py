@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
-from labeldiag.errors import UsageError
+from labeldiag.errors import UsageError, describe_exception
 
 TEXT_PAIRS = [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
               ("question", "passage"), ("question", "context"), ("text_a", "text_b")]
@@ -41,6 +41,8 @@ class Examples:
     label_field: str | None = None
     tokenized: dict[str, Any] | None = None  # numpy arrays for .pt / .safetensors data
     notes: list[str] = field(default_factory=list)
+    # class names in index order as the data declares them (a datasets ClassLabel, parquet schema metadata)
+    declared_label_names: list[str] | None = None
 
     def __len__(self) -> int:
         if self.tokenized is not None:
@@ -67,7 +69,16 @@ def read_examples(
         raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
     suffix = p.suffix.lower()
     if p.is_dir():
-        return _from_rows(str(p), _datasets_rows(p), max_examples, text_field, text_pair_field, label_field)
+        from labeldiag.load.model import refuse_special_files
+
+        refuse_special_files(p, "DATA")
+        ds = _open_dataset(p)
+        examples = examples_from_rows(str(p), iter(ds), max_examples, text_field, text_pair_field, label_field)
+        examples.declared_label_names = class_label_names(ds.features).get(examples.label_field)
+        return examples
+    if not p.is_file():  # a pipe or device would block or never end
+        raise UsageError(f"DATA '{path}' is not a regular file (a pipe, device or socket); save the examples to a "
+                         "file and pass that")
     if not os.access(p, os.R_OK):
         raise UsageError(f"DATA '{path}' is not readable (permission denied); check its permissions")
     if suffix in (".pt", ".pth", ".bin"):
@@ -80,7 +91,10 @@ def read_examples(
         raise UsageError(f"DATA '{path}' has an unsupported type '{suffix or '(none)'}'; use {SUFFIXES}")
     if p.stat().st_size == 0:
         raise UsageError(f"DATA '{path}' is empty; it must hold at least one example")
-    return _from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field)
+    examples = examples_from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field)
+    if suffix == ".parquet":
+        examples.declared_label_names = _parquet_class_names(p).get(examples.label_field)
+    return examples
 
 
 # --- row sources ---------------------------------------------------------------------------
@@ -235,6 +249,10 @@ def _csv_rows(p: Path, delimiter: str = ",") -> Iterator[dict]:
             if not header:
                 raise UsageError(f"DATA '{p}' has no header row; the first row must name the columns")
             header = [h.strip() for h in header]
+            repeated = sorted({h for h in header if header.count(h) > 1})
+            if repeated:
+                raise UsageError(f"DATA '{p}' names column '{repeated[0]}' more than once in its header; give "
+                                 "each column its own name")
             for lineno, values in enumerate(reader, 2):
                 if not values:
                     continue
@@ -267,7 +285,35 @@ def _parquet_rows(p: Path) -> Iterator[dict]:
         raise UsageError(f"DATA '{p}' is not a readable parquet file ({type(exc).__name__}: {exc})") from None
 
 
-def _datasets_rows(p: Path) -> Iterator[dict]:
+def class_label_names(features: Any) -> dict[str, list[str]]:
+    """Column -> class names in index order, for every ClassLabel column of datasets Features (or their JSON)."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(features, dict):
+        return out
+    for column, feature in features.items():
+        if isinstance(feature, dict):  # the JSON form in parquet metadata / dataset_info.json
+            names = feature.get("names") if feature.get("_type") == "ClassLabel" else None
+        else:
+            names = getattr(feature, "names", None) if type(feature).__name__ == "ClassLabel" else None
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            out[str(column)] = names
+    return out
+
+
+def _parquet_class_names(p: Path) -> dict[str, list[str]]:
+    """ClassLabel names that datasets wrote into the parquet schema metadata ({} when none or unreadable)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(p).metadata or {}
+        info = json.loads(meta.get(b"huggingface", b"{}"))
+    except Exception:
+        return {}  # the rows were read already; metadata is an extra, never a reason to fail
+    features = (info.get("info") or {}).get("features") if isinstance(info, dict) else None
+    return class_label_names(features)
+
+
+def _open_dataset(p: Path) -> Any:
     markers = ("dataset_info.json", "state.json", "dataset_dict.json")
     if not any((p / m).exists() for m in markers):
         raise UsageError(f"DATA '{p}' is a folder but not a datasets save_to_disk folder; pass a file ({SUFFIXES})")
@@ -286,14 +332,12 @@ def _datasets_rows(p: Path) -> Iterator[dict]:
                 break
         else:
             ds = ds[next(iter(ds))]
-    for row in ds:
-        yield row
+    return ds
 
 
 # --- tensors -----------------------------------------------------------------------------------
 
 def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file: bool) -> Examples:
-    import numpy as np
     import torch
 
     if torch_file:
@@ -304,8 +348,8 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise UsageError(f"DATA '{p}' could not be loaded safely ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); only tensors are allowed") from None
+            raise UsageError(f"DATA '{p}' could not be loaded safely ({describe_exception(exc)}); only tensors "
+                             "are allowed") from None
     else:
         try:
             from safetensors.torch import load_file
@@ -313,6 +357,16 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
             obj = load_file(str(p))
         except Exception as exc:
             raise UsageError(f"DATA '{p}' is not a valid safetensors file ({type(exc).__name__})") from None
+    return examples_from_tensors(obj, str(p), max_examples)
+
+
+def examples_from_tensors(obj: Any, p: str, max_examples: int) -> Examples:
+    """A dict of tokenized tensors (a .pt/.safetensors file, a BatchEncoding, a dict from the API) -> Examples."""
+    import numpy as np
+    import torch
+
+    if not isinstance(obj, dict) and hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+        obj = {k: obj[k] for k in obj.keys()}  # BatchEncoding and other mappings
     if not isinstance(obj, dict) or "input_ids" not in obj:
         raise UsageError(f"DATA '{p}' must hold a dict of tensors with at least 'input_ids' "
                          f"(and attention_mask, token_type_ids, labels); found {_describe(obj)}")
@@ -350,6 +404,14 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
         if key in arrays and tuple(arrays[key].shape) != tuple(ids.shape):
             raise UsageError(f"DATA '{p}': {key} has shape {tuple(arrays[key].shape)} but input_ids has "
                              f"{tuple(ids.shape)}; they must match")
+    if "attention_mask" in arrays:
+        empty = (arrays["attention_mask"][:max_examples] == 0).all(dim=1).nonzero().flatten()
+        if empty.numel():
+            raise UsageError(f"DATA '{p}': the attention_mask of example {int(empty[0])} is all zeros "
+                             f"({empty.numel()} such example(s)), so it has no token to read; drop those "
+                             "examples or fix the mask")
+    if "token_type_ids" in arrays and arrays["token_type_ids"].numel() and float(arrays["token_type_ids"].min()) < 0:
+        raise UsageError(f"DATA '{p}': token_type_ids hold negative values; segment ids are 0 or 1")
     labels = None
     if "labels" in arrays:
         lab = arrays["labels"]
@@ -408,7 +470,9 @@ def _pick_fields(columns: list[str], text_field, pair_field, label_field, path: 
     return text_field, pair_field, label_field
 
 
-def _from_rows(path: str, rows: Iterator[dict], max_examples: int, text_field, pair_field, label_field) -> Examples:
+def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_field, pair_field,
+                       label_field) -> Examples:
+    """Rows of a file, a list of dicts, a DataFrame or a datasets.Dataset -> Examples."""
     taken = list(islice(rows, max_examples))
     if not taken:
         raise UsageError(f"DATA '{path}' holds no examples")

@@ -24,8 +24,13 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HEAD_NAMES = ("classifier", "pre_classifier", "score", "head", "classification_head", "pooler",
               "out_proj", "logits", "fc_out", "output_layer")
 PRETRAINING_HEADS = ("cls.predictions", "cls.seq_relationship", "lm_head", "vocab_transform",
-                     "vocab_layer_norm", "vocab_projector", "mlm", "nsp", "predictions.")
+                     "vocab_layer_norm", "vocab_projector", "mlm", "nsp", "predictions.",
+                     "discriminator_predictions", "generator_predictions", "generator_lm_head",  # ELECTRA
+                     "lm_predictions")  # DeBERTa-v2 masked LM
+# ModernBERT's masked LM keeps its output bias in a top-level `decoder`; only there is the name a pretraining head
+TOP_LEVEL_PRETRAINING_HEADS = ("decoder.",)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+CONFIG_LIMIT = 64 << 20  # config files are kilobytes; never read a huge (or endless) one into memory
 
 
 @dataclass
@@ -35,7 +40,9 @@ class LoadAudit:
     unused: list[str] = field(default_factory=list)
     unused_pretraining: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, Any, Any]] = field(default_factory=list)
-    source: str = "transformers"  # or "labeldiag" when the class gave no loading info
+    source: str = "transformers"  # "labeldiag" (keys compared by us), "memory" (no load), "statistics" (head numbers)
+    # --labels/--num-labels: {"outputs": head size attached, "checkpoint_outputs": saved head's (None: no head)}
+    attached_head: dict | None = None
 
 
 @dataclass
@@ -54,6 +61,7 @@ class ModelInfo:
     embedding_rows: int | None = None
     max_positions: int | None = None
     weights_format: str = "safetensors"
+    type_vocab_size: int | None = None  # segment ids (token_type_ids) the model accepts
 
 
 @dataclass
@@ -76,6 +84,7 @@ def resolve_model_path(model: str, allow_pickle: bool) -> tuple[str, bool, str]:
                              "config.json and the weights (save_pretrained layout)")
         if not os.access(p, os.R_OK | os.X_OK):
             raise UsageError(f"MODEL '{model}' is not readable (permission denied)")
+        refuse_special_files(p, "MODEL")
         files = {f.name for f in p.iterdir()}
         if "config.json" not in files and "adapter_config.json" not in files:
             ckpts = sorted((f for f in files if re.fullmatch(r"checkpoint-\d+", f)), key=lambda s: int(s.split("-")[1]))
@@ -84,21 +93,42 @@ def resolve_model_path(model: str, allow_pickle: bool) -> tuple[str, bool, str]:
                                  f"e.g. {p / ckpts[-1]}")
             raise UsageError(f"MODEL '{model}' is not a checkpoint folder: it has no config.json; pass the "
                              "folder written by save_pretrained (or a Trainer checkpoint-N folder)")
-        if any(f in files for f in SAFE_WEIGHTS) or any(f.endswith(".safetensors") for f in files):
-            return str(p), True, "safetensors"
-        pickled = sorted(f for f in files if f in PICKLE_WEIGHTS or f.endswith(PICKLE_SUFFIXES)
-                         and not f.startswith(("optimizer", "scheduler", "rng_state", "training_args", "scaler")))
+        if "config.json" not in files:
+            # an adapter: peft loads adapter_model.safetensors when present, else unpickles adapter_model.bin
+            if "adapter_model.safetensors" in files:
+                return str(p), True, "safetensors"
+            pickled = ["adapter_model.bin"] if "adapter_model.bin" in files else []
+        elif any(f in files for f in SAFE_WEIGHTS) or any(f.endswith(".safetensors") for f in files):
+            return str(p), True, "safetensors"  # from_pretrained(use_safetensors=True) never falls back to pickle
+        else:
+            pickled = sorted(f for f in files if f in PICKLE_WEIGHTS or f.endswith(PICKLE_SUFFIXES)
+                             and not f.startswith(("optimizer", "scheduler", "rng_state", "training_args", "scaler")))
         if pickled:
             if not allow_pickle:
                 raise UsageError(f"MODEL '{model}' has only pickle-based weights ({pickled[0]}); loading them "
                                  "can run code. Pass --allow-pickle if you trust the file (it is then read "
                                  "with torch.load(weights_only=True)), or convert it to safetensors")
             return str(p), True, "pickle"
-        raise UsageError(f"MODEL '{model}' has no weights file (model.safetensors); save the model with "
-                         "save_pretrained")
+        raise UsageError(f"MODEL '{model}' has no weights file ("
+                         + ("adapter_model.safetensors" if "config.json" not in files else "model.safetensors")
+                         + "); save the model with save_pretrained")
     if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or not HUB_ID.match(model):
         raise UsageError(f"MODEL '{model}' does not exist; pass a checkpoint folder or a cached hub id")
     return model, False, "hub"
+
+
+def refuse_special_files(folder: Path, what: str) -> None:
+    """FIFOs, devices and sockets block or never end when read: refuse them before anything opens them."""
+    import stat
+
+    for entry in folder.iterdir():
+        try:
+            mode = entry.stat().st_mode  # follows links: a link to /dev/zero is a device
+        except OSError:
+            continue  # a dangling link is never opened successfully either
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise UsageError(f"{what} '{folder}': '{entry.name}' is not a regular file (a pipe, device or socket); "
+                             "replace it with the real file")
 
 
 def _import_class(spec: str, trust_remote_code: bool) -> Any:
@@ -109,25 +139,30 @@ def _import_class(spec: str, trust_remote_code: bool) -> Any:
         raise UsageError(f"--model-class '{spec}' must look like FILE.py:Class or module:Class")
     if where.endswith(".py") or os.sep in where or "/" in where:
         file = Path(where)
-        if not file.is_file():
+        if not file.exists():
             raise UsageError(f"--model-class file '{where}' does not exist")
+        if not file.is_file():
+            raise UsageError(f"--model-class '{where}' is not a regular Python file")
         mod_name = f"labeldiag_user_{file.stem}_{abs(hash(str(file.resolve())))}"
         spec_obj = importlib.util.spec_from_file_location(mod_name, file)
         if spec_obj is None or spec_obj.loader is None:
             raise UsageError(f"--model-class file '{where}' cannot be imported as Python")
         module = importlib.util.module_from_spec(spec_obj)
         sys.modules[mod_name] = module
+        saved_path, saved_bytecode = list(sys.path), sys.dont_write_bytecode
         sys.path.insert(0, str(file.resolve().parent))  # let the file import its siblings
+        sys.dont_write_bytecode = True  # no __pycache__ next to the file (it may sit in the checkpoint)
         try:
             spec_obj.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() at import must not end labeldiag with its code
             raise UsageError(f"importing --model-class file '{where}' failed: {describe_exception(exc)}") from None
         finally:
-            sys.path.remove(str(file.resolve().parent))
+            sys.path[:] = saved_path  # whatever the file did to sys.path
+            sys.dont_write_bytecode = saved_bytecode
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise UsageError(f"--model-class module '{where}' cannot be imported: {describe_exception(exc)}") from None
     if not hasattr(module, name):
         import difflib
@@ -149,15 +184,40 @@ def _import_class(spec: str, trust_remote_code: bool) -> Any:
 
 def _config_json(path: str) -> dict:
     cfg_file = Path(path) / "config.json"
-    if not cfg_file.exists():
+    if not os.path.lexists(cfg_file):
         return {}
+    return read_json_object(cfg_file, f"MODEL '{path}': config.json")
+
+
+def read_json_object(file: Path, what: str) -> dict:
+    """A small JSON object from a regular file, every problem as one line."""
+    if not file.is_file():
+        raise UsageError(f"{what} is not a regular file (a folder, pipe, device or broken link); "
+                         "replace it with the JSON file save_pretrained wrote")
     try:
-        data = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"MODEL '{path}': config.json is not valid JSON ({exc}); the file is "
-                         "truncated or corrupt, save the model again") from None
+        with open(file, "rb") as fh:
+            raw = fh.read(CONFIG_LIMIT + 1)
+    except OSError as exc:
+        raise UsageError(f"{what} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > CONFIG_LIMIT:
+        raise UsageError(f"{what} is larger than {CONFIG_LIMIT >> 20} MB; it is not a model config, save the "
+                         "model again")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not UTF-8 text; the file is corrupt, save the model again") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} is not valid JSON ({exc}); the file is truncated or corrupt, save the "
+                         "model again") from None
+    except RecursionError:
+        raise UsageError(f"{what} is nested too deeply to be a config; the file is corrupt, save the model "
+                         "again") from None
+    except ValueError as exc:  # a number with thousands of digits
+        problem = "a number has too many digits" if "digits" in str(exc) else one_line(str(exc), 120)
+        raise UsageError(f"{what} cannot be read as JSON ({problem}); the file is corrupt, save the model "
+                         "again") from None
     if not isinstance(data, dict):
-        raise UsageError(f"MODEL '{path}': config.json must hold a JSON object")
+        raise UsageError(f"{what} must hold a JSON object, not a {type(data).__name__}")
     return data
 
 
@@ -170,6 +230,8 @@ def load_model(
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     need_tokenizer: bool = True,
+    labels: tuple[str, ...] | None = None,
+    num_labels: int | None = None,
 ) -> LoadedModel:
     import torch
     import transformers
@@ -177,7 +239,11 @@ def load_model(
     path, local, weights_format = resolve_model_path(model, allow_pickle)
     raw_cfg = _config_json(path) if local else {}
     if local and (Path(path) / "adapter_config.json").exists() and not raw_cfg:
-        return _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer)
+        if num_labels is not None:
+            raise UsageError(f"MODEL '{model}' is a PEFT adapter: its head comes with the adapter, so --labels / "
+                             "--num-labels cannot attach another; pass the base model folder instead")
+        return _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer,
+                          weights_format)
     if raw_cfg.get("auto_map") and not trust_remote_code and model_class is None:
         raise UsageError(f"MODEL '{model}' ships its own code (auto_map in config.json); pass "
                          "--trust-remote-code if you trust it, or --model-class with your class")
@@ -191,6 +257,11 @@ def load_model(
         kwargs["use_safetensors"] = weights_format == "safetensors" if local else None
     if "weights_only" in params:
         kwargs["weights_only"] = True
+    if num_labels is not None:
+        if not (accepts_any or "num_labels" in params):
+            raise UsageError(f"--model-class {model_class}: its from_pretrained takes no config overrides, so "
+                             "--labels / --num-labels cannot size its head; set num_labels in config.json of a copy")
+        kwargs.update(_head_kwargs(raw_cfg, labels, num_labels))
     info_supported = "output_loading_info" in params or accepts_any
     loading_info = None
     try:
@@ -209,7 +280,7 @@ def load_model(
             net = cls.from_pretrained(path, **kwargs)
     except UsageError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a custom from_pretrained may call sys.exit()
         raise _load_error(model, path, local, exc, raw_cfg) from None
     if not isinstance(net, torch.nn.Module):
         raise UsageError(f"--model-class from_pretrained returned a {type(net).__name__}, not a torch.nn.Module")
@@ -218,11 +289,25 @@ def load_model(
     if base_prefix and not hasattr(net, base_prefix):
         base_prefix = None
     audit = _audit(net, path, local, loading_info, base_prefix)
+    if num_labels is not None and audit.missing_head:
+        audit.attached_head = {"outputs": num_labels,
+                               "checkpoint_outputs": _saved_head_rows(path) if local else None}
     info = _model_info(net, path, weights_format)
     tok = None
     if need_tokenizer:
         tok = load_tokenizer(tokenizer or path, trust_remote_code, explicit=tokenizer is not None)
     return LoadedModel(model=net, tokenizer=tok, info=info, audit=audit, base_prefix=base_prefix)
+
+
+def _head_kwargs(raw_cfg: dict, labels: tuple[str, ...] | None, num_labels: int) -> dict[str, Any]:
+    """from_pretrained overrides for a head of num_labels classes, as transformers documents them: the config
+    gets num_labels/id2label/label2id, and a saved head of another size is re-initialized, not an error."""
+    if labels is None:
+        saved = raw_cfg.get("id2label") if isinstance(raw_cfg.get("id2label"), dict) else {}
+        keep = len(saved) == num_labels  # same size: keep the checkpoint's names
+        labels = tuple(str(saved.get(str(i), f"LABEL_{i}")) if keep else f"LABEL_{i}" for i in range(num_labels))
+    return {"num_labels": num_labels, "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)}, "ignore_mismatched_sizes": True}
 
 
 def _params(fn: Any) -> set[str]:
@@ -279,8 +364,16 @@ def load_tokenizer(where: str, trust_remote_code: bool, explicit: bool) -> Any:
     p = Path(where)
     if explicit and not p.exists() and (where.startswith((".", "/", "~")) or not HUB_ID.match(where)):
         raise UsageError(f"--tokenizer '{where}' does not exist")
+    if p.is_dir():
+        refuse_special_files(p, "--tokenizer" if explicit else "MODEL")
+    elif p.exists() and not p.is_file():
+        raise UsageError(f"--tokenizer '{where}' is not a regular file or folder")
     try:
-        return AutoTokenizer.from_pretrained(where, local_files_only=True, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(where, local_files_only=True, trust_remote_code=trust_remote_code)
+        # what encode() reads: a corrupt tokenizer file can make these raise (or recurse) long after loading
+        tok("a b", "c")
+        tok.all_special_ids, tok.pad_token_id, tok.unk_token_id, tok.mask_token_id, len(tok)
+        return tok
     except Exception as exc:
         flag = "--tokenizer" if explicit else "MODEL"
         raise UsageError(f"no usable tokenizer at {flag} '{where}' ({describe_exception(exc)}); pass "
@@ -288,7 +381,8 @@ def load_tokenizer(where: str, trust_remote_code: bool, explicit: bool) -> Any:
 
 
 def _is_pretraining_key(key: str) -> bool:
-    return any(key.startswith(h) or f".{h}" in key for h in PRETRAINING_HEADS)
+    return (any(key.startswith(h) or f".{h}" in key for h in PRETRAINING_HEADS)
+            or key.startswith(TOP_LEVEL_PRETRAINING_HEADS))
 
 
 def _is_head_key(key: str, base_prefix: str | None) -> bool:
@@ -342,6 +436,18 @@ def _checkpoint_keys(path: str) -> set[str]:
     return keys
 
 
+def _pickled_keys(file: Path) -> set[str]:
+    """Keys of a pickled state dict the user allowed (--allow-pickle), read with weights_only=True."""
+    import torch
+
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UsageError(f"MODEL '{file.parent}': {file.name} could not be loaded safely "
+                         f"({type(exc).__name__}); only plain tensors are allowed") from None
+    return set(state) if isinstance(state, dict) else set()
+
+
 def _model_info(net: Any, path: str, weights_format: str) -> ModelInfo:
     cfg = getattr(net, "config", None)
     raw_id2label = getattr(cfg, "id2label", None)
@@ -366,6 +472,7 @@ def _model_info(net: Any, path: str, weights_format: str) -> ModelInfo:
     except Exception:
         rows = None
     max_pos = getattr(cfg, "max_position_embeddings", None)
+    type_vocab = getattr(cfg, "type_vocab_size", None)
     if isinstance(max_pos, int) and getattr(cfg, "model_type", None) in ("roberta", "xlm-roberta", "camembert"):
         max_pos -= 2  # RoBERTa offsets positions by padding_idx + 1
     return ModelInfo(
@@ -374,37 +481,47 @@ def _model_info(net: Any, path: str, weights_format: str) -> ModelInfo:
         problem_type=getattr(cfg, "problem_type", None), raw_id2label=raw_id2label, raw_label2id=raw_label2id,
         embedding_rows=rows, max_positions=max_pos if isinstance(max_pos, int) else None,
         weights_format=weights_format,
+        type_vocab_size=type_vocab if isinstance(type_vocab, int) and type_vocab > 0 else None,
     )
 
 
-def _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer) -> LoadedModel:
+def _load_peft(path, model_class, tokenizer, trust_remote_code, allow_pickle, need_tokenizer,
+               weights_format) -> LoadedModel:
     """A PEFT adapter folder: load its base model, then the adapter on top."""
     try:
         from peft import PeftModel
     except ImportError:
         raise UsageError(f"MODEL '{path}' is a PEFT adapter folder; loading it needs peft: pip install peft") from None
-    try:
-        adapter_cfg = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
-    except Exception as exc:
-        raise UsageError(f"MODEL '{path}': adapter_config.json is not valid JSON ({exc})") from None
+    adapter_cfg = read_json_object(Path(path) / "adapter_config.json", f"MODEL '{path}': adapter_config.json")
     base = adapter_cfg.get("base_model_name_or_path")
     if not base:
         raise UsageError(f"MODEL '{path}': adapter_config.json names no base_model_name_or_path")
+    if not isinstance(base, str):
+        raise UsageError(f"MODEL '{path}': adapter_config.json's base_model_name_or_path is a "
+                         f"{type(base).__name__}, not a path; set it to the base model's folder")
+    base_dir = Path(base)
+    if base_dir.is_dir() and (base_dir / "adapter_config.json").exists() and not (base_dir / "config.json").exists():
+        raise UsageError(f"MODEL '{path}': adapter_config.json's base_model_name_or_path '{base}' is an adapter "
+                         "folder (perhaps this one), not a model; set it to the base model's folder")
     loaded = load_model(base, model_class, tokenizer or (path if (Path(path) / "tokenizer_config.json").exists() else None),
                         trust_remote_code, allow_pickle, need_tokenizer)
-    saved = _checkpoint_keys(path)
-    to_save = [m for m in (adapter_cfg.get("modules_to_save") or []) if m]
+    saved = _checkpoint_keys(path) if weights_format == "safetensors" else _pickled_keys(Path(path) / "adapter_model.bin")
+    to_save = adapter_cfg.get("modules_to_save") or []
+    if not isinstance(to_save, list) or not all(isinstance(m, str) for m in to_save):
+        raise UsageError(f"MODEL '{path}': adapter_config.json's modules_to_save must be a list of module names, "
+                         f"got {one_line(json.dumps(to_save), 80)}")
+    to_save = [m for m in to_save if m]
     head_saved = [m for m in to_save if any(f".{m}." in k or k.startswith(f"{m}.") for k in saved)]
     kwargs = {}
-    if to_save and not head_saved:
-        # the adapter names a head to save but holds none: load without it (peft would raise), report it
-        from peft import PeftConfig
-
-        cfg = PeftConfig.from_pretrained(path)
-        cfg.modules_to_save = None
-        cfg.task_type = None  # a SEQ_CLS adapter re-adds 'classifier' to modules_to_save
-        kwargs["config"] = cfg
     try:
+        if to_save and not head_saved:
+            # the adapter names a head to save but holds none: load without it (peft would raise), report it
+            from peft import PeftConfig
+
+            cfg = PeftConfig.from_pretrained(path)
+            cfg.modules_to_save = None
+            cfg.task_type = None  # a SEQ_CLS adapter re-adds 'classifier' to modules_to_save
+            kwargs["config"] = cfg
         net = PeftModel.from_pretrained(loaded.model, path, is_trainable=False, **kwargs)
     except Exception as exc:
         raise UsageError(f"MODEL '{path}': the adapter could not be loaded onto '{base}' ({describe_exception(exc)})") from None

@@ -1,13 +1,18 @@
 """Tokenize examples once, keep per-example token ids (no padding) and token statistics."""
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from labeldiag.errors import UsageError
+from labeldiag.errors import UsageError, describe_exception
 from labeldiag.load.data import Examples
+
+TOKENIZE_CHUNK = 1024  # texts per tokenizer call: Ctrl-C is seen between calls, not after the last one
 
 
 @dataclass
@@ -53,8 +58,9 @@ def default_max_length(tokenizer: Any, model_max: int | None) -> int:
 
 
 def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: int | None,
-           model_max: int | None, config_pad_id: int | None = None) -> Encoded:
+           model_max: int | None, config_pad_id: int | None = None, type_vocab_size: int | None = None) -> Encoded:
     if examples.tokenized is not None:
+        _check_type_ids(examples, type_vocab_size)
         return _from_tensors(examples, tokenizer, max_length, embedding_rows, model_max, config_pad_id)
     if tokenizer is None:
         raise UsageError("text data needs a tokenizer; pass --tokenizer")
@@ -62,10 +68,10 @@ def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: 
     want_types = "token_type_ids" in names
     texts, pairs = examples.texts, examples.pairs
     try:
-        full = tokenizer(texts, pairs, truncation=False, add_special_tokens=True,
+        full = _tokenize(tokenizer, texts, pairs, truncation=False, add_special_tokens=True,
                          return_token_type_ids=want_types, return_attention_mask=False, verbose=False)
     except Exception as exc:
-        raise UsageError(f"the tokenizer failed on DATA ({type(exc).__name__}: {exc}); check --tokenizer") from None
+        raise UsageError(f"the tokenizer failed on DATA ({describe_exception(exc)}); check --tokenizer") from None
     ids = [np.asarray(x, dtype=np.int64) for x in full["input_ids"]]
     type_ids = [np.asarray(x, dtype=np.int64) for x in full["token_type_ids"]] if want_types and "token_type_ids" in full else None
     too_long = [i for i, x in enumerate(ids) if len(x) > max_length]
@@ -73,7 +79,7 @@ def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: 
     if too_long:
         sub_t = [texts[i] for i in too_long]
         sub_p = [pairs[i] for i in too_long] if pairs is not None else None
-        cut = tokenizer(sub_t, sub_p, truncation=True, max_length=max_length, add_special_tokens=True,
+        cut = _tokenize(tokenizer, sub_t, sub_p, truncation=True, max_length=max_length, add_special_tokens=True,
                         return_token_type_ids=want_types, return_attention_mask=False, verbose=False)
         for j, i in enumerate(too_long):
             stats.kept_fraction_truncated.append(len(cut["input_ids"][j]) / max(1, len(ids[i])))
@@ -87,6 +93,51 @@ def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: 
     blank = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else pad_id
     return Encoded(ids=ids, type_ids=type_ids, pad_id=int(pad_id), special_ids=special, blank_id=int(blank),
                    stats=stats, input_names=names)
+
+
+def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, **kwargs: Any) -> dict[str, list]:
+    """The tokenizer's output for all texts, made in chunks so that Ctrl-C stops it promptly."""
+    out: dict[str, list] = {}
+    with _ctrl_c_noted() as interrupted:
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            part = tokenizer(texts[start:start + TOKENIZE_CHUNK],
+                             pairs[start:start + TOKENIZE_CHUNK] if pairs is not None else None, **kwargs)
+            if interrupted:
+                raise KeyboardInterrupt
+            for key, values in part.items():
+                out.setdefault(key, []).extend(values)
+    return out
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[list]:
+    """While tokenizing, note Ctrl-C instead of raising it: a KeyboardInterrupt raised inside a Rust
+    tokenizer's callback is printed as 'Exception ignored' and lost. The caller raises it between chunks;
+    Python's own handler is back in place afterwards. Elsewhere (a thread, a custom handler) nothing changes."""
+    noted: list = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield noted
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if noted:
+        raise KeyboardInterrupt
+
+
+def _check_type_ids(examples: Examples, type_vocab_size: int | None) -> None:
+    """Segment ids beyond the model's token-type table are the data's fault, not the tokenizer's."""
+    types = examples.tokenized.get("token_type_ids")
+    if types is None or not types.size or not type_vocab_size:
+        return
+    top = int(types.max())
+    if top >= type_vocab_size:
+        raise UsageError(f"DATA '{examples.path}': token_type_ids go up to {top} but the model knows "
+                         f"{type_vocab_size} segment type(s) (0..{type_vocab_size - 1}); rebuild the data's segment ids "
+                         f"within 0..{type_vocab_size - 1}, or leave token_type_ids out of DATA")
 
 
 def _base_stats(tokenizer, max_length, embedding_rows, model_max, n) -> TokenStats:

@@ -24,10 +24,25 @@ class ForwardResult:
     seconds: float = 0.0
 
 
-def make_batches(enc: Encoded, batch_size: int, sort: bool = True) -> list[np.ndarray]:
-    """Index batches; longest first so padding is minimal and memory peaks show up at once."""
-    order = np.argsort(-enc.lengths, kind="stable") if sort else np.arange(len(enc.ids))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+def make_batches(enc: Encoded, batch_size: int, sort: bool = True, max_tokens: int | None = None,
+                 max_rows: int | None = None) -> list[np.ndarray]:
+    """Index batches; longest first so padding is minimal and memory peaks show up at once.
+
+    With max_tokens (sorted only), a batch takes as many rows as fit rows x its longest member
+    <= max_tokens (at least batch_size, at most max_rows): short examples share bigger batches.
+    """
+    lengths = enc.lengths
+    order = np.argsort(-lengths, kind="stable") if sort else np.arange(len(enc.ids))
+    if max_tokens is None or not sort:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(batch_size, max_tokens // max(1, int(lengths[order[start]])))
+        if max_rows is not None:
+            rows = min(rows, max(batch_size, max_rows))
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
 
 
 def collate(enc: Encoded, idx: np.ndarray, device: Any) -> dict:
@@ -58,23 +73,42 @@ def find_feature_module(model: Any) -> tuple[str | None, Any]:
 
 
 class FeatureTap:
-    """Captures the first input of the head module per forward call (its [CLS] row if 3-D)."""
+    """Captures the first input of the head module per forward call, pooled as the model pools it.
+
+    A head that maps [B, T, H] to [B, C] pools inside (its [CLS] row is taken); a head applied at
+    every position ([B, T, C], transformers' decoder classifiers) is read at the last non-pad token.
+    """
 
     def __init__(self, model: Any):
+        from labeldiag.measure.padding import base_of
+
         self.name, module = find_feature_module(model)
         self.captured: Any = None
-        self.handle = None
+        self.input_ids: Any = None
+        self.pad_id = getattr(getattr(base_of(model), "config", None), "pad_token_id", None)
+        self.handles = []
         if module is not None:
-            self.handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
+            self.handles = [model.register_forward_pre_hook(self._inputs, with_kwargs=True),
+                            module.register_forward_hook(self._hook, with_kwargs=True)]
 
-    def _hook(self, module, args, kwargs):
+    def _inputs(self, module, args, kwargs):
+        self.input_ids = kwargs.get("input_ids", args[0] if args else None)
+
+    def _hook(self, module, args, kwargs, output):
         if self.captured is not None:
             return None
         x = args[0] if args else next(iter(kwargs.values()), None)
         import torch
 
+        from labeldiag.measure.padding import last_token_positions
+
         if isinstance(x, torch.Tensor) and x.dim() in (2, 3):
-            x = x[:, 0] if x.dim() == 3 else x
+            per_position = isinstance(output, torch.Tensor) and output.dim() == 3 and x.dim() == 3
+            if per_position and isinstance(self.input_ids, torch.Tensor) and self.input_ids.shape[:2] == x.shape[:2]:
+                last = last_token_positions(self.input_ids, self.pad_id).to(x.device)
+                x = x[torch.arange(x.shape[0], device=x.device), last]
+            elif x.dim() == 3:
+                x = x[:, 0]
             self.captured = x.detach().float().cpu().numpy()
         return None
 
@@ -83,14 +117,19 @@ class FeatureTap:
         return out
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
 
 
 def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
                 capture_features: bool = True, sort: bool = True,
-                progress: Callable[[int], None] | None = None,
-                extra_inputs: dict | None = None) -> ForwardResult:
+                progress: Callable[[int], None] | None = None, max_tokens: int | None = None) -> ForwardResult:
+    """Logits (and head features) of every example, in example order.
+
+    max_tokens lets short examples share batches bigger than batch_size (see make_batches). Off by
+    default: on a CPU it measured no faster (benchmarks/bench_forward.py), since sorting already
+    removes most padding and the work grows with real tokens, not with the number of batches.
+    """
     import time
 
     import torch
@@ -103,10 +142,8 @@ def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
     start = time.perf_counter()
     try:
         with torch.inference_mode(), runtime.autocast():
-            for idx in make_batches(enc, batch_size, sort):
+            for idx in make_batches(enc, batch_size, sort, max_tokens=max_tokens):
                 batch = filter_inputs(collate(enc, idx, runtime.device), params)
-                if extra_inputs:
-                    batch.update(extra_inputs)
                 out = call_model(model, batch)
                 arr = extract_logits(out, len(idx))
                 f = tap.take() if tap is not None else None

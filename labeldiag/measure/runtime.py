@@ -200,18 +200,21 @@ def _describe_one(o: Any) -> str:
     return f"{type(o).__name__}{tuple(shape) if shape is not None else ''}"
 
 
-def call_model(model: Any, batch: dict, what: str = "the model's forward") -> Any:
+def call_model(model: Any, batch: dict) -> Any:
     try:
         return model(**batch)
     except UsageError:
         raise
+    except SystemExit as exc:  # sys.exit() in the user's forward must not end the run with its exit code
+        raise ModelCodeError(f"the model's forward called sys.exit({exc.code!r}); the model code must return its outputs, "
+                             "not exit") from None
     except Exception as exc:
         import torch
 
         if isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in str(exc).lower():
             raise UsageError("out of memory during the forward pass; lower --batch-size or --max-length") from None
         if isinstance(exc, IndexError) and "index out of range" in str(exc):
-            raise UsageError(f"{what} failed with token ids outside the embedding table ({describe_exception(exc)}); "
+            raise UsageError(f"the model's forward failed with token ids outside the embedding table ({describe_exception(exc)}); "
                              "the tokenizer does not match the model: pass --tokenizer with the model's own") from None
-        raise ModelCodeError(f"{what} raised {describe_exception(exc)}; fix the model code "
+        raise ModelCodeError(f"the model's forward raised {describe_exception(exc)}; fix the model code "
                              "(rerun with --debug for the traceback)") from exc

@@ -15,16 +15,20 @@ from typing import Any, Callable
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.checks.training import TrainingTrace
+from labeldiag.checks.training import fit_rule
 from labeldiag.distributed import Dist, all_reduce_sum, parameter_divergence
 from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
+from labeldiag.measure.parameters import census
 from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
-                                     forward_params,
-                                     logits_tensor)
+                                     forward_params, logits_tensor)
+from labeldiag.options import TrainSettings
+from labeldiag.records import TrainingTrace
 
 HEAD_MODULES = ("classifier", "score", "head", "pre_classifier", "classification_head", "out_proj")
+# output fields that hold the classification part of a composite loss (CE + SupCon, CE + aux terms)
+CLASSIFICATION_LOSS_FIELDS = ("ce_loss", "classification_loss", "cls_loss", "clf_loss")
 
 
 @dataclass
@@ -87,8 +91,11 @@ def make_batch(model: Any, enc: Encoded, rows: np.ndarray, labels: np.ndarray, d
 
 # --- forward + loss -----------------------------------------------------------------------------
 
-def forward_loss(net: Any, batch: Batch) -> tuple[Any, Any]:
-    """(loss, logits): the model's own loss when it returns one, else cross-entropy on the logits."""
+def forward_loss(net: Any, batch: Batch) -> tuple[Any, Any, Any, str]:
+    """(loss, logits, classification loss, its source): the model's own loss when it returns one, else
+    cross-entropy on the logits; the classification loss (detached) is the component the model reports
+    (e.g. ce_loss beside supcon_loss) or the cross-entropy of the logits."""
+    import torch
     import torch.nn.functional as F
 
     out = call_model(net, batch.inputs)
@@ -96,19 +103,26 @@ def forward_loss(net: Any, batch: Batch) -> tuple[Any, Any]:
     if logits is None:
         extract_logits(out, batch.rows)  # raises the precise error for odd shapes
         raise ModelCodeError("the model's logits are not a torch tensor; smoke-train needs them to backpropagate")
+    if logits.shape[1] < 2:
+        raise UsageError(f"the head has {logits.shape[1]} output(s); smoke-train needs a classifier with at "
+                         "least 2 logits (see problem-type-mismatch)")
     loss = extract_loss(out) if batch.own_loss else None
     if loss is None:
-        if logits.shape[1] < 2:
-            raise UsageError(f"the head has {logits.shape[1]} output(s); smoke-train needs a classifier with at "
-                             "least 2 logits (see problem-type-mismatch)")
         loss = F.cross_entropy(logits.float(), batch.labels)
     elif loss.dim() > 0:
         loss = loss.mean()
-    return loss, logits
+    for name in CLASSIFICATION_LOSS_FIELDS:
+        part = out.get(name) if isinstance(out, dict) else getattr(out, name, None)
+        if isinstance(part, torch.Tensor) and part.numel() == 1 and part.is_floating_point():
+            return loss, logits, part.detach().float().reshape(()), f"the model's {name}"
+    with torch.no_grad():
+        ce = F.cross_entropy(logits.detach().float(), batch.labels)
+    return loss, logits, ce, "cross-entropy of the logits"
 
 
-def _step_stats(loss: Any, logits: Any, batch: Batch, classes: Any) -> Any:
-    """[loss * rows, correct, max |logit|, histogram of predictions...] on the device, no sync."""
+def _step_stats(loss: Any, logits: Any, batch: Batch, classes: Any, class_loss: Any) -> Any:
+    """[loss * rows, correct, max |logit|, classification loss * rows, histogram of predictions...] on the
+    device, no sync."""
     import torch
 
     with torch.no_grad():
@@ -116,7 +130,7 @@ def _step_stats(loss: Any, logits: Any, batch: Batch, classes: Any) -> Any:
         pred = lg.argmax(1)
         hist = (pred[:, None] == classes[None, :]).sum(0).float()  # no bincount: it syncs on CUDA
         return torch.cat([(loss.detach().float() * batch.rows).reshape(1), (pred == batch.labels).sum().float()
-                          .reshape(1), lg.abs().max().reshape(1), hist])
+                          .reshape(1), lg.abs().max().reshape(1), (class_loss * batch.rows).reshape(1), hist])
 
 
 def _grad_norm(params: list) -> Any:
@@ -141,27 +155,22 @@ def preflight(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, 
 
     model.train()
     named = list(model.named_parameters())
-    trace.trainable = [n for n, p in named if p.requires_grad]
-    trace.frozen = [n for n, p in named if not p.requires_grad]
     with runtime.autocast():
-        loss, logits = forward_loss(model, batch)
+        loss, logits, class_loss, trace.classification_source = forward_loss(model, batch)
     _check_width(logits, trace)
     classes = torch.arange(trace.num_classes, device=logits.device)
-    stats = all_reduce_sum(_step_stats(loss, logits, batch, classes), d)
-    trace.loss_has_grad = bool(loss.requires_grad)
+    stats = all_reduce_sum(_step_stats(loss, logits, batch, classes, class_loss), d)
     if loss.requires_grad:
         try:
             loss.backward()
         except RuntimeError as exc:
             raise ModelCodeError(f"backward through the model failed ({exc}); fix the model code") from None
-        trace.disconnected = [n for n, p in named if p.requires_grad and p.grad is None]
-    else:
-        trace.disconnected = list(trace.trainable)
+    trace.census = census(named, loss_connected=bool(loss.requires_grad))
     model.zero_grad(set_to_none=True)
     host = stats.tolist()
     loss0 = host[0] / batch.global_rows
     trace.initial_loss = loss0
-    return [loss0, host[1] / batch.global_rows, host[2] / max(d.world, 1), sum(1 for v in host[3:] if v > 0)]
+    return [loss0, host[1] / batch.global_rows, host[2] / max(d.world, 1), sum(1 for v in host[4:] if v > 0)]
 
 
 def _check_width(logits: Any, trace: TrainingTrace) -> None:
@@ -175,7 +184,8 @@ def _check_width(logits: Any, trace: TrainingTrace) -> None:
 
 # --- the training loop --------------------------------------------------------------------------
 
-def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, d: Dist, *,
+def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, settings: TrainSettings,
+                   d: Dist, *,
                    on_step: Callable[[int, float, float, float], None] | None = None) -> RunResult:
     """Train `model` (a copy: it is changed) on the fixed batch until fitted, diverged or out of steps."""
     import torch
@@ -188,7 +198,7 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
     snapshot = [p.detach().to("cpu", copy=True) for p in params]
     kw = {"fused": True} if device.type == "cuda" else {}
     # no weight decay: a parameter without gradient must stay bitwise equal (parameters-unchanged)
-    opt = torch.optim.AdamW(params, lr=trace.lr, weight_decay=0.0, **kw)
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0, **kw)
     # fp16 needs loss scaling against underflow; CUDA is where GradScaler is supported on torch 2.4
     scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" and device.type == "cuda" else None
     net = model
@@ -205,10 +215,10 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    for step in range(1, trace.steps_budget + 1):
+    for step in range(1, settings.steps + 1):
         with runtime.autocast():
-            loss, logits = forward_loss(net, batch)
-        stats = _step_stats(loss, logits, batch, classes)
+            loss, logits, class_loss, _ = forward_loss(net, batch)
+        stats = _step_stats(loss, logits, batch, classes, class_loss)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)  # the norm of the true gradient
@@ -227,14 +237,16 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
         trace.losses.append(loss_v)
         trace.accuracies.append(acc)
         trace.max_abs_logits.append(host[2] / d.world)
-        trace.distinct_predictions.append(sum(1 for v in host[3:-1] if v > 0))
+        trace.classification_losses.append(host[3] / batch.global_rows)
+        trace.distinct_predictions.append(sum(1 for v in host[4:-1] if v > 0))
         trace.grad_norms.append(host[-1])
         if on_step is not None:
             on_step(step, loss_v, acc, host[-1])
         if not math.isfinite(loss_v) or loss_v > limit:
             trace.diverged_step = step
             break
-        if acc >= 1.0 and loss_v < trace.target_loss:
+        trace.fit_rule = fit_rule(trace, settings.target_loss)
+        if trace.fit_rule is not None:
             trace.fit_step = step
             trace.fit_seconds = time.perf_counter() - t0
             break
@@ -299,6 +311,7 @@ def training_copy(model: Any, device: Any, head_only: bool = False) -> Any:
     import torch
 
     net = copy.deepcopy(model)
+    net.zero_grad(set_to_none=True)  # the caller's .grad must not count as reached by our backward
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in net.parameters()):
         net.float()
     if head_only:

@@ -1,37 +1,50 @@
 """grad-flow's part of the report: the per-layer table, label-token gradients, and the figure."""
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from labeldiag.errors import strip_control
 from labeldiag.findings import Report
-from labeldiag.render.console import SECTIONS, fmt, section
-from labeldiag.render.plots import pyplot, save
+from labeldiag.render.console import SECTIONS, fmt, print_packed, section
+from labeldiag.render.plots import plain_label, pyplot, save
+
+LAYER_NAME_WIDTH = 24  # a layer name up to this long is never folded in the table
+LABEL_OUTLINE_SHARE = 0.5  # heat-map columns where at least this share of examples hold a label token are outlined
 
 
 def _ratio_style(value) -> str:
+    from labeldiag import thresholds as T
+
     if value is None:
         return "dim"
-    return "yellow" if value > 1e-2 or value < 1e-5 else ""  # far from the ~1e-3 rule of thumb
+    return "yellow" if value > T.UPDATE_RATIO_MARK_HIGH or value < T.UPDATE_RATIO_MARK_LOW else ""
 
 
 def draw_grad_flow(report: Report, console: Console) -> None:
     m = report.metrics
     layers = m.get("layers") or []
     if m.get("loss") is not None or "loss" in m:
-        console.print(f"loss {fmt(m.get('loss'))} ({m.get('loss_source')})   ln C {fmt(m.get('ln_num_labels'))}   "
-                      f"total grad norm {fmt(m.get('total_grad_norm'))}   lr {fmt(m.get('lr'))}")
-    parts = [f"{name} {fmt(c.get('value'))} (grad into encoder {fmt(c.get('encoder_grad_norm'))})"
+        print_packed(console, [f"loss {fmt(m.get('loss'))} ({strip_control(str(m.get('loss_source')))})",
+                               f"ln C {fmt(m.get('ln_num_labels'))}",
+                               f"total grad norm {fmt(m.get('total_grad_norm'))}", f"lr {fmt(m.get('lr'))}"])
+    parts = [f"{strip_control(str(name))} {fmt(c.get('value'))} "
+             f"(grad into encoder {fmt(c.get('encoder_grad_norm'))})"
              for name, c in (m.get("loss_components") or {}).items()]
     if parts:
-        console.print("loss components: " + ", ".join(parts))
+        console.print(Text("loss components: " + ", ".join(parts)))
     if layers:
-        table = Table(title="gradient per layer (depth order)", title_justify="left")
-        for col, justify in (("layer", "left"), ("params", "right"), ("grad norm", "right"),
-                             ("grad/weight", "right"), ("update/weight", "right"), ("zero grads", "right"),
-                             ("state", "left")):
-            table.add_column(col, justify=justify)
+        table = _table("gradient per layer (depth order)")
+        # a long layer name folds onto a second line; the numbers never do
+        longest = max(len(strip_control(str(row["name"]))) for row in layers)
+        table.add_column("layer", overflow="fold", min_width=min(longest, LAYER_NAME_WIDTH))
+        for col in ("params", "grad norm", "grad/weight", "update/weight", "zero grads"):
+            table.add_column(col, justify="right", no_wrap=True)
+        with_state = any(row.get("frozen") or row.get("no_grad") for row in layers)
+        if with_state:
+            table.add_column("state")
         for row in layers:
             state = []
             if row.get("frozen"):
@@ -40,26 +53,34 @@ def draw_grad_flow(report: Report, console: Console) -> None:
                 state.append(("no gradient", "bold red"))
             zero = row.get("zero_share")
             table.add_row(
-                row["name"], f"{row['params']:,}", fmt(row.get("grad_norm")), fmt(row.get("grad_weight_ratio")),
+                Text(strip_control(str(row["name"]))), f"{row['params']:,}", fmt(row.get("grad_norm")),
+                fmt(row.get("grad_weight_ratio")),
                 Text(fmt(row.get("update_weight_ratio")), style=_ratio_style(row.get("update_weight_ratio"))),
                 Text("-" if zero is None else f"{zero:.0%}", style="yellow" if zero == 1.0 else ""),
-                Text(", ".join(s for s, _ in state), style=state[0][1] if state else ""))
+                *([Text(", ".join(s for s, _ in state), style=state[0][1] if state else "")] if with_state else []))
         console.print(table)
     label = m.get("label_token_gradients")
     if label:
-        table = Table(title="gradient w.r.t. hidden states: label-token positions vs others", title_justify="left")
-        for col in ("layer", "label tokens (mean)", "others (median)", "share of peak"):
-            table.add_column(col, justify="left" if col == "layer" else "right")
+        table = _table("gradient w.r.t. hidden states: label-token positions vs others")
+        table.add_column("layer", overflow="fold")
+        for col in ("label tokens (mean)", "others (median)", "share of peak"):
+            table.add_column(col, justify="right", no_wrap=True)
         for row in label["layers"]:
             share = row.get("share_of_peak")
-            table.add_row(row["layer"], fmt(row.get("label_mean")), fmt(row.get("other_median")),
+            table.add_row(Text(strip_control(str(row["layer"]))), fmt(row.get("label_mean")),
+                          fmt(row.get("other_median")),
                           Text(fmt(share), style="bold red" if share is not None and share < 1e-3 else ""))
         console.print(table)
         rows = label.get("embedding_rows")
         if rows:
-            txt = ", ".join(f"{w} {fmt(v)}" for w, v in rows.items())
-            console.print(f"word-embedding rows of the label tokens: {txt}   "
-                          f"(median row with a gradient {fmt(label.get('embedding_row_median'))})")
+            print_packed(console, ["word-embedding rows of the label tokens:",
+                                   *(f"{strip_control(str(w))} {fmt(v)}" for w, v in rows.items()),
+                                   f"(median row with a gradient {fmt(label.get('embedding_row_median'))})"], sep="  ")
+
+
+def _table(title: str) -> Table:
+    """A table without side borders, so seven columns fit 80 characters."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
 
 
 if "grad-flow" not in SECTIONS:  # registered once even if the module is reloaded
@@ -67,40 +88,105 @@ if "grad-flow" not in SECTIONS:  # registered once even if the module is reloade
 
 
 def plot_grad_flow(report: Report, path: str) -> None:
-    """Classic gradient-flow bars (mean and max |grad| per layer, log scale); with label tokens, a
-    layer x position heat map of hidden-state gradient norms."""
+    """Classic gradient-flow bars (mean and max |grad| per layer, log scale; a zero gradient is marked
+    '0', a missing one 'none', never drawn as a tiny bar); with label tokens, a layer x position heat
+    map of hidden-state gradient norms under a strip showing where the label tokens sit."""
     import numpy as np
 
+    from labeldiag.render.plots import message_figure
+
     m = report.metrics
-    layers = [row for row in (m.get("layers") or [])]
-    heat = (m.get("label_token_heatmap") or {}).get("grad_norm")
-    plt = pyplot()
-    n_plots = 2 if heat else 1
-    fig, axes = plt.subplots(n_plots, 1, figsize=(max(7.0, 0.45 * len(layers) + 3), 4.2 * n_plots), squeeze=False)
-    ax = axes[0][0]
-    x = np.arange(len(layers))
-    tiny = 1e-12  # log scale: zero/absent gradients drawn at the floor
-    mean = [max(row.get("mean_abs_grad") or 0.0, tiny) for row in layers]
-    peak = [max(row.get("max_abs_grad") or 0.0, tiny) for row in layers]
-    ax.bar(x, peak, alpha=0.35, color="#4c72b0", label="max |grad|")
-    ax.bar(x, mean, alpha=0.9, color="#dd8452", label="mean |grad|")
-    for i, row in enumerate(layers):
-        if row.get("no_grad") or row.get("grad_norm") is None:
-            ax.text(i, tiny * 10, "none", rotation=90, ha="center", va="bottom", fontsize=8, color="red")
-    ax.set_yscale("log")
-    ax.set_xticks(x, [row["name"] for row in layers], rotation=45, ha="right")
-    ax.set_ylabel("|gradient|")
+    layers = m.get("layers") or []
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
-    ax.set_title("gradient flow" + (f" — {', '.join(codes[:3])}" if codes else ""))
-    ax.legend(loc="upper left")
-    if heat:
-        names = m["label_token_heatmap"]["layers"]
-        arr = np.asarray(heat, dtype=float)
-        ax2 = axes[1][0]
-        im = ax2.imshow(np.log10(np.maximum(arr, tiny)), aspect="auto", cmap="viridis", interpolation="nearest")
-        ax2.set_yticks(range(len(names)), names)
-        ax2.set_xlabel("position")
-        ax2.set_title("log10 gradient norm w.r.t. hidden states (mean over examples)")
-        fig.colorbar(im, ax=ax2, fraction=0.046)
-    fig.tight_layout()
+    title = "gradient flow" + (f" — {', '.join(codes[:3])}" if codes else "")
+    if not layers:
+        problem = next((f.message for f in report.sorted_findings()), "no layer was measured")
+        message_figure(f"no gradient was measured: {problem}", title, path)
+        return
+    view = heatmap_view(m)
+    plt = pyplot()
+    width = max(7.0, 0.45 * len(layers) + 3)
+    if view is None:
+        fig, ax = plt.subplots(figsize=(width, 4.2), layout="constrained")
+    else:
+        fig = plt.figure(figsize=(max(width, 0.12 * view["log_norm"].shape[1] + 4), 9.4), layout="constrained")
+        grid = fig.add_gridspec(3, 1, height_ratios=[4.2, 0.7, 4.2])
+        ax = fig.add_subplot(grid[0])
+    mean, peak, marks = bar_heights(layers)
+    x = np.arange(len(layers))
+    if np.isfinite(peak).any():
+        ax.bar(x, peak, alpha=0.35, color="#4c72b0", label="max |grad|")
+        ax.bar(x, mean, alpha=0.9, color="#dd8452", label="mean |grad|")
+        ax.set_yscale("log")
+        ax.legend(loc="upper left")
+    else:
+        ax.set_yticks([])
+    for i, mark in enumerate(marks):
+        if mark:  # at the foot of the axis, in axis coordinates, whatever the scale
+            ax.text(i, 0.02, mark, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
+                    fontsize=8, color="red")
+    ax.set_xticks(x, [plain_label(row["name"]) for row in layers], rotation=45, ha="right")
+    ax.set_ylabel("|gradient|")
+    ax.set_title(title)
+    if view is not None:
+        _draw_heatmap(fig, grid, view)
     save(fig, path)
+
+
+def bar_heights(layers: list[dict]) -> tuple[list[float], list[float], list[str]]:
+    """Mean and max |grad| per layer for log-scale bars; NaN (no bar) where a layer's gradient is
+    zero or absent, with the mark to write there instead ('0' or 'none'; '' for a drawn bar)."""
+    mean, peak, marks = [], [], []
+    for row in layers:
+        absent = bool(row.get("no_grad")) or row.get("grad_norm") is None
+        zero = not absent and not (row.get("max_abs_grad") or 0.0) > 0
+        marks.append("none" if absent else ("0" if zero else ""))
+        mean.append(row["mean_abs_grad"] if not marks[-1] and (row.get("mean_abs_grad") or 0.0) > 0 else float("nan"))
+        peak.append(row["max_abs_grad"] if not marks[-1] else float("nan"))
+    return mean, peak, marks
+
+
+def heatmap_view(metrics: dict) -> dict | None:
+    """What the heat map draws: log10 norms with zeros masked (drawn grey, not as a floor value), the
+    share of examples holding a label token at each position, and the positions outlined."""
+    import numpy as np
+
+    heat = metrics.get("label_token_heatmap") or {}
+    if not heat.get("grad_norm") or not heat["grad_norm"][0]:
+        return None
+    arr = np.asarray(heat["grad_norm"], dtype=float)
+    log_norm = np.ma.masked_where(~(arr > 0), np.log10(np.where(arr > 0, arr, 1.0)))
+    share = np.zeros(arr.shape[1])
+    given = np.asarray(heat.get("label_share") or [], dtype=float)[: arr.shape[1]]
+    share[: given.size] = given
+    return {"layers": [plain_label(n) for n in heat.get("layers") or []], "log_norm": log_norm, "share": share,
+            "outlined": [int(p) for p in np.flatnonzero(share >= LABEL_OUTLINE_SHARE)]}
+
+
+def _draw_heatmap(fig, grid, view: dict) -> None:
+    import matplotlib.patches as patches
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    log_norm, share = view["log_norm"], view["share"]
+    strip = fig.add_subplot(grid[1])
+    heat = fig.add_subplot(grid[2], sharex=strip)
+    positions = np.arange(log_norm.shape[1])
+    strip.bar(positions, share, width=1.0, color="#c44e52")
+    top = max(float(share.max()), 0.05)  # label words scattered over positions hold a few % each: scale to them
+    strip.set_ylim(0, top)
+    strip.set_yticks([0, top], ["0", f"{top:.0%}"])
+    strip.set_ylabel("label\ntokens", fontsize=8)
+    strip.tick_params(labelbottom=False)
+    strip.set_title("where the label tokens sit: share of examples holding one at each position", fontsize=9)
+    cmap = pyplot().get_cmap("viridis").with_extremes(bad="#d9d9d9")
+    im = heat.imshow(log_norm, aspect="auto", cmap=cmap, interpolation="nearest")
+    for p in view["outlined"]:
+        heat.add_patch(patches.Rectangle((p - 0.5, -0.5), 1, log_norm.shape[0], fill=False, edgecolor="#c44e52",
+                                         linewidth=1.5))
+    heat.set_yticks(range(len(view["layers"])), view["layers"])
+    heat.set_xlabel("position")
+    heat.xaxis.set_major_locator(MaxNLocator(integer=True))
+    heat.set_title("gradient norm w.r.t. hidden states, mean over examples"
+                   + (" (grey: exactly zero)" if log_norm.mask.any() else ""), fontsize=9)
+    fig.colorbar(im, ax=[strip, heat], fraction=0.046, label="log10 |grad|")

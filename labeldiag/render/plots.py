@@ -1,9 +1,7 @@
 """PNG figures with matplotlib (Agg backend, imported only when --plot is given)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from labeldiag.errors import UsageError
+from labeldiag.errors import UsageError, strip_control
 from labeldiag.findings import Report
 
 
@@ -18,40 +16,92 @@ def pyplot():
 
 def save(fig, path: str) -> None:
     try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        from labeldiag.render.output import save_figure
+
+        save_figure(fig, path)  # PNG at exactly `path`, marked as ours
     except OSError as exc:
         raise UsageError(f"--plot '{path}' could not be written ({exc.strerror or exc})") from None
     finally:
         pyplot().close(fig)
 
 
+def plain_label(value) -> str:
+    """A user-controlled string for a figure: no control characters, and '$' shown as itself (matplotlib
+    would read '$...$' as math and fail on a bad expression)."""
+    return strip_control(str(value)).replace("$", r"\$")
+
+
+def message_figure(text: str, title: str, path: str) -> None:
+    """A figure that says in words why there is nothing to draw, rather than empty axes."""
+    import textwrap
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 2.4))
+    ax.axis("off")
+    ax.set_title(plain_label(title))
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(plain_label(text), 80)), ha="center", va="center")
+    save(fig, path)
+
+
+# more columns than this and a confusion figure gets unreadable; the least predicted go into 'other'
+FIGURE_MAX_COLUMNS = 40
+
+
+def confusion_figure_data(matrix: list[list[int]], names: list) -> dict:
+    """What plot_confusion draws: rows are the gold classes present, columns the predicted logits (and
+    the rows' own), the least predicted folded into 'other' past FIGURE_MAX_COLUMNS."""
+    import numpy as np
+
+    from labeldiag.render.console import confusion_axes
+
+    rows, columns, ranked = confusion_axes(matrix)
+    folded = []
+    if len(columns) > FIGURE_MAX_COLUMNS:
+        columns, folded = sorted(ranked[:FIGURE_MAX_COLUMNS - 1]), sorted(ranked[FIGURE_MAX_COLUMNS - 1:])
+    arr = np.asarray(matrix, dtype=float)[np.ix_(rows, columns)]
+    label = [plain_label(names[i]) if i < len(names) else str(i) for i in range(len(matrix))]
+    col_labels = [f"{j}:{label[j]}" for j in columns]
+    if folded:
+        arr = np.column_stack([arr, np.asarray(matrix, dtype=float)[np.ix_(rows, folded)].sum(1)])
+        col_labels.append(f"other ({len(folded)})")
+    return {"counts": arr, "row_labels": [f"{i}:{label[i]}" for i in rows], "column_labels": col_labels,
+            "rows": rows, "columns": columns, "folded": folded}
+
+
 def plot_confusion(report: Report, path: str) -> None:
     import numpy as np
 
     m = report.metrics
-    matrix, names = m.get("confusion_matrix"), m.get("confusion_labels")
+    matrix, names = m.get("confusion_matrix"), m.get("confusion_labels") or []
+    codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
+    title = "confusion matrix" + (f" — {', '.join(codes[:3])}" if codes else "")
     plt = pyplot()
-    if not matrix:
+    if not matrix or not any(map(any, matrix)):
         hist = m.get("prediction_histogram") or {}
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.bar(list(hist), list(hist.values()), color="#4c72b0")
+        if not hist:
+            problem = next((f.message for f in report.sorted_findings()), "no prediction was made")
+            message_figure(f"nothing to draw: {problem}", title, path)
+            return
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(hist) + 2), 3.5), layout="constrained")
+        ax.bar([plain_label(k) for k in hist], list(hist.values()), color="#4c72b0")
+        ax.tick_params(axis="x", labelrotation=45)
         ax.set_title("predicted class histogram (no gold labels)")
         save(fig, path)
         return
-    arr = np.asarray(matrix, dtype=float)
-    size = max(4.0, 0.6 * len(names) + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    data = confusion_figure_data(matrix, names)
+    arr = data["counts"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * arr.shape[1] + 3), max(3.0, 0.5 * arr.shape[0] + 2.5)),
+                           layout="constrained")
     norm = arr / np.clip(arr.sum(1, keepdims=True), 1, None)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), [f"{i}:{n}" for i, n in enumerate(names)], rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(arr.shape[1]), data["column_labels"], rotation=45, ha="right")
+    ax.set_yticks(range(arr.shape[0]), data["row_labels"])
     ax.set_xlabel("predicted logit")
     ax.set_ylabel("gold label")
     for i in range(arr.shape[0]):
         for j in range(arr.shape[1]):
-            ax.text(j, i, int(arr[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
-    ax.set_title("confusion matrix" + (f" — {', '.join(codes[:3])}" if codes else ""))
+            ax.text(j, i, int(arr[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black",
+                    fontsize=8 if arr.shape[1] > 12 else 10)
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of gold row")
-    Path(path)
     save(fig, path)

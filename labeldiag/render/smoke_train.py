@@ -3,28 +3,33 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from typing import Callable, Iterator
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from labeldiag.errors import strip_control
 from labeldiag.findings import Report
-from labeldiag.render.console import fmt, section
+from labeldiag.render.console import fmt, print_packed, section
+from labeldiag.render.progress import shown
 
 BARS = "▁▂▃▄▅▆▇█"
+SHORT_RUN = 30  # figure: steps up to which each step is drawn as a point
+LOG_SPAN = 20  # figure: triage final losses further apart than this factor are compared on a log axis
 
 
 @contextlib.contextmanager
 def live_view(total: int, title: str, enabled: bool = True) -> Iterator[Callable[[int, float, float, float], None]]:
     """A progress bar with step / loss / accuracy / grad norm on stderr; silent when not a terminal."""
-    if not enabled or not sys.stderr.isatty():
+    if not shown(enabled):
         yield lambda step, loss, acc, gnorm: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}  grad-norm {task.fields[gnorm]}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(title, total=total, loss="-", acc="-", gnorm="-")
@@ -70,22 +75,27 @@ def _smoke_train(report: Report, console: Console) -> None:
     m = report.metrics
     pre = m.get("preflight") or {}
     b = m.get("batch") or {}
-    console.print(f"[bold]batch[/]  {b.get('examples')} examples, {b.get('classes')} classes"
-                  + (f" ({', '.join(f'{k} {v}' for k, v in (b.get('label_counts') or {}).items())})"
-                     if b.get("label_counts") else "")
-                  + (f", {b.get('tokens')} tokens" if b.get("tokens") is not None else "")
-                  + (f", {m.get('world_size')} ranks" if (m.get("world_size") or 1) > 1 else ""))
+    if b:
+        counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in (b.get("label_counts") or {}).items())
+        print_packed(console, [Text("batch", style="bold"), f"{b.get('examples')} examples, {b.get('classes')} classes",
+                               *([f"({counts})"] if counts else []),
+                               *([f"{b['tokens']} tokens"] if b.get("tokens") is not None else []),
+                               *([f"{m['world_size']} ranks"] if (m.get("world_size") or 1) > 1 else [])], sep="  ")
     if pre:
-        console.print(f"[bold]pre-flight[/]  trainable {pre.get('trainable')}, frozen {pre.get('frozen')}, "
-                      f"no gradient {pre.get('disconnected')}; loss at init {fmt(m.get('initial_loss'))} "
-                      f"(ln C = {fmt(m.get('ln_num_labels'))})")
+        print_packed(console, [Text("pre-flight", style="bold"),
+                               f"trainable {pre.get('trainable')}, frozen {pre.get('frozen')}, "
+                               f"no gradient {pre.get('disconnected')};",
+                               f"loss at init {fmt(m.get('initial_loss'))} (ln C = {fmt(m.get('ln_num_labels'))})"],
+                     sep="  ")
     curve = m.get("curve") or []
     if curve:
-        verdict = (f"[green]fitted at step {m.get('fit_step')}[/]" + (f" in {fmt(m.get('fit_seconds'))} s"
-                                                                     if m.get("fit_seconds") is not None else "")
-                   if m.get("fitted") else f"[red]not fitted[/] in {m.get('steps_run')} steps")
-        console.print(f"[bold]training[/]  {verdict}   lr {fmt(m.get('lr'))}   final loss {fmt(m.get('final_loss'))}"
-                      f"   accuracy {fmt(m.get('final_accuracy'))}")
+        if m.get("fitted"):
+            verdict = Text(f"fitted at step {m.get('fit_step')}", style="green") + Text(
+                f" in {fmt(m.get('fit_seconds'))} s" if m.get("fit_seconds") is not None else "")
+        else:
+            verdict = Text("not fitted", style="red") + Text(f" in {m.get('steps_run')} steps")
+        print_packed(console, [Text("training", style="bold"), verdict, f"lr {fmt(m.get('lr'))}",
+                               f"final loss {fmt(m.get('final_loss'))}", f"accuracy {fmt(m.get('final_accuracy'))}"])
         console.print(f"  loss  {sparkline([c.get('loss') for c in curve])}")
         table = Table(show_edge=False, box=None, padding=(0, 2))
         for col in ("step", "loss", "accuracy", "grad norm"):
@@ -93,11 +103,12 @@ def _smoke_train(report: Report, console: Console) -> None:
         for c in _sample_rows(curve):
             table.add_row(str(c["step"]), fmt(c.get("loss")), fmt(c.get("accuracy")), fmt(c.get("grad_norm")))
         console.print(table)
-        mem = m.get("peak_memory_bytes")
-        console.print(f"[bold]speed[/]  {fmt(m.get('steps_per_second'))} steps/s, "
-                      f"{fmt(m.get('examples_per_second'))} examples/s, {fmt(m.get('tokens_per_second'))} tokens/s; "
-                      f"peak memory {_bytes(mem)} ({m.get('peak_memory_kind') or '-'}); "
-                      f"{m.get('device_name')}, {m.get('precision')}")
+        print_packed(console, [Text("speed", style="bold"), f"{fmt(m.get('steps_per_second'))} steps/s,",
+                               f"{fmt(m.get('examples_per_second'))} examples/s,",
+                               f"{fmt(m.get('tokens_per_second'))} tokens/s;",
+                               f"peak memory {_bytes(m.get('peak_memory_bytes'))}",
+                               f"({m.get('peak_memory_kind') or '-'});",
+                               f"{strip_control(str(m.get('device_name')))}, {m.get('precision')}"], sep=" ")
     ranks = m.get("ranks") or []
     if len(ranks) > 1:
         t = Table(title="per rank", title_justify="left", show_edge=False)
@@ -109,11 +120,13 @@ def _smoke_train(report: Report, console: Console) -> None:
         console.print(t)
     tri = m.get("triage") or []
     if tri:
-        t = Table(title="triage (each from the original weights)", title_justify="left", show_edge=False)
+        t = Table(title="triage (each from the original weights)", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
         for col in ("variant", "fitted", "fit step", "final loss", "final accuracy"):
             t.add_column(col, justify="right" if col != "variant" else "left")
         for r in tri:
-            t.add_row(r["variant"], "[green]yes[/]" if r.get("fitted") else "[red]no[/]", fmt(r.get("fit_step")),
+            t.add_row(Text(strip_control(str(r["variant"]))), "[green]yes[/]" if r.get("fitted") else "[red]no[/]",
+                      fmt(r.get("fit_step")),
                       fmt(r.get("final_loss")), fmt(r.get("final_accuracy")))
         console.print(t)
 
@@ -129,31 +142,95 @@ def _bytes(n) -> str:
 
 
 def plot_training(report: Report, path: str) -> None:
-    from labeldiag.render.plots import pyplot, save
+    """Loss (log scale), batch accuracy and gradient norm per step, with a point per step when the run
+    is short (a run that fits at step 1 is one point, not an empty panel); with --triage, a fourth
+    panel of each rerun's final loss, fitted or not."""
+    from matplotlib.ticker import MaxNLocator
 
-    curve = report.metrics.get("curve") or []
+    from labeldiag.render.plots import message_figure, pyplot, save
+
+    m = report.metrics
+    curve = m.get("curve") or []
+    triage = m.get("triage") or []
+    codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
+    title = "smoke-train" + (f" — {', '.join(codes[:3])}" if codes else (" — fitted" if m.get("fitted") else ""))
+    if not curve:
+        why = m.get("skipped") or next((n for n in report.notes if "skipped" in n), None) or next(
+            (f.message for f in report.sorted_findings()), "no training step ran")
+        message_figure(f"nothing was trained: {why}", title, path)
+        return
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4 if triage else 3, figsize=(17 if triage else 13, 3.6), layout="constrained")
     steps = [c["step"] for c in curve]
+    marker = "o" if len(curve) <= SHORT_RUN else None
 
     def series(key):
         return [c.get(key) if c.get(key) is not None else float("nan") for c in curve]
 
-    axes[0].plot(steps, series("loss"), color="#c44e52")
-    if any(v is not None and v > 0 for v in series("loss")):
+    axes[0].plot(steps, series("loss"), color="#c44e52", marker=marker, markersize=4)
+    if any(v > 0 for v in series("loss")):
         axes[0].set_yscale("log")
-    axes[0].axhline(report.metrics.get("target_loss") or 0.05, ls=":", color="grey", label="target")
-    if report.metrics.get("ln_num_labels"):
-        axes[0].axhline(report.metrics["ln_num_labels"], ls="--", color="grey", label="ln C")
+    axes[0].axhline(m.get("target_loss") or 0.05, ls=":", color="grey", label="target")
+    if m.get("ln_num_labels"):
+        axes[0].axhline(m["ln_num_labels"], ls="--", color="grey", label="ln C")
+    broken = [s for s, v in zip(steps, series("loss")) if not math.isfinite(v)]
+    if broken:  # a NaN/inf loss has no place on the axis: mark its steps along the top
+        axes[0].scatter(broken, [0.95] * len(broken), marker="x", color="red", label="NaN/inf",
+                        transform=axes[0].get_xaxis_transform())
     axes[0].set_title("loss")
     axes[0].legend(fontsize=8)
-    axes[1].plot(steps, series("accuracy"), color="#55a868")
+    axes[1].plot(steps, series("accuracy"), color="#55a868", marker=marker, markersize=4)
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_title("batch accuracy")
-    axes[2].plot(steps, series("grad_norm"), color="#4c72b0")
+    axes[2].plot(steps, series("grad_norm"), color="#4c72b0", marker=marker, markersize=4)
     axes[2].set_title("gradient norm")
-    for ax in axes:
+    pad = max(1.0, 0.02 * (steps[-1] - steps[0]))  # one point, or a NaN at the last step, stays in view
+    for ax in axes[:3]:
         ax.set_xlabel("step")
-    codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
-    fig.suptitle("smoke-train" + (f" — {', '.join(codes[:3])}" if codes else " — fitted"), y=1.04)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(steps[0] - pad, steps[-1] + pad)
+    if triage:
+        _draw_triage(axes[3], m, triage)
+    fig.suptitle(title)
     save(fig, path)
+
+
+def triage_rows(metrics: dict, triage: list[dict]) -> list[dict]:
+    """The triage panel's bars, this run first: label, final loss (None: no bar), fitted, and what to
+    write at the bar ('fit at step N', 'not fitted', 'skipped: why')."""
+    this = {"variant": f"this run (lr {fmt(metrics.get('lr'))})", "final_loss": metrics.get("final_loss"),
+            "fitted": metrics.get("fitted"), "fit_step": metrics.get("fit_step")}
+    out = []
+    for row in [this, *triage]:
+        if row.get("skipped"):
+            note = f"skipped: {row['skipped']}"
+        elif row.get("fitted"):
+            note = f"fit at step {row.get('fit_step')}"
+        else:
+            note = "diverged" if row.get("diverged") else "not fitted"
+        loss = row.get("final_loss")
+        out.append({"label": str(row["variant"]), "final_loss": loss if loss is not None and math.isfinite(loss)
+                    else None, "fitted": bool(row.get("fitted")), "note": note})
+    return out
+
+
+def _draw_triage(ax, metrics: dict, triage: list[dict]) -> None:
+    from labeldiag.render.plots import plain_label
+
+    rows = triage_rows(metrics, triage)
+    y = list(range(len(rows)))
+    losses = [r["final_loss"] if r["final_loss"] is not None else float("nan") for r in rows]
+    ax.barh(y, losses, color=["#55a868" if r["fitted"] else "#c44e52" for r in rows])
+    drawn = [v for v in losses if v > 0]
+    if drawn and max(drawn) / min(drawn) > LOG_SPAN:
+        ax.set_xscale("log")
+    if metrics.get("ln_num_labels"):
+        ax.axvline(metrics["ln_num_labels"], ls="--", color="grey", label="ln C")
+        ax.legend(fontsize=8, loc="lower right")
+    for i, r in enumerate(rows):
+        ax.text(0.02, i, r["note"], transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+    ax.set_yticks(y, [plain_label(r["label"]) for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("final loss")
+    ax.set_title("triage (each from the original weights)")

@@ -1,0 +1,89 @@
+"""Prediction-level checks on logits and labels that came from anywhere (numpy, torch, lists).
+
+The path for Lightning or plain PyTorch users, and for the Trainer callback's evaluations: no
+model, no forward pass, only the arrays.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from labeldiag.errors import UsageError
+from labeldiag.findings import Report
+
+
+def as_array(x: Any, what: str) -> np.ndarray:
+    """numpy from a torch tensor (any device, bf16 too), a list or an array; never imports torch."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise UsageError(f"{what} cannot be read as an array ({type(exc).__name__}: {exc})") from None
+
+
+def class_names(id2label: dict | list | tuple | None, c: int) -> list[str]:
+    if id2label is None:
+        return [f"LABEL_{i}" for i in range(c)]
+    if isinstance(id2label, (list, tuple)):
+        names = [str(v) for v in id2label]
+    elif isinstance(id2label, dict):
+        try:
+            names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(c)]
+        except AttributeError:
+            raise UsageError("id2label must map class index -> name") from None
+    else:
+        raise UsageError(f"id2label must be a dict or a list of names, got {type(id2label).__name__}")
+    if len(names) < c:
+        raise UsageError(f"id2label names {len(names)} classes but logits have {c} columns")
+    return names[:c]
+
+
+def prediction_findings(report: Report, logits: np.ndarray, gold: np.ndarray | None, names: list[str]) -> None:
+    """Add the verdicts and metrics of check-logits that need only logits and gold labels."""
+    from labeldiag.checks.logits import check_logit_scale, check_predictions, metrics
+
+    c = logits.shape[1]
+    if gold is not None and c >= 2:
+        report.add(check_predictions(logits, gold, names))
+        report.add(check_logit_scale(logits, gold))
+        report.metrics.update(metrics(logits, gold, names))
+        report.metrics["labelled_examples"] = int(len(gold))
+    elif c >= 2:
+        report.add(check_logit_scale(logits, None))
+        report.metrics.update(metrics(logits, None, names))
+
+
+def judge_predictions(logits: Any, labels: Any, id2label: dict | list | None, command: str = "check-predictions"
+                      ) -> Report:
+    arr = as_array(logits, "logits").astype(np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
+        raise UsageError(f"logits must be a [N, C] array with N >= 1 and C >= 2 classes, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise UsageError(f"logits hold {int((~np.isfinite(arr)).sum())} NaN/inf values; the model's outputs are "
+                         "non-finite (run labeldiag grad-flow on the model)")
+    names = class_names(id2label, arr.shape[1])
+    gold = None
+    if labels is not None:
+        lab = as_array(labels, "labels")
+        if lab.ndim != 1 or lab.shape[0] != arr.shape[0]:
+            raise UsageError(f"labels must hold one class index per row of logits ({arr.shape[0]}), got shape "
+                             f"{lab.shape}")
+        if not np.issubdtype(lab.dtype, np.integer):
+            if not (np.issubdtype(lab.dtype, np.floating) and np.all(np.isfinite(lab)) and np.all(lab == np.round(lab))):
+                raise UsageError(f"labels must be integer class indices, got dtype {lab.dtype}")
+            lab = lab.astype(np.int64)
+        if (lab >= arr.shape[1]).any():
+            raise UsageError(f"labels hold class {int(lab.max())} but logits have only {arr.shape[1]} columns")
+        keep = lab >= 0  # -100 and other negatives are ignored, as by transformers' losses
+        arr, gold = arr[keep], lab[keep].astype(np.int64)
+        if not len(gold):
+            raise UsageError("every label is negative (ignored); give class indices 0..C-1")
+    report = Report(command=command, device="n/a")
+    report.model = {"class": None, "num_labels": int(arr.shape[1]), "id2label": {str(i): n for i, n in enumerate(names)}}
+    report.data = {"examples": int(arr.shape[0]), "labelled": gold is not None,
+                   "label_counts": ({names[i]: int(v) for i, v in enumerate(np.bincount(gold, minlength=len(names)))}
+                                    if gold is not None else None)}
+    prediction_findings(report, arr.astype(np.float32), gold, names)
+    return report

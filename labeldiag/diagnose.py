@@ -1,0 +1,100 @@
+"""doctor: every stage from cheap to costly on one loaded model, then one ranked diagnosis.
+
+Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
+predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
+makes moot is skipped, and the report says why. The model is loaded once and shared by the stages.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from labeldiag.findings import Report
+
+# doctor's smoke-train: a small batch fits quickly on a healthy model (early stop), keeping doctor
+# within a few times check-logits alone
+SMOKE_EXAMPLES = 16
+GRAD_FLOW_EXAMPLES = 32
+# errors after which training the model measures nothing more
+TRAINING_MOOT = {"nothing-trainable": "nothing is trainable", "nonfinite-loss": "the loss is already NaN/inf",
+                 "problem-type-mismatch": "the loss the model would train with is the wrong one",
+                 "label-set-mismatch": "the data's labels do not map onto the model's classes",
+                 "labels-out-of-range": "labels fall outside the head",
+                 "label-permutation": "the model is right and only its label names are not; training on the "
+                                      "permuted targets would only relearn the mapping"}
+FORWARD_MOOT = {"tokenizer-model-mismatch": "token ids do not fit the model's embedding table"}
+
+
+def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> Report:
+    """All stages, one ranked diagnosis in `report.diagnosis`; options as for check_logits, plus lr/steps."""
+    from labeldiag import options as opt
+    from labeldiag.checks.diagnosis import rank_findings
+    from labeldiag.commands import check_logits, grad_flow, smoke_train
+    from labeldiag.commands.common import Inputs
+    from labeldiag.env import environment
+    from labeldiag.isolation import isolated
+    from labeldiag.load import objects
+
+    started = time.perf_counter()
+    steps, lr = options.pop("steps", 100), options.pop("lr", None)
+    opts, _ = opt.build("doctor", options)
+    train = opt.validate_settings(opt.TrainSettings(steps=steps, lr=lr if lr is not None else 1e-4))
+    flow = opt.validate_settings(opt.GradFlowSettings(lr=lr if lr is not None else 2e-5))
+    report = Report(command="doctor")
+    stages: dict[str, dict[str, Any]] = {}
+    with isolated(model):
+        examples_first = objects.read(data, opts)
+        loaded = objects.load(model, tokenizer, opts, need_tokenizer=examples_first.tokenized is None
+                              or tokenizer is not None or bool(opts.label_tokens))
+    inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer)
+
+    def stage(name: str, runner: Any, stage_opts: Any, settings: Any) -> Report:
+        t0 = time.perf_counter()
+        with isolated(loaded.model):
+            out = runner(inputs, stage_opts, settings)
+        stages[name] = {"ran": True, "seconds": round(time.perf_counter() - t0, 3),
+                        "findings": [f.code for f in out.sorted_findings()]}
+        return out
+
+    first = stage("check-logits", check_logits.run, opts, None)
+    report.model, report.data, report.device = first.model, first.data, first.device
+    report.metrics.update(first.metrics)
+    reports = [first]
+    found = {f.code for f in first.findings if f.severity == "error"}
+    moot = next((why for code, why in FORWARD_MOOT.items() if code in found), None)
+    if first.data.get("labelled") is False:
+        moot = moot or "DATA has no labels"
+    if moot:
+        stages["grad-flow"] = stages["smoke-train"] = {"ran": False, "skipped": moot}
+    else:
+        small = dataclasses.replace(opts, max_examples=min(opts.max_examples, GRAD_FLOW_EXAMPLES))
+        second = stage("grad-flow", grad_flow.run, small, flow)
+        reports.append(second)
+        report.metrics["grad_flow"] = {k: second.metrics.get(k) for k in ("loss", "total_grad_norm", "layers")}
+        found |= {f.code for f in second.findings if f.severity == "error"}
+        moot = next((why for code, why in TRAINING_MOOT.items() if code in found), None)
+        if moot:
+            stages["smoke-train"] = {"ran": False, "skipped": moot}
+        else:
+            batch = dataclasses.replace(opts, max_examples=min(opts.max_examples, SMOKE_EXAMPLES))
+            third = stage("smoke-train", smoke_train.run, batch, train)
+            reports.append(third)
+            report.metrics["smoke_train"] = {k: third.metrics.get(k) for k in
+                                             ("fitted", "fit_step", "steps_run", "final_loss", "final_accuracy",
+                                              "initial_loss", "curve", "lr", "target_loss")}
+    seen: set[str] = set()
+    for r in reports:  # the first stage that reports a code speaks for it
+        for f in r.sorted_findings():
+            if f.code not in seen:
+                seen.add(f.code)
+                report.add(f)
+    report.notes.extend(first.notes)
+    for name, info in stages.items():
+        if not info.get("ran"):
+            report.notes.append(f"{name} skipped: {info['skipped']}")
+    report.metrics["stages"] = stages
+    report.diagnosis = rank_findings(report.findings)
+    report.environment = environment()
+    report.elapsed_s = time.perf_counter() - started
+    return report

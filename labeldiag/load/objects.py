@@ -1,0 +1,101 @@
+"""What the Python API accepts besides paths: a model object, a tokenizer object, in-memory data."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labeldiag.errors import UsageError
+from labeldiag.load.data import (Examples, class_label_names, examples_from_rows, examples_from_tensors,
+                                 read_examples)
+from labeldiag.load.model import LoadAudit, LoadedModel, _model_info, load_model, load_tokenizer
+
+
+def is_path(value: Any) -> bool:
+    import os
+
+    return isinstance(value, (str, os.PathLike))
+
+
+def describe(value: Any) -> str:
+    """How an in-memory input is named in the report: '<in-memory BertForSequenceClassification>'."""
+    if is_path(value):
+        return str(value)
+    if isinstance(value, LoadedModel):
+        return value.info.path
+    size = ""
+    try:
+        size = f" of {len(value)}"
+    except TypeError:
+        pass
+    return f"<in-memory {type(value).__name__}{size}>"
+
+
+def adopt_model(net: Any, tokenizer: Any, need_tokenizer: bool, trust_remote_code: bool) -> LoadedModel:
+    """An in-memory model: nothing was loaded, so the load audit is empty; the caller keeps ownership."""
+    import torch
+
+    if not isinstance(net, torch.nn.Module):
+        raise UsageError(f"model must be a checkpoint path, a hub id or a torch.nn.Module, got {type(net).__name__}")
+    base_prefix = getattr(net, "base_model_prefix", None) or None
+    if base_prefix and not hasattr(net, base_prefix):
+        base_prefix = None
+    info = _model_info(net, describe(net), "memory")
+    tok = resolve_tokenizer(tokenizer, getattr(net, "name_or_path", None), need_tokenizer, trust_remote_code)
+    return LoadedModel(model=net, tokenizer=tok, info=info, audit=LoadAudit(source="memory"), base_prefix=base_prefix)
+
+
+def resolve_tokenizer(tokenizer: Any, model_folder: str | None, needed: bool, trust_remote_code: bool) -> Any:
+    if tokenizer is not None and not is_path(tokenizer):
+        if not callable(tokenizer):
+            raise UsageError(f"tokenizer must be a path or a tokenizer object, got {type(tokenizer).__name__}")
+        return tokenizer
+    if tokenizer is not None:
+        return load_tokenizer(str(tokenizer), trust_remote_code, explicit=True)
+    if not needed:
+        return None
+    if model_folder and Path(model_folder).is_dir():
+        return load_tokenizer(model_folder, trust_remote_code, explicit=False)
+    raise UsageError("text data needs a tokenizer: pass tokenizer=... (a path or a tokenizer object) or "
+                     "pre-tokenized data (a dict of tensors)")
+
+
+def load(model: Any, tokenizer: Any, opts: Any, need_tokenizer: bool) -> LoadedModel:
+    if isinstance(model, LoadedModel):  # loaded once by the caller (doctor) and shared by its stages
+        return model
+    if is_path(model):
+        loaded = load_model(str(model), opts.model_class, None if tokenizer is None or not is_path(tokenizer)
+                            else str(tokenizer), opts.trust_remote_code, opts.allow_pickle,
+                            need_tokenizer=need_tokenizer and (tokenizer is None or is_path(tokenizer)),
+                            labels=opts.labels, num_labels=opts.num_labels)
+        if tokenizer is not None and not is_path(tokenizer):
+            loaded.tokenizer = resolve_tokenizer(tokenizer, None, True, opts.trust_remote_code)
+        return loaded
+    if opts.model_class:
+        raise UsageError("model_class only applies when model is a path; pass the model object itself")
+    return adopt_model(model, tokenizer, need_tokenizer, opts.trust_remote_code)
+
+
+def read(data: Any, opts: Any) -> Examples:
+    """A path, a list of dicts, a pandas DataFrame, a datasets.Dataset, or a dict of tensors / BatchEncoding."""
+    fields = (opts.text_field, opts.text_pair_field, opts.label_field)
+    if is_path(data):
+        return read_examples(str(data), opts.max_examples, *fields, opts.allow_pickle)
+    name = describe(data)
+    if isinstance(data, dict) or type(data).__name__ == "BatchEncoding":
+        return examples_from_tensors(data, name, opts.max_examples)
+    if type(data).__name__ == "DataFrame" and hasattr(data, "to_dict"):
+        rows = data.head(opts.max_examples).to_dict(orient="records")
+        return examples_from_rows(name, iter(rows), opts.max_examples, *fields)
+    if type(data).__name__ in ("Dataset", "IterableDataset") and hasattr(data, "features"):
+        if type(data).__name__ == "Dataset" and len(data) > opts.max_examples:
+            data = data.select(range(opts.max_examples))
+        examples = examples_from_rows(name, iter(data), opts.max_examples, *fields)
+        examples.declared_label_names = class_label_names(data.features).get(examples.label_field)
+        return examples
+    if isinstance(data, (list, tuple)):
+        if data and not all(isinstance(r, dict) for r in data[:50]):
+            raise UsageError(f"data as a list must hold dicts like {{'text': ..., 'label': ...}}; found "
+                             f"{type(next(r for r in data if not isinstance(r, dict))).__name__}")
+        return examples_from_rows(name, iter(data), opts.max_examples, *fields)
+    raise UsageError(f"data must be a path, a list of dicts, a pandas DataFrame, a datasets.Dataset or a dict of "
+                     f"tensors; got {type(data).__name__}")

@@ -1,0 +1,162 @@
+"""Padding: the pad token of decoder classifiers, and whether padding changes a model's logits.
+
+transformers' decoder classifiers (Llama, Qwen2, Mistral, Gemma, GPT-2 ...ForSequenceClassification)
+score every position and read the rightmost token that is not config.pad_token_id, so they need a
+pad id to batch. The probe runs a sample of examples one at a time (no padding at all) and again
+batched next to the longest example (so each is padded), on each padding side the pipeline uses.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.measure.encode import Encoded
+from labeldiag.measure.runtime import (
+    Runtime,
+    call_model,
+    extract_logits,
+    filter_inputs,
+    forward_params,
+)
+
+
+@dataclass
+class TemporaryPad:
+    """A decoder classifier without config.pad_token_id, and the pad labeldiag measured with."""
+
+    model_class: str
+    pad_id: int
+    source: str  # "the tokenizer's pad token", "the eos token" or "token id 0"
+    tokenizer_has_pad: bool
+
+
+@dataclass
+class PaddingProbe:
+    """Logits of the same examples alone and batched with padding on one side."""
+
+    side: str  # "right" or "left"
+    examples: int  # sampled examples that got padding in the batch
+    max_abs_delta: float
+    logit_scale: float  # mean |logit| of the unpadded pass
+    changed_predictions: float  # share of sampled examples whose argmax changed
+    precision: str
+    repeat_abs_delta: float = 0.0  # max |delta logit| between two identical unpadded passes
+
+
+def base_of(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (or the model itself)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def pools_last_token(model: Any) -> bool:
+    """Does the classifier read the last non-pad token (transformers' decoder classifiers)?"""
+    import torch
+
+    base = base_of(model)
+    if isinstance(getattr(base, "score", None), torch.nn.Linear):
+        return True
+    try:
+        return "last_non_pad_token" in inspect.getsource(type(base).forward)
+    except (OSError, TypeError):
+        return False
+
+
+def ensure_pad_token(model: Any, tokenizer: Any) -> TemporaryPad | None:
+    """Give a decoder classifier without pad_token_id a temporary one (in memory only); None when it has one."""
+    config = getattr(base_of(model), "config", None)
+    if config is None or getattr(config, "pad_token_id", None) is not None or not pools_last_token(model):
+        return None
+    tok_pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
+    eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
+    if eos is None:
+        eos = getattr(config, "eos_token_id", None)
+        eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
+    if tok_pad is not None:
+        pad, source = int(tok_pad), "the tokenizer's pad token"
+    elif isinstance(eos, int):
+        pad, source = eos, "the eos token"
+    else:
+        pad, source = 0, "token id 0"
+    config.pad_token_id = pad
+    return TemporaryPad(type(base_of(model)).__name__, pad, source, tok_pad is not None)
+
+
+def last_token_positions(input_ids: Any, pad_id: int | None) -> Any:
+    """transformers' rule: the rightmost position that is not the pad id (either padding side)."""
+    import torch
+
+    if pad_id is None:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, dtype=torch.long, device=input_ids.device)
+    keep = (input_ids != pad_id).to(torch.int32)
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    return (positions * keep).argmax(-1)
+
+
+def padded_batch(enc: Encoded, idx: np.ndarray, device: Any, side: str) -> dict:
+    """Rows of `enc` padded with its pad id on `side`, as a tokenizer with that padding_side does."""
+    import torch
+
+    width = max(1, max(len(enc.ids[i]) for i in idx))
+    ids = np.full((len(idx), width), enc.pad_id, dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    types = np.zeros((len(idx), width), dtype=np.int64) if enc.type_ids is not None else None
+    for row, i in enumerate(idx):
+        n = len(enc.ids[i])
+        span = slice(0, n) if side == "right" else slice(width - n, width)
+        ids[row, span] = enc.ids[i]
+        mask[row, span] = 1
+        if types is not None:
+            types[row, span] = enc.type_ids[i]
+    batch = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
+    if types is not None:
+        batch["token_type_ids"] = torch.from_numpy(types).to(device)
+    return batch
+
+
+def padding_sides(tokenizer: Any) -> list[str]:
+    """Right (labeldiag's own batches) and the tokenizer's side when that is left."""
+    return ["right", "left"] if getattr(tokenizer, "padding_side", "right") == "left" else ["right"]
+
+
+def probe_padding(model: Any, enc: Encoded, runtime: Runtime, sides: list[str], seed: int) -> list[PaddingProbe]:
+    """One probe per side; empty when every example has the same length (nothing gets padded)."""
+    import torch
+
+    lengths = enc.lengths
+    longest = int(np.argmax(lengths)) if len(lengths) else 0
+    shorter = np.flatnonzero(lengths < lengths[longest]) if len(lengths) else np.zeros(0, int)
+    if not shorter.size:
+        return []
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(shorter, size=min(shorter.size, T.PADDING_SAMPLE), replace=False))
+    params = forward_params(model)
+    model.eval()
+    out = []
+    with torch.inference_mode(), runtime.autocast():
+        # examples of one length need no padding, so each length is one unpadded batch
+        def unpadded() -> np.ndarray:
+            by_row: dict[int, np.ndarray] = {}
+            for length in np.unique(lengths[sample]):
+                rows = np.flatnonzero(lengths[sample] == length)
+                batch = filter_inputs(padded_batch(enc, sample[rows], runtime.device, "right"), params)
+                by_row.update(zip(rows.tolist(), extract_logits(call_model(model, batch), len(rows))))
+            return np.stack([by_row[r] for r in range(len(sample))]).astype(np.float64)
+
+        alone = unpadded()
+        # the same unpadded pass again: what the model changes without any padding (dropout left on, ...)
+        noise = float(np.abs(unpadded() - alone).max())
+        for side in sides:
+            idx = np.concatenate([sample, [longest]])
+            batch = filter_inputs(padded_batch(enc, idx, runtime.device, side), params)
+            together = extract_logits(call_model(model, batch), len(idx))[: len(sample)]
+            delta = np.abs(together.astype(np.float64) - alone)
+            out.append(PaddingProbe(side=side, examples=len(sample), max_abs_delta=float(delta.max()),
+                                    logit_scale=float(np.abs(alone).mean()),
+                                    changed_predictions=float(np.mean(together.argmax(1) != alone.argmax(1))),
+                                    precision=runtime.precision, repeat_abs_delta=noise))
+    return out

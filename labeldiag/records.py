@@ -1,0 +1,228 @@
+"""Records of measurements: small dataclasses of plain numbers (no torch objects).
+
+measure/ fills them, checks/ judges them (every threshold lives in thresholds.py), render/ draws
+them. Settings (steps, lr, target loss) travel in labeldiag.options, not in these records.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+_INDEX = re.compile(r"^\d+$")
+
+
+def group_layers(names: tuple[str, ...] | list[str]) -> list[str]:
+    """Parameter names -> layers: 'bert.encoder.layer.3.attention.self.query.weight' -> 'bert.encoder.layer.3'."""
+    out: list[str] = []
+    for name in names:
+        parts = name.split(".")
+        parts = parts[:-1] or parts  # drop weight / bias
+        for i, p in enumerate(parts):
+            if _INDEX.match(p):
+                parts = parts[: i + 1]
+                break
+        layer = ".".join(parts)
+        if layer not in out:
+            out.append(layer)
+    return out
+
+
+@dataclass(frozen=True)
+class ParameterCensus:
+    """Which parameters are trainable, and which trainable ones one backward pass reached."""
+
+    trainable: tuple[str, ...]  # parameter names with requires_grad
+    frozen: tuple[str, ...]
+    trainable_elements: int
+    frozen_elements: int
+    no_grad: tuple[str, ...] = ()  # trainable, .grad still None after the backward pass
+    no_grad_elements: int = 0
+    loss_connected: bool = True  # the loss had a gradient path to the model at all
+    backward_ran: bool = True  # False when the pass stopped before backward (non-finite loss)
+    frozen_layers: tuple[str, ...] = ()  # the layers those parameters belong to, in model order
+    no_grad_layers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InitialLoss:
+    """The loss of the first forward pass, to compare with ln C when the head is fresh."""
+
+    loss: float | None
+    num_labels: int
+    head_fresh: bool
+
+
+@dataclass
+class LayerGrad:
+    """Gradient statistics of one user-recognisable layer (a group of parameters)."""
+
+    name: str
+    params: int  # elements in all its parameters
+    trainable: int  # elements with requires_grad
+    grad_norm: float | None  # L2 over every trainable element that got a gradient
+    weight_norm: float
+    grad_weight_ratio: float | None
+    update_weight_ratio: float | None  # first AdamW step at --lr, see update_norm
+    zero_share: float | None  # share of gradient elements exactly 0.0
+    mean_abs_grad: float | None
+    max_abs_grad: float | None
+    frozen: int  # elements with requires_grad=False
+    no_grad: int  # trainable elements whose .grad stayed None
+    no_grad_names: list[str] = field(default_factory=list)
+    zero_grad_names: list[str] = field(default_factory=list)  # trainable, grad exactly all zero
+    nonfinite_names: list[str] = field(default_factory=list)
+    frozen_names: list[str] = field(default_factory=list)
+    is_stack_layer: bool = False  # one block of the encoder stack
+
+    def as_metrics(self) -> dict:
+        return {"name": self.name, "params": self.params, "grad_norm": self.grad_norm,
+                "grad_weight_ratio": self.grad_weight_ratio, "update_weight_ratio": self.update_weight_ratio,
+                "zero_share": self.zero_share, "frozen": self.frozen, "no_grad": self.no_grad,
+                "mean_abs_grad": self.mean_abs_grad, "max_abs_grad": self.max_abs_grad}
+
+
+@dataclass
+class ActivationStats:
+    """How one activation module's units behaved on the batch."""
+
+    module: str
+    kind: str  # "relu" (ReLU family, incl. a Linear followed by a functional ReLU), "tanh", "sigmoid"
+    units: int
+    rows: int  # tokens/examples seen
+    dead_units: int = 0  # relu: output <= 0 on every row
+    saturated_units: int = 0  # tanh/sigmoid: at a limit on most rows
+
+    @property
+    def dead_share(self) -> float:
+        return self.dead_units / self.units if self.units else 0.0
+
+    @property
+    def saturated_share(self) -> float:
+        return self.saturated_units / self.units if self.units else 0.0
+
+
+@dataclass
+class LabelTokenGrad:
+    """Gradient norm of the loss w.r.t. hidden states, at label-token positions and elsewhere, per layer."""
+
+    layers: list[str]  # "embeddings", "layer 0", ...
+    label_mean: list[float]  # mean norm over label-token occurrences
+    other_median: list[float]  # median norm over other non-padding positions
+    peak: list[float]  # mean over examples of the largest per-position norm (the position the loss reads most)
+    occurrences: int  # label-token positions found in the batch
+    missing: list[str]  # label tokens/positions never found
+    heat: list[list[float]]  # layer x position mean norm (positions capped), for the plot
+    embedding_rows: dict[str, float] | None = None  # label word -> grad norm of its word-embedding row
+    embedding_row_median: float | None = None  # median over rows that got a gradient
+
+    @property
+    def share_of_peak(self) -> list[float]:
+        return [lm / pk if pk > 0 else 0.0 for lm, pk in zip(self.label_mean, self.peak)]
+
+    def as_metrics(self) -> dict:
+        shares = self.share_of_peak
+        rows = []
+        for i, name in enumerate(self.layers):
+            om = self.other_median[i]
+            rows.append({"layer": name, "label_mean": self.label_mean[i], "other_median": om,
+                         "peak": self.peak[i], "share_of_peak": shares[i],
+                         "ratio_to_other_median": self.label_mean[i] / om if om > 0 else None})
+        return {"layers": rows, "occurrences": self.occurrences, "missing": self.missing,
+                "embedding_rows": self.embedding_rows, "embedding_row_median": self.embedding_row_median}
+
+
+@dataclass
+class NonFinite:
+    """Where a NaN/inf first appeared, found by a second pass with hooks on every module."""
+
+    forward_module: str | None = None  # first module (in completion order) with a non-finite output
+    backward_module: str | None = None  # first module whose input gradient turned non-finite from finite
+    in_loss: bool = False  # every module output was finite: the loss computation itself
+
+
+@dataclass
+class GradFlow:
+    loss: float | None
+    loss_source: str  # "model" (its own loss) or "cross-entropy"
+    num_labels: int
+    examples: int
+    micro_batches: int
+    total_grad_norm: float | None
+    layers: list[LayerGrad]
+    activations: list[ActivationStats]
+    label_tokens: LabelTokenGrad | None
+    census: ParameterCensus
+    nonfinite_loss: bool = False
+    nonfinite: NonFinite | None = None
+    dropout_modules: int = 0
+    seconds: float = 0.0
+    # extra loss terms the model returns (e.g. ce_loss, supcon_loss): value and the gradient norm
+    # each alone sends into the encoder, measured on the first micro-batch
+    loss_components: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    @property
+    def trainable(self) -> int:
+        return self.census.trainable_elements
+
+    @property
+    def frozen(self) -> int:
+        return self.census.frozen_elements
+
+
+@dataclass
+class TrainingTrace:
+    """What one smoke-train run measured, filled step by step; one entry per step in the lists."""
+
+    num_classes: int  # width of the head
+    batch_classes: int  # distinct gold classes in the batch
+    losses: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    distinct_predictions: list[int] = field(default_factory=list)
+    max_abs_logits: list[float] = field(default_factory=list)
+    # cross-entropy of the logits, or the classification component the model returns (e.g. ce_loss):
+    # what "fitted" is judged on when the total loss has terms with a floor above 0 (CE + SupCon)
+    classification_losses: list[float] = field(default_factory=list)
+    classification_source: str = "cross-entropy of the logits"
+    initial_loss: float | None = None  # pre-flight pass
+    fit_step: int | None = None
+    fit_rule: str | None = None  # which criterion declared the fit (see measure.training.fit_rule)
+    fit_seconds: float | None = None
+    diverged_step: int | None = None
+    census: ParameterCensus | None = None  # from the pre-flight backward pass
+    unchanged: list[str] = field(default_factory=list)  # trainable, bitwise equal after training
+    head_fresh: bool = False
+    skipped: str | None = None  # why training could not start
+
+    @property
+    def steps_run(self) -> int:
+        return len(self.losses)
+
+    @property
+    def fitted(self) -> bool:
+        return self.fit_step is not None
+
+    @property
+    def ln_c(self) -> float:
+        return math.log(max(self.num_classes, 2))
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
+
+    @property
+    def final_accuracy(self) -> float | None:
+        return self.accuracies[-1] if self.accuracies else None
+
+    @property
+    def trainable(self) -> tuple[str, ...]:
+        return self.census.trainable if self.census else ()
+
+    @property
+    def disconnected(self) -> tuple[str, ...]:
+        return self.census.no_grad if self.census else ()
+
+    @property
+    def loss_has_grad(self) -> bool:
+        return self.census.loss_connected if self.census else True

@@ -1,0 +1,38 @@
+"""doctor's console section: the stages that ran and the ranked diagnosis, symptoms under their cause."""
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from labeldiag.errors import strip_control
+from labeldiag.findings import Report
+from labeldiag.render.console import STYLE, section
+
+
+@section("doctor")
+def draw_doctor(report: Report, console: Console) -> None:
+    stages = report.metrics.get("stages") or {}
+    parts = [f"{name} {info['seconds']:.1f} s" if info.get("ran") else f"{name} skipped"
+             for name, info in stages.items()]
+    if parts:
+        console.print("[bold]stages[/] " + escape("  ·  ".join(parts)))
+    if not report.diagnosis:
+        return
+    by_code = {f.code: f for f in report.findings}
+    console.print("\n[bold]diagnosis[/], most likely root cause first:")
+    for entry in report.diagnosis:
+        cause = by_code[entry["code"]]
+        console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
+                                    f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
+                                    strip_control(cause.message)))
+        corrected = cause.evidence.get("suggested_id2label") if cause.code == "label-permutation" else None
+        if corrected:
+            console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
+        for code in entry["explains"]:
+            symptom = by_code[code]
+            console.print(Text.assemble("   explains ", (code, STYLE[symptom.severity]), ": ",
+                                        strip_control(symptom.message), style="dim"))
+        console.print(Text(f"   next: {strip_control(entry['next'])}", style="bold"))
