@@ -45,7 +45,8 @@ def make_batches(enc: Encoded, batch_size: int, sort: bool = True, max_tokens: i
     return batches
 
 
-def collate(enc: Encoded, idx: np.ndarray, device: Any) -> dict:
+def collate(enc: Encoded, idx: np.ndarray, device: Any, side: str = "right") -> dict:
+    """Rows of `enc` padded with its pad id on `side`, as a tokenizer with that padding_side does."""
     import torch
 
     width = max(1, max(len(enc.ids[i]) for i in idx))
@@ -54,10 +55,11 @@ def collate(enc: Encoded, idx: np.ndarray, device: Any) -> dict:
     types = np.zeros((len(idx), width), dtype=np.int64) if enc.type_ids is not None else None
     for row, i in enumerate(idx):
         n = len(enc.ids[i])
-        ids[row, :n] = enc.ids[i]
-        mask[row, :n] = 1
+        span = slice(0, n) if side == "right" else slice(width - n, width)
+        ids[row, span] = enc.ids[i]
+        mask[row, span] = 1
         if types is not None:
-            types[row, :n] = enc.type_ids[i]
+            types[row, span] = enc.type_ids[i]
     batch = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
     if types is not None:
         batch["token_type_ids"] = torch.from_numpy(types).to(device)

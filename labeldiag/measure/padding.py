@@ -15,6 +15,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.measure.encode import Encoded
+from labeldiag.measure.forward import collate
 from labeldiag.measure.runtime import (
     Runtime,
     call_model,
@@ -97,27 +98,6 @@ def last_token_positions(input_ids: Any, pad_id: int | None) -> Any:
     return (positions * keep).argmax(-1)
 
 
-def padded_batch(enc: Encoded, idx: np.ndarray, device: Any, side: str) -> dict:
-    """Rows of `enc` padded with its pad id on `side`, as a tokenizer with that padding_side does."""
-    import torch
-
-    width = max(1, max(len(enc.ids[i]) for i in idx))
-    ids = np.full((len(idx), width), enc.pad_id, dtype=np.int64)
-    mask = np.zeros((len(idx), width), dtype=np.int64)
-    types = np.zeros((len(idx), width), dtype=np.int64) if enc.type_ids is not None else None
-    for row, i in enumerate(idx):
-        n = len(enc.ids[i])
-        span = slice(0, n) if side == "right" else slice(width - n, width)
-        ids[row, span] = enc.ids[i]
-        mask[row, span] = 1
-        if types is not None:
-            types[row, span] = enc.type_ids[i]
-    batch = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
-    if types is not None:
-        batch["token_type_ids"] = torch.from_numpy(types).to(device)
-    return batch
-
-
 def padding_sides(tokenizer: Any) -> list[str]:
     """Right (labeldiag's own batches) and the tokenizer's side when that is left."""
     return ["right", "left"] if getattr(tokenizer, "padding_side", "right") == "left" else ["right"]
@@ -143,7 +123,7 @@ def probe_padding(model: Any, enc: Encoded, runtime: Runtime, sides: list[str], 
             by_row: dict[int, np.ndarray] = {}
             for length in np.unique(lengths[sample]):
                 rows = np.flatnonzero(lengths[sample] == length)
-                batch = filter_inputs(padded_batch(enc, sample[rows], runtime.device, "right"), params)
+                batch = filter_inputs(collate(enc, sample[rows], runtime.device, "right"), params)
                 by_row.update(zip(rows.tolist(), extract_logits(call_model(model, batch), len(rows))))
             return np.stack([by_row[r] for r in range(len(sample))]).astype(np.float64)
 
@@ -152,7 +132,7 @@ def probe_padding(model: Any, enc: Encoded, runtime: Runtime, sides: list[str], 
         noise = float(np.abs(unpadded() - alone).max())
         for side in sides:
             idx = np.concatenate([sample, [longest]])
-            batch = filter_inputs(padded_batch(enc, idx, runtime.device, side), params)
+            batch = filter_inputs(collate(enc, idx, runtime.device, side), params)
             together = extract_logits(call_model(model, batch), len(idx))[: len(sample)]
             delta = np.abs(together.astype(np.float64) - alone)
             out.append(PaddingProbe(side=side, examples=len(sample), max_abs_delta=float(delta.max()),
