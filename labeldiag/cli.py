@@ -182,7 +182,7 @@ def doctor(
     batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
-    no_progress: NoProgress = False,
+    no_progress: NoProgress = False, labels: Labels = None, num_labels: NumLabels = None,
     steps: Annotated[int, typer.Option("--steps", help="smoke-train stage: optimizer steps at most")] = 100,
 ) -> None:
     """Every stage, cheap to costly, on one loaded model; one ranked diagnosis, root cause first."""
@@ -190,7 +190,8 @@ def doctor(
         model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
         label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
         batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress)
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
+        labels=labels, num_labels=num_labels)
     run_command("doctor", model, data, tokenizer, {**options, "steps": steps}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
