@@ -44,9 +44,8 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     report = Report(command="doctor")
     stages: dict[str, dict[str, Any]] = {}
     with isolated(model):
-        examples_first = objects.read(data, opts)
-        loaded = objects.load(model, tokenizer, opts, need_tokenizer=examples_first.tokenized is None
-                              or tokenizer is not None or bool(opts.label_tokens))
+        loaded = objects.load(model, tokenizer, opts,
+                              need_tokenizer=objects.needs_tokenizer(objects.read(data, opts), tokenizer, opts))
     inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer)
 
     def stage(name: str, runner: Any, stage_opts: Any, settings: Any) -> Report:

@@ -33,3 +33,14 @@ def tokenizer_and_rows():
 
     rows = make_examples(300, seed=1)
     return build_tokenizer([r["text"] for r in rows]), rows
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """On a shared 2-core machine two torch threads per process are much slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

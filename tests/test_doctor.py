@@ -112,3 +112,10 @@ def test_fix_never_writes_into_the_checkpoint(trained, tmp_path, where):
     res = run_cli("fix", ckpt, trained["data"], "--out", target)
     assert res.code == 2 and res.err.count("\n") == 1, res.err
     assert _digest(ckpt) == before
+
+
+def test_doctor_attaches_a_head_of_another_size_on_a_checkpoint_path(trained, tmp_path):
+    res = doctor(trained["checkpoint"], trained["data"], "--labels", "politics,sport,tech,other", tmp=tmp_path)
+    assert res.report is not None, res.err
+    assert res.report["model"]["num_labels"] == 4
+    assert _diagnosis(res)[0]["code"] == "head-uninitialized"

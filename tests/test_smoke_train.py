@@ -18,15 +18,7 @@ from helpers import clone, edit_weights, run_cli, write_jsonl
 ZOO = str(Path(__file__).parent / "zoo_train_models.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On a shared 2-core machine two torch threads per process are ~30x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,7 @@ import pytest
 from helpers import clone, edit_config, edit_weights, run_cli, write_jsonl
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On a shared 2-core machine two torch threads per process are much slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def onehot_logits(pred: np.ndarray, classes: int, scale: float = 5.0) -> np.ndarray:

@@ -64,13 +64,9 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     seed_everything(opts.seed)
     with phase(f"reading {objects.describe(inputs.data)}", opts.progress):
         examples = objects.read(inputs.data, opts)
-    if opts.num_labels is not None and not objects.is_path(inputs.model):
-        raise UsageError("labels / num_labels attach a head when model is a checkpoint path; give a model object "
-                         "the head you want (from_pretrained(..., num_labels=N, id2label=...))")
     with phase(f"loading {objects.describe(inputs.model)}", opts.progress):
         loaded = objects.load(inputs.model, inputs.tokenizer, opts,
-                              need_tokenizer=examples.tokenized is None or inputs.tokenizer is not None
-                              or bool(opts.label_tokens))
+                              need_tokenizer=objects.needs_tokenizer(examples, inputs.tokenizer, opts))
     info = loaded.info
     report = Report(command=command, device=f"{runtime.device} ({runtime.device_name})")
     report.metrics["precision"] = runtime.precision

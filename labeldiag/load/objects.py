@@ -59,9 +59,17 @@ def resolve_tokenizer(tokenizer: Any, model_folder: str | None, needed: bool, tr
                      "pre-tokenized data (a dict of tensors)")
 
 
+def needs_tokenizer(examples: Examples, tokenizer: Any, opts: Any) -> bool:
+    """Text must be tokenized; pre-tokenized data needs a tokenizer only when one is given or label words are."""
+    return examples.tokenized is None or tokenizer is not None or bool(opts.label_tokens)
+
+
 def load(model: Any, tokenizer: Any, opts: Any, need_tokenizer: bool) -> LoadedModel:
     if isinstance(model, LoadedModel):  # loaded once by the caller (doctor) and shared by its stages
         return model
+    if opts.num_labels is not None and not is_path(model):
+        raise UsageError("labels / num_labels attach a head when model is a checkpoint path; give a model object "
+                         "the head you want (from_pretrained(..., num_labels=N, id2label=...))")
     if is_path(model):
         loaded = load_model(str(model), opts.model_class, None if tokenizer is None or not is_path(tokenizer)
                             else str(tokenizer), opts.trust_remote_code, opts.allow_pickle,
