@@ -278,7 +278,9 @@ def _plot(sizes: list[int], med: dict, slope: float, intercept: float, path: Pat
               label=f"linear fit: {intercept:.1f} s + {1000 * slope:.2f} ms/example")
     ax_t.set(xscale="log", yscale="log", xlabel="examples (N)", ylabel="seconds", title="check-logits time")
     ax_t.legend(fontsize=8)
-    ax_m.plot(sizes, [med[n][1] for n in sizes], "o-", color="C3")
+    ax_m.plot(sizes, [med[n][1] for n in sizes], "o-", color="C3", label="peak RSS (getrusage)")
+    ax_m.axhline(1.15 * med[sizes[0]][1], color="k", ls="--", lw=0.8, label="smallest N + 15 % (flat-in-N bound)")
+    ax_m.legend(fontsize=8, loc="lower right")
     ax_m.set(xscale="log", xlabel="examples (N)", ylabel="peak RSS (MiB)", title="check-logits peak memory")
     ax_m.set_ylim(0, max(med[n][1] for n in sizes) * 1.2)
     for ax in (ax_t, ax_m):

@@ -40,7 +40,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     model.eval()
     n = len(enc.ids)
     with progress_bar(n, "forward", opts.progress) as advance:
-        main = run_forward(model, enc, s.runtime, opts.batch_size, progress=advance)
+        main = run_forward(model, enc, s.runtime, opts.batch_size, feature_rows=T.FEATURE_SAMPLE, progress=advance)
     logits = main.logits
     report.metrics["forward_seconds"] = round(main.seconds, 3)
     report.metrics["examples_per_second"] = round(n / main.seconds, 1) if main.seconds > 0 else None
@@ -80,7 +80,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
             prediction_findings(report, logits[keep], None, names)
     if main.features is not None and main.features.shape[0] >= 2:
         # one set of statistics for the verdict and the metrics; a sample bounds the n x n Gram matrix
-        sample = main.features[: T.FEATURE_SAMPLE].astype(np.float64)
+        sample = main.features.astype(np.float64)
         fs = feature_stats(sample)
         report.add(check_features(fs, sample.shape[0], main.feature_source))
         report.metrics.update({"representation_mean_cosine": fs["mean_cosine"],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import numpy as np
 
 from labeldiag.errors import UsageError, describe_exception
 from labeldiag.load.data import Examples
+from labeldiag.measure.runtime import release_freed_memory
 
 TOKENIZE_CHUNK = 1024  # texts per tokenizer call: Ctrl-C is seen between calls, not after the last one
 
@@ -72,8 +74,8 @@ def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: 
                          return_token_type_ids=want_types, return_attention_mask=False, verbose=False)
     except Exception as exc:
         raise UsageError(f"the tokenizer failed on DATA ({describe_exception(exc)}); check --tokenizer") from None
-    ids = [np.asarray(x, dtype=np.int64) for x in full["input_ids"]]
-    type_ids = [np.asarray(x, dtype=np.int64) for x in full["token_type_ids"]] if want_types and "token_type_ids" in full else None
+    ids = full["input_ids"]
+    type_ids = full["token_type_ids"] if want_types and "token_type_ids" in full else None
     too_long = [i for i, x in enumerate(ids) if len(x) > max_length]
     stats = _base_stats(tokenizer, max_length, embedding_rows, model_max, len(ids))
     if too_long:
@@ -83,29 +85,36 @@ def encode(examples: Examples, tokenizer: Any, max_length: int, embedding_rows: 
                         return_token_type_ids=want_types, return_attention_mask=False, verbose=False)
         for j, i in enumerate(too_long):
             stats.kept_fraction_truncated.append(len(cut["input_ids"][j]) / max(1, len(ids[i])))
-            ids[i] = np.asarray(cut["input_ids"][j], dtype=np.int64)
+            ids[i] = cut["input_ids"][j]
             if type_ids is not None:
-                type_ids[i] = np.asarray(cut["token_type_ids"][j], dtype=np.int64)
+                type_ids[i] = cut["token_type_ids"][j]
     stats.truncated = len(too_long)
     special = set(int(s) for s in (tokenizer.all_special_ids or []))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config_pad_id or 0)
     _count_tokens(stats, ids, special, tokenizer.unk_token_id)
+    release_freed_memory()  # the tokenizer's work for all N, freed
     blank = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else pad_id
     return Encoded(ids=ids, type_ids=type_ids, pad_id=int(pad_id), special_ids=special, blank_id=int(blank),
                    stats=stats, input_names=names)
 
 
-def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, **kwargs: Any) -> dict[str, list]:
-    """The tokenizer's output for all texts, made in chunks so that Ctrl-C stops it promptly."""
-    out: dict[str, list] = {}
+def _tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, **kwargs: Any) -> dict[str, list[np.ndarray]]:
+    """The token ids (and type ids) of all texts, one int64 array per text, made in chunks so that Ctrl-C
+    stops it promptly. Each chunk's Python lists of ints become one array at once, and each text's row a
+    view of it: lists for all N would take ~1.4 KB per example each, and one small buffer per example
+    interleaved with the tokenizer's freed work would leave the heap fragmented, growing with N."""
+    out: dict[str, list[np.ndarray]] = {}
     with _ctrl_c_noted() as interrupted:
         for start in range(0, len(texts), TOKENIZE_CHUNK):
             part = tokenizer(texts[start:start + TOKENIZE_CHUNK],
                              pairs[start:start + TOKENIZE_CHUNK] if pairs is not None else None, **kwargs)
             if interrupted:
                 raise KeyboardInterrupt
-            for key, values in part.items():
-                out.setdefault(key, []).extend(values)
+            for key in ("input_ids", "token_type_ids"):
+                if key in part:
+                    lengths = [len(x) for x in part[key]]
+                    flat = np.fromiter(itertools.chain.from_iterable(part[key]), dtype=np.int64, count=sum(lengths))
+                    out.setdefault(key, []).extend(np.split(flat, np.cumsum(lengths)[:-1]))
     return out
 
 

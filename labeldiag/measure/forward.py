@@ -11,7 +11,8 @@ from typing import Any, Callable
 import numpy as np
 
 from labeldiag.measure.encode import Encoded
-from labeldiag.measure.runtime import Runtime, call_model, extract_logits, filter_inputs, forward_params
+from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, filter_inputs, forward_params,
+                                       release_freed_memory)
 
 FEATURE_MODULES = ("pre_classifier", "classifier", "score", "classification_head", "head", "fc", "out_proj")
 
@@ -19,7 +20,7 @@ FEATURE_MODULES = ("pre_classifier", "classifier", "score", "classification_head
 @dataclass
 class ForwardResult:
     logits: np.ndarray  # [N, C] float32, in example order
-    features: np.ndarray | None  # [N, H] float32 features feeding the head, or None
+    features: np.ndarray | None  # [min(N, feature_rows), H] float32 features feeding the head, or None
     feature_source: str | None
     seconds: float = 0.0
 
@@ -124,9 +125,13 @@ class FeatureTap:
 
 
 def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
-                capture_features: bool = True, sort: bool = True,
+                capture_features: bool = True, feature_rows: int | None = None, sort: bool = True,
                 progress: Callable[[int], None] | None = None, max_tokens: int | None = None) -> ForwardResult:
-    """Logits (and head features) of every example, in example order.
+    """Logits of every example (and head features of the first feature_rows, default all), in example order.
+
+    Memory stays flat in N: each batch's logits are copied into one [N, C] array and only the bounded
+    feature sample is copied out, so no batch output (nor the hidden states a feature row may be a view
+    of) outlives its batch.
 
     max_tokens lets short examples share batches bigger than batch_size (see make_batches). Off by
     default: on a CPU it measured no faster (benchmarks/bench_forward.py), since sorting already
@@ -138,8 +143,11 @@ def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
 
     params = forward_params(model)
     n = len(enc.ids)
-    logits: list[np.ndarray | None] = [None] * n
-    feats: list[np.ndarray | None] = [None] * n
+    sampled = n if feature_rows is None else min(n, feature_rows)
+    logits: np.ndarray | None = None
+    widths: set[int] = set()
+    features: np.ndarray | None = None
+    every_batch_tapped = True
     tap = FeatureTap(model) if capture_features else None
     start = time.perf_counter()
     try:
@@ -147,24 +155,35 @@ def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
             for idx in make_batches(enc, batch_size, sort, max_tokens=max_tokens):
                 batch = filter_inputs(collate(enc, idx, runtime.device), params)
                 out = call_model(model, batch)
-                arr = extract_logits(out, len(idx))
+                arr = extract_logits(out, len(idx))[: len(idx)]
+                widths.add(arr.shape[1])
+                if logits is None:
+                    logits = np.empty((n, arr.shape[1]), dtype=np.float32)
+                if len(widths) == 1:
+                    logits[idx] = arr
                 f = tap.take() if tap is not None else None
-                for row, i in enumerate(idx):
-                    logits[i] = arr[row]
-                    if f is not None and f.shape[0] == len(idx):
-                        feats[i] = f[row]
+                if f is None or f.shape[0] != len(idx):
+                    every_batch_tapped = False
+                elif every_batch_tapped:
+                    if features is None:
+                        features = np.empty((sampled, *f.shape[1:]), dtype=f.dtype)
+                    wanted = idx < sampled
+                    features[idx[wanted]] = f[wanted]
                 if progress is not None:
                     progress(len(idx))
+                del batch, out, arr, f  # freed before the trim, not when the next batch replaces them
+                release_freed_memory()
     finally:
         if tap is not None:
             tap.close()
-    widths = {x.shape[0] for x in logits}
     if len(widths) > 1:
         from labeldiag.errors import ModelCodeError
 
         raise ModelCodeError(f"the model returned logits of different widths across batches ({sorted(widths)})")
-    features = np.stack(feats) if all(f is not None for f in feats) and n else None
-    return ForwardResult(logits=np.stack(logits).astype(np.float32), features=features,
+    if logits is None:
+        raise ValueError("run_forward needs at least one example")
+    features = features if every_batch_tapped else None
+    return ForwardResult(logits=logits, features=features,
                          feature_source=tap.name if (tap is not None and features is not None) else None,
                          seconds=time.perf_counter() - start)
 
