@@ -5,7 +5,8 @@ representation through a dense+tanh MLP (SimCSE's "cls" pooler). Head: a
 linear classifier on that embedding. ``simcse_loss`` implements the
 unsupervised SimCSE objective (two dropout views, in-batch cosine
 similarities / 0.05, self-similarity masked, CE towards the paired view);
-``CollapsedBert.simcse_step`` runs it.
+``CollapsedBert.simcse_step`` runs it. ``alignment_only_loss`` is the
+broken variant of that objective, which collapses a real encoder when trained.
 
 Broken variant: ``config.collapse = True`` mimics an encoder whose
 contrastive training collapsed. The final token representations become
@@ -35,6 +36,15 @@ def simcse_loss(z1, z2, temperature=0.05):
     return F.cross_entropy(sim, target)
 
 
+def alignment_only_loss(z1, z2):
+    """The broken "simplification" of SimCSE: pull each pair together, with no in-batch negatives.
+
+    Nothing pushes different sentences apart, so the cheapest minimum is one vector for every
+    input: the encoder collapses (used by examples/real_situations.py, situation 4 broken).
+    """
+    return (1.0 - F.cosine_similarity(z1, z2, dim=-1)).mean()
+
+
 class CollapsedBert(BertPreTrainedModel):
     config_class = BertConfig
     base_model_prefix = "bert"
@@ -50,8 +60,13 @@ class CollapsedBert(BertPreTrainedModel):
         self.mlp_act = nn.Tanh()
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        # present in both variants so the two checkpoints have the same keys
-        self.collapse_center = nn.Parameter(torch.randn(config.hidden_size))
+        # the same key in both variants, so one state dict loads into either; a learned vector only
+        # where it is used (an unused trainable parameter would rightly be reported as disconnected)
+        center = torch.randn(config.hidden_size)
+        if config.collapse:
+            self.collapse_center = nn.Parameter(center)
+        else:
+            self.register_buffer("collapse_center", center)
         self.post_init()
 
     def _init_weights(self, module):

@@ -1,4 +1,4 @@
-"""DistilBERT-style sequence classifier (SEEDS.md, situation 5).
+"""DistilBERT-style sequence classifier (SEEDS.md, situation 5), on DistilBERT or BERT.
 
 first token -> pre_classifier Linear(dim, dim) -> ReLU -> dropout ->
 classifier Linear(dim, num_labels). The loss is chosen from
@@ -17,6 +17,9 @@ pre_classifier bias to a large negative value (``dead_bias_value``, -50)
 right after init, so every ReLU unit is off for every input: the classifier
 sees zeros and nothing below the classifier bias gets any gradient.
 
+``DistilStyleBert`` puts the same head and loss choice on a BERT encoder
+(e.g. a pretrained MiniLM, for which no DistilBERT weights exist offline).
+
 The ReLU is an ``nn.ReLU`` module (``self.activation``) rather than the inline
 functional call of upstream so that forward hooks can watch it.
 """
@@ -24,8 +27,60 @@ functional call of upstream so that forward hooks can watch it.
 import torch
 import torch.nn as nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from transformers import DistilBertConfig, DistilBertModel, DistilBertPreTrainedModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertPreTrainedModel,
+    DistilBertConfig,
+    DistilBertModel,
+    DistilBertPreTrainedModel,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+def pick_loss(config, num_labels, logits, labels):
+    """The loss transformers' classifiers pick: from problem_type, inferred (and stored) when unset."""
+    labels = labels.to(logits.device)
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if num_labels == 1:
+            return MSELoss()(logits.squeeze(), labels.squeeze())
+        return MSELoss()(logits, labels)
+    if config.problem_type == "single_label_classification":
+        return CrossEntropyLoss()(logits.view(-1, num_labels), labels.view(-1))
+    return BCEWithLogitsLoss()(logits, labels)
+
+
+def _set_dead_flags(config):
+    if not hasattr(config, "dead_pre_classifier"):
+        config.dead_pre_classifier = False
+    if not hasattr(config, "dead_bias_value"):
+        config.dead_bias_value = -50.0
+
+
+def _kill_relus(model):
+    # after post_init, so the regular init does not undo it; a saved
+    # checkpoint carries the value in its weights anyway
+    with torch.no_grad():
+        model.pre_classifier.bias.fill_(float(model.config.dead_bias_value))
+
+
+def _classify(model, hidden, labels, outputs):
+    pooled = model.activation(model.pre_classifier(hidden[:, 0]))
+    logits = model.classifier(model.dropout(pooled))
+    loss = pick_loss(model.config, model.num_labels, logits, labels) if labels is not None else None
+    return SequenceClassifierOutput(
+        loss=loss,
+        logits=logits,
+        hidden_states=getattr(outputs, "hidden_states", None),
+        attentions=getattr(outputs, "attentions", None),
+    )
 
 
 class DistilStyleClassifier(DistilBertPreTrainedModel):
@@ -34,10 +89,7 @@ class DistilStyleClassifier(DistilBertPreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        if not hasattr(config, "dead_pre_classifier"):
-            config.dead_pre_classifier = False
-        if not hasattr(config, "dead_bias_value"):
-            config.dead_bias_value = -50.0
+        _set_dead_flags(config)
         self.num_labels = config.num_labels
         self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
@@ -46,45 +98,38 @@ class DistilStyleClassifier(DistilBertPreTrainedModel):
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.post_init()
         if config.dead_pre_classifier:
-            # after post_init, so the regular init does not undo it; a saved
-            # checkpoint carries the value in its weights anyway
-            with torch.no_grad():
-                self.pre_classifier.bias.fill_(float(config.dead_bias_value))
+            _kill_relus(self)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
         kwargs.pop("return_dict", None)
         kwargs.pop("token_type_ids", None)  # DistilBERT has no segment embeddings
         outputs = self.distilbert(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        hidden = outputs.last_hidden_state  # [B, T, dim]
-        pooled = hidden[:, 0]
-        pooled = self.pre_classifier(pooled)
-        pooled = self.activation(pooled)
-        pooled = self.dropout(pooled)
-        logits = self.classifier(pooled)
+        return _classify(self, outputs.last_hidden_state, labels, outputs)
 
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            if self.config.problem_type is None:
-                if self.num_labels == 1:
-                    self.config.problem_type = "regression"
-                elif labels.dtype in (torch.long, torch.int):
-                    self.config.problem_type = "single_label_classification"
-                else:
-                    self.config.problem_type = "multi_label_classification"
-            if self.config.problem_type == "regression":
-                if self.num_labels == 1:
-                    loss = MSELoss()(logits.squeeze(), labels.squeeze())
-                else:
-                    loss = MSELoss()(logits, labels)
-            elif self.config.problem_type == "single_label_classification":
-                loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
-            elif self.config.problem_type == "multi_label_classification":
-                loss = BCEWithLogitsLoss()(logits, labels)
 
-        return SequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=getattr(outputs, "hidden_states", None),
-            attentions=getattr(outputs, "attentions", None),
+class DistilStyleBert(BertPreTrainedModel):
+    """The DistilBERT head and loss choice on a BERT encoder (no pooler: the head reads [CLS])."""
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+
+    def __init__(self, config):
+        super().__init__(config)
+        _set_dead_flags(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.pre_classifier = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.ReLU()
+        drop = getattr(config, "classifier_dropout", None)
+        self.dropout = nn.Dropout(drop if drop is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+        if config.dead_pre_classifier:
+            _kill_relus(self)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        kwargs.pop("return_dict", None)
+        outputs = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs
         )
+        return _classify(self, outputs.last_hidden_state, labels, outputs)

@@ -1,4 +1,4 @@
-"""Label-token RoBERTa classifier (SEEDS.md, situation 1).
+"""Label-token classifiers, RoBERTa and BERT (SEEDS.md, situation 1).
 
 There is no linear head. The input carries one label token per class right
 after ``<s>`` (``config.label_token_positions``, default ``[1, 2, 3]`` for the
@@ -32,7 +32,14 @@ from typing import List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import RobertaConfig, RobertaModel, RobertaPreTrainedModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertPreTrainedModel,
+    RobertaConfig,
+    RobertaModel,
+    RobertaPreTrainedModel,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 DEFAULT_LABEL_TOKEN_POSITIONS = [1, 2, 3]
@@ -46,12 +53,14 @@ _FLAG_DEFAULTS = {
 }
 
 
-class LabelTokenRoberta(RobertaPreTrainedModel):
-    config_class = RobertaConfig
-    base_model_prefix = "roberta"
+class LabelTokenScoring:
+    """The label-token scoring and loss, shared by the RoBERTa and BERT classes.
 
-    def __init__(self, config):
-        super().__init__(config)
+    ``self.base_model`` is the encoder (``roberta`` or ``bert``, by the
+    class's ``base_model_prefix``), built with its tanh pooler.
+    """
+
+    def _read_label_token_config(self, config):
         positions = getattr(config, "label_token_positions", None) or list(DEFAULT_LABEL_TOKEN_POSITIONS)
         # write everything back onto the config so that save_pretrained stores it
         config.label_token_positions = [int(p) for p in positions]
@@ -63,15 +72,13 @@ class LabelTokenRoberta(RobertaPreTrainedModel):
                 f"num_labels={config.num_labels} but {len(config.label_token_positions)} label-token positions"
             )
         self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=True)
-        self.post_init()
 
     # ------------------------------------------------------------------
     def label_scores(self, input_ids, attention_mask=None, **kwargs):
         """Return (scores [B, C] torch tensor, encoder outputs)."""
         kwargs.pop("return_dict", None)
         kwargs.pop("labels", None)
-        outputs = self.roberta(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        outputs = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         # The last layer is ``last_hidden_state`` (== hidden_states[-1] when
         # output_hidden_states=True). Indexing ``outputs[1]`` or
         # ``hidden_states`` without asking for them is the classic bug: the
@@ -119,3 +126,27 @@ class LabelTokenRoberta(RobertaPreTrainedModel):
             hidden_states=getattr(outputs, "hidden_states", None),
             attentions=getattr(outputs, "attentions", None),
         )
+
+
+class LabelTokenRoberta(LabelTokenScoring, RobertaPreTrainedModel):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._read_label_token_config(config)
+        self.roberta = RobertaModel(config, add_pooling_layer=True)
+        self.post_init()
+
+
+class LabelTokenBert(LabelTokenScoring, BertPreTrainedModel):
+    """The same model on a BERT encoder (e.g. a pretrained MiniLM), label words after [CLS]."""
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._read_label_token_config(config)
+        self.bert = BertModel(config, add_pooling_layer=True)
+        self.post_init()
