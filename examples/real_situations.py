@@ -253,7 +253,7 @@ TWEET_LABELS = ("negative", "neutral", "positive")
 LABEL_WORDS_PREFIX = "negative neutral positive "
 
 
-def build_label_token(root: Path, scale: Scale) -> dict[str, Variant]:
+def build_label_token(root: Path, scale: Scale) -> dict[str, tuple[Variant, dict]]:
     """1. Label-token scoring: class c's score is the state of label word c (positions 1-3) . pooled [CLS].
 
     broken: the seed author's model (unscaled dot products, label-token states detached, per-example
@@ -285,7 +285,7 @@ def build_label_token(root: Path, scale: Scale) -> dict[str, Variant]:
 POSITIVE_FIRST = ("positive", "negative")
 
 
-def build_which_logit(root: Path, scale: Scale) -> dict[str, Variant]:
+def build_which_logit(root: Path, scale: Scale) -> dict[str, tuple[Variant, dict]]:
     """2. Which logit is which label? Binary tweets, stock BertForSequenceClassification.
 
     The user's file is unshuffled, positives first. broken: label ids were given by first
@@ -311,7 +311,7 @@ def build_which_logit(root: Path, scale: Scale) -> dict[str, Variant]:
     return out
 
 
-def build_supcon(root: Path, scale: Scale) -> dict[str, Variant]:
+def build_supcon(root: Path, scale: Scale) -> dict[str, tuple[Variant, dict]]:
     """3. CE + 0.2 x SupCon on the pooled output, BBC News.
 
     broken: the pooled [batch, dim] tensor goes to supcon_loss, which reads dim as n_views.
@@ -332,7 +332,7 @@ def build_supcon(root: Path, scale: Scale) -> dict[str, Variant]:
     return out
 
 
-def build_collapse(root: Path, scale: Scale) -> dict[str, Variant]:
+def build_collapse(root: Path, scale: Scale) -> dict[str, tuple[Variant, dict]]:
     """4. SimCSE-style contrastive training, then a linear classifier on the frozen embeddings.
 
     broken: the contrastive step keeps only the positive pairs (1 - cos(z1, z2), no in-batch
@@ -362,7 +362,7 @@ def build_collapse(root: Path, scale: Scale) -> dict[str, Variant]:
     return out
 
 
-def build_distil_head(root: Path, scale: Scale) -> dict[str, Variant]:
+def build_distil_head(root: Path, scale: Scale) -> dict[str, tuple[Variant, dict]]:
     """5. DistilBERT's head (pre_classifier, ReLU, classifier) and its loss choice, tweets.
 
     fixed: integer labels, single-label CE. broken_float_labels: the starting point (pretrained
@@ -445,7 +445,7 @@ def main(argv=None) -> int:
         variants = build(args.out, name, REDUCED if args.reduced else FULL, args.threads)
         print(f"{name}: built in {time.perf_counter() - t0:.0f} s")
         for variant, v in variants.items():
-            print(f"  {variant:20} labeldiag check-logits {' '.join(v.args())}")
+            print(f"  {variant:20} labeldiag {{check-logits,grad-flow,smoke-train}} {' '.join(v.args())}")
     return 0
 
 
