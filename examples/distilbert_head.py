@@ -57,11 +57,17 @@ def pick_loss(config, num_labels, logits, labels):
     return BCEWithLogitsLoss()(logits, labels)
 
 
-def _set_dead_flags(config):
+def _attach_head(model, config, dim, dropout):
+    """pre_classifier -> ReLU -> dropout -> classifier on `model`, and the dead-ReLU switches on config."""
     if not hasattr(config, "dead_pre_classifier"):
         config.dead_pre_classifier = False
     if not hasattr(config, "dead_bias_value"):
         config.dead_bias_value = -50.0
+    model.num_labels = config.num_labels
+    model.pre_classifier = nn.Linear(dim, dim)
+    model.activation = nn.ReLU()
+    model.dropout = nn.Dropout(dropout)
+    model.classifier = nn.Linear(dim, config.num_labels)
 
 
 def _kill_relus(model):
@@ -89,13 +95,8 @@ class DistilStyleClassifier(DistilBertPreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        _set_dead_flags(config)
-        self.num_labels = config.num_labels
         self.distilbert = DistilBertModel(config)
-        self.pre_classifier = nn.Linear(config.dim, config.dim)
-        self.activation = nn.ReLU()
-        self.dropout = nn.Dropout(config.seq_classif_dropout)
-        self.classifier = nn.Linear(config.dim, config.num_labels)
+        _attach_head(self, config, config.dim, config.seq_classif_dropout)
         self.post_init()
         if config.dead_pre_classifier:
             _kill_relus(self)
@@ -115,14 +116,9 @@ class DistilStyleBert(BertPreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        _set_dead_flags(config)
-        self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.pre_classifier = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = nn.ReLU()
         drop = getattr(config, "classifier_dropout", None)
-        self.dropout = nn.Dropout(drop if drop is not None else config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        _attach_head(self, config, config.hidden_size, drop if drop is not None else config.hidden_dropout_prob)
         self.post_init()
         if config.dead_pre_classifier:
             _kill_relus(self)

