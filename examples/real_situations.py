@@ -21,7 +21,6 @@ import labeldiag.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import re
@@ -85,14 +84,9 @@ class Variant:
 # ------------------------------------------------------------------------- loading
 def example_class(spec: str):
     """The class named by "file.py:Class" among the example model files, loaded by path."""
-    file_name, class_name = spec.split(":")
-    mod_name = "labeldiag_example_" + Path(file_name).stem
-    if mod_name not in sys.modules:
-        loader = importlib.util.spec_from_file_location(mod_name, HERE / file_name)
-        module = importlib.util.module_from_spec(loader)
-        sys.modules[mod_name] = module
-        loader.loader.exec_module(module)
-    return getattr(sys.modules[mod_name], class_name)
+    from build_examples import load_class  # beside this file
+
+    return load_class(*spec.split(":"))
 
 
 def pretrained(model_cls, label_names: list[str], **config_extra):
