@@ -62,17 +62,19 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """labeldiag: tell, with evidence, what is wrong with a text classifier."""
 
 
-def shared_options(*, model_class, text_field, text_pair_field, label_field, label_tokens, label_token_positions,
-                   max_examples, batch_size, max_length, device, precision, seed, trust_remote_code,
-                   allow_pickle, no_progress, labels=None, num_labels=None) -> dict[str, Any]:
-    """The API options every checking command takes, from the CLI's parameters."""
-    return {"model_class": model_class, "text_field": text_field, "text_pair_field": text_pair_field,
-            "label_field": label_field, "label_tokens": label_tokens,
-            "label_token_positions": label_token_positions, "labels": labels, "num_labels": num_labels,
-            "max_examples": max_examples,
-            "batch_size": batch_size, "max_length": max_length, "device": device, "precision": precision,
-            "seed": seed, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle,
-            "progress": not no_progress}
+SHARED_PARAMETERS = ("model_class", "text_field", "text_pair_field", "label_field", "label_tokens",
+                     "label_token_positions", "labels", "num_labels", "max_examples", "batch_size", "max_length",
+                     "device", "precision", "seed", "trust_remote_code", "allow_pickle")
+
+
+def shared_options(parameters: dict[str, Any], **fixed: Any) -> dict[str, Any]:
+    """The API options every checking command takes, from a command's parameters (its locals()).
+
+    A shared parameter the command does not offer is None, unless `fixed` gives its value.
+    """
+    options = {name: parameters.get(name) for name in SHARED_PARAMETERS}
+    options["progress"] = not parameters["no_progress"]
+    return {**options, **fixed}
 
 
 def run_command(command: str, model: str, data: str, tokenizer: str | None, options: dict[str, Any], *,
@@ -111,12 +113,7 @@ def check_logits(
     no_progress: NoProgress = False,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    options = shared_options(
-        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
-        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
-        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
-        labels=labels, num_labels=num_labels)
+    options = shared_options(locals())
     run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -135,12 +132,7 @@ def grad_flow(
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
-    options = shared_options(
-        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
-        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
-        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
-        labels=labels, num_labels=num_labels)
+    options = shared_options(locals())
     run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -162,12 +154,7 @@ def smoke_train(
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
 ) -> None:
     """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
-    options = shared_options(
-        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
-        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
-        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
-        labels=labels, num_labels=num_labels)
+    options = shared_options(locals())
     run_command("smoke-train", model, data, tokenizer,
                 {**options, "steps": steps, "lr": lr, "target_loss": target_loss, "triage": triage},
                 json=json, plot=plot, html=html, fail_on=fail_on, debug=debug)
@@ -186,12 +173,7 @@ def doctor(
     steps: Annotated[int, typer.Option("--steps", help="smoke-train stage: optimizer steps at most")] = 100,
 ) -> None:
     """Every stage, cheap to costly, on one loaded model; one ranked diagnosis, root cause first."""
-    options = shared_options(
-        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
-        label_tokens=label_tokens, label_token_positions=label_token_positions, max_examples=max_examples,
-        batch_size=batch_size, max_length=max_length, device=device, precision=precision, seed=seed,
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, no_progress=no_progress,
-        labels=labels, num_labels=num_labels)
+    options = shared_options(locals())
     run_command("doctor", model, data, tokenizer, {**options, "steps": steps}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -208,11 +190,7 @@ def fix(
     no_progress: NoProgress = False,
 ) -> None:
     """Write a corrected copy of MODEL (never in place) for what its own files can fix, and re-check it."""
-    options = shared_options(
-        model_class=model_class, text_field=text_field, text_pair_field=text_pair_field, label_field=label_field,
-        label_tokens=None, label_token_positions=None, max_examples=max_examples, batch_size=batch_size,
-        max_length=None, device=device, precision="auto", seed=seed, trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle, no_progress=no_progress)
+    options = shared_options(locals(), precision="auto")
 
     def body() -> int:
         from labeldiag.repair import run_fix
