@@ -136,14 +136,15 @@ sys.stdout = open(os.devnull, "w")  # the console report, as the whole-process c
 def exit_here(code):  # the CLI ends with os._exit once its output is flushed; here the timings must be saved
     raise SystemExit(code)
 
-os._exit = exit_here
+real_exit, os._exit = os._exit, exit_here
 code = 0
 try:
     labeldiag.cli.main()
 except SystemExit as exc:
     code = exc.code
-json.dump({"phases": phases, "peak_mib": peak_mib, "missing": missing, "exit": code, "ended": time.time()},
-          open(out_path, "w"))
+with open(out_path, "w") as fh:
+    json.dump({"phases": phases, "peak_mib": peak_mib, "missing": missing, "exit": code, "ended": time.time()}, fh)
+real_exit(code if isinstance(code, int) else 1)  # as the CLI leaves: no interpreter teardown
 """
 
 PHASE_ORDER = ["interpreter start", "imports", "model load", "tokenizer load", "reading + tokenizing",

@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--model", help="an existing 3-class MiniLM checkpoint (default: build one)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
+    ap.add_argument("--only", help="comma-separated parts of variant names to run (besides the baseline)")
     args = ap.parse_args()
 
     import numpy as np
@@ -82,6 +83,22 @@ def main() -> None:
         finally:
             torch.inference_mode = inference_mode
 
+    @contextlib.contextmanager
+    def heap_trimmed_per_batch():
+        """glibc's heap trimmed before every batch, as run_forward did until it measured the cost."""
+        from labeldiag.measure.runtime import release_freed_memory
+
+        call = fwd.call_model
+
+        def trimmed(*args, **kwargs):
+            release_freed_memory()
+            return call(*args, **kwargs)
+        fwd.call_model = trimmed
+        try:
+            yield
+        finally:
+            fwd.call_model = call
+
     budget = bs * longest
     variants = {
         f"fixed {bs} rows": lambda: batching(bs),
@@ -90,8 +107,12 @@ def main() -> None:
         f"fixed {2 * bs} rows": lambda: batching(2 * bs),
         f"fixed {bs} rows, torch.no_grad": lambda: _both(batching(bs), no_grad_instead()),
         f"fixed {bs} rows, {2 * threads} threads": lambda: _both(batching(bs), thread_count(2 * threads)),
+        f"fixed {bs} rows, heap trimmed per batch": lambda: _both(batching(bs), heap_trimmed_per_batch()),
         "run_forward's default": contextlib.nullcontext,
     }
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k == next(iter(variants)) or any(
+            part in k for part in args.only.split(","))}
     print(f"{len(rows)} tweets ({int(lengths.sum())} tokens, longest {longest}, median {int(np.median(lengths))}); "
           f"MiniLM-L6, max length 128, CPU fp32, torch {torch.__version__}, {threads} threads; "
           f"median of {args.repeats}, alternating", flush=True)

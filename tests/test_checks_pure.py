@@ -36,6 +36,51 @@ def test_required_examples_grows_with_classes_and_is_modest():
     assert 20 <= n2 < n3 < n5 < 400
 
 
+@pytest.mark.parametrize("table", [[[300, 200, 100], [100, 300, 200], [200, 100, 300]],  # large counts
+                                   [[30, 2, 0], [25, 1, 1], [28, 0, 3]], [[10, 3], [2, 8]], [[5, 5, 1], [5, 4, 2]]])
+def test_independence_test_agrees_with_scipy(table):
+    from scipy import stats
+
+    t = np.array(table)
+    got = L.independence_test(t)
+    asymptotic = stats.chi2_contingency(t, correction=False)
+    assert math.isclose(got.statistic, asymptotic.statistic, rel_tol=1e-12) and got.dof == asymptotic.dof
+    if asymptotic.expected_freq.min() >= 5:
+        assert got.test == "chi-square test of independence"
+        assert math.isclose(got.p_value, asymptotic.pvalue, rel_tol=1e-9)
+    else:  # another random stream than scipy's permutation test: equal within Monte Carlo error
+        ref = stats.chi2_contingency(t, correction=False, method=stats.PermutationMethod(n_resamples=2000,
+                                                                                          random_state=0))
+        assert got.test.endswith("(permutation p-value)")
+        se = math.sqrt(max(ref.pvalue * (1 - ref.pvalue), 1e-4) / 2000)
+        assert abs(got.p_value - ref.pvalue) <= 4 * se
+
+
+def test_random_tables_keep_the_margins_and_pair_labels_uniformly():
+    from scipy import stats
+
+    tables = L.random_tables(np.array([5, 3, 2]), np.array([4, 4, 2]), 100_000, np.random.default_rng(0))
+    assert (tables.sum(2) == [5, 3, 2]).all() and (tables.sum(1) == [4, 4, 2]).all() and (tables >= 0).all()
+    # the first cell of a random pairing: 4 draws from 10 labels of which 5 are row 0
+    share = np.bincount(tables[:, 0, 0], minlength=5) / len(tables)
+    assert np.allclose(share, stats.hypergeom(10, 5, 4).pmf(range(5)), atol=0.005)
+
+
+def test_sample_size_and_mcnemar_match_scipy_stats():
+    from scipy import optimize, stats
+
+    from labeldiag import thresholds as T
+
+    for df in (1, 2, 4, 26):
+        crit = stats.chi2.ppf(1 - T.ALPHA, df)
+        lam = optimize.brentq(lambda x: stats.ncx2.sf(crit, df, x) - T.POWER, 1e-6, 1e4)
+        assert L.required_examples(df + 1, 2) == max(T.MIN_LABELLED, math.ceil(lam / T.DETECTABLE_EFFECT_W ** 2))
+    gold = np.array([1] * 20 + [0] * 10)
+    pred = np.zeros(30, dtype=int)
+    pred[:3] = 1  # 17 predicted 0 that are 1; none are 0 predicted otherwise
+    assert math.isclose(L.constant_test(gold, pred, 0), stats.binomtest(17, 17, 0.5, alternative="greater").pvalue)
+
+
 def test_informative_predictions_get_no_finding():
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, 300)

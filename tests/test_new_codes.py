@@ -55,6 +55,7 @@ def test_mean_pooling_over_pads_is_padding_sensitive_and_masked_mean_is_not(task
     f = finding(bad, "padding-sensitive-logits")
     assert f.severity == "error" and f.evidence["padding_side"] == "right"
     assert f.evidence["relative_delta"] > 10 * f.evidence["threshold"]
+    assert f.evidence["repeat_abs_delta"] == 0.0  # measured once a delta passed the limit: eval is deterministic
     assert "padding-sensitive-logits" not in codes(good)
 
 
@@ -77,6 +78,9 @@ def test_left_padding_is_probed_when_the_tokenizer_pads_left(task):
     probes = probe_padding(tiny_bert(len(tok), LABELS, seed=1), enc, pick_runtime("cpu", "fp32"), sides, seed=0)
     by_side = {p.side: p for p in probes}
     assert by_side["right"].max_abs_delta < 1e-4 < by_side["left"].max_abs_delta
+    assert by_side["right"].repeat_abs_delta == by_side["left"].repeat_abs_delta == 0.0
+    right_only = probe_padding(tiny_bert(len(tok), LABELS, seed=1), enc, pick_runtime("cpu", "fp32"), ["right"], 0)
+    assert right_only[0].repeat_abs_delta is None  # no delta past the limit: the repeat pass is skipped
     assert padding_sensitive_logits(probes)[0].evidence["padding_side"] == "left"
 
 

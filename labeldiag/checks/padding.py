@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.padding import PaddingProbe, TemporaryPad
+from labeldiag.measure.padding import PaddingProbe, TemporaryPad, padding_limit
 
 
 def pad_token_missing(pad: TemporaryPad | None) -> list[Finding]:
@@ -23,10 +23,9 @@ def pad_token_missing(pad: TemporaryPad | None) -> list[Finding]:
 def padding_sensitive_logits(probes: list[PaddingProbe]) -> list[Finding]:
     bad = []
     for p in probes:
-        relative = p.max_abs_delta / max(p.logit_scale, 1e-6)
-        limit = T.PADDING_MAX_REL_DELTA.get(p.precision, T.PADDING_MAX_REL_DELTA["fp32"])
+        relative, limit = p.relative_delta, padding_limit(p.precision)
         # a model that differs from itself without padding (nondeterministic-eval) proves nothing about padding
-        if relative > limit and p.max_abs_delta > T.PADDING_MIN_OVER_REPEAT * p.repeat_abs_delta:
+        if relative > limit and p.max_abs_delta > T.PADDING_MIN_OVER_REPEAT * (p.repeat_abs_delta or 0.0):
             bad.append((p, relative, limit))
     if not bad:
         return []

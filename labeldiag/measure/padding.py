@@ -45,7 +45,18 @@ class PaddingProbe:
     logit_scale: float  # mean |logit| of the unpadded pass
     changed_predictions: float  # share of sampled examples whose argmax changed
     precision: str
-    repeat_abs_delta: float = 0.0  # max |delta logit| between two identical unpadded passes
+    # max |delta logit| between two identical unpadded passes; None when not measured because no
+    # side's delta passed the precision's limit (the repeat only tells a real effect from noise)
+    repeat_abs_delta: float | None = 0.0
+
+    @property
+    def relative_delta(self) -> float:
+        return self.max_abs_delta / max(self.logit_scale, 1e-6)
+
+
+def padding_limit(precision: str) -> float:
+    """Largest relative logit change that padding may cause at this precision."""
+    return T.PADDING_MAX_REL_DELTA.get(precision, T.PADDING_MAX_REL_DELTA["fp32"])
 
 
 def base_of(model: Any) -> Any:
@@ -128,8 +139,6 @@ def probe_padding(model: Any, enc: Encoded, runtime: Runtime, sides: list[str], 
             return np.stack([by_row[r] for r in range(len(sample))]).astype(np.float64)
 
         alone = unpadded()
-        # the same unpadded pass again: what the model changes without any padding (dropout left on, ...)
-        noise = float(np.abs(unpadded() - alone).max())
         for side in sides:
             idx = np.concatenate([sample, [longest]])
             batch = filter_inputs(collate(enc, idx, runtime.device, side), params)
@@ -138,5 +147,10 @@ def probe_padding(model: Any, enc: Encoded, runtime: Runtime, sides: list[str], 
             out.append(PaddingProbe(side=side, examples=len(sample), max_abs_delta=float(delta.max()),
                                     logit_scale=float(np.abs(alone).mean()),
                                     changed_predictions=float(np.mean(together.argmax(1) != alone.argmax(1))),
-                                    precision=runtime.precision, repeat_abs_delta=noise))
+                                    precision=runtime.precision, repeat_abs_delta=None))
+        if any(p.relative_delta > padding_limit(p.precision) for p in out):
+            # the same unpadded pass again: what the model changes without any padding (dropout left on, ...)
+            noise = float(np.abs(unpadded() - alone).max())
+            for p in out:
+                p.repeat_abs_delta = noise
     return out

@@ -50,9 +50,9 @@ def release_freed_memory() -> None:
     """Give the heap pages freed since the last call back to the OS (glibc; elsewhere nothing happens).
 
     Once large buffers have been freed (loading the model does), glibc serves allocations up to 32 MB
-    from its heap instead of mmap, and keeps the pages that tokenizing and batch after batch of
-    differently shaped activations free there: resident memory then grows with the number of
-    batches, that is with N. Trimming takes well under a millisecond and changes no setting.
+    from its heap instead of mmap, and keeps the pages that tokenizing N texts freed there. Trimming
+    changes no setting; it is done once per phase, not per batch, since pages given back are faulted
+    in again by the next allocation.
     """
     trim = _malloc_trim()
     if trim is not None:
