@@ -56,6 +56,20 @@ def test_independence_test_agrees_with_scipy(table):
         assert abs(got.p_value - ref.pvalue) <= 4 * se
 
 
+def test_permutation_p_value_of_a_large_sparse_table_agrees_with_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 30, 600)
+    pred = np.where(rng.random(600) < 0.05, gold, rng.integers(0, 30, 600))  # 900 cells: labels are shuffled
+    table = L.confusion(gold, pred, 30)
+    got = L.independence_test(table)
+    ref = stats.chi2_contingency(table[table.sum(1) > 0][:, table.sum(0) > 0], correction=False,
+                                 method=stats.PermutationMethod(n_resamples=2000, random_state=0))
+    assert table.size > L.CELLWISE_MAX_CELLS and got.test.endswith("(permutation p-value)")
+    assert abs(got.p_value - ref.pvalue) <= 4 * math.sqrt(max(ref.pvalue * (1 - ref.pvalue), 1e-4) / 2000)
+
+
 def test_random_tables_keep_the_margins_and_pair_labels_uniformly():
     from scipy import stats
 
