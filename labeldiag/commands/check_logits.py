@@ -67,11 +67,12 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
         with phase(f"second pass on {rows.size} examples", opts.progress):
             again = run_forward(model, subset(enc, rows), s.runtime, opts.batch_size, capture_features=False)
         report.add(check_determinism(logits[rows], again.logits, s.runtime.precision))
-        blank = None
+        blank_logits = None
         if not reads_its_input(logits[keep]):
             with phase(f"blanked inputs on {rows.size} examples", opts.progress):
-                blank = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size, capture_features=False)
-        report.add(check_input_dependence(logits[keep], blank.logits if blank else None, picked))
+                blank_logits = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size,
+                                           capture_features=False).logits
+        report.add(check_input_dependence(logits[keep], blank_logits, picked))
         report.add(padding_sensitive_logits(probe_padding(model, enc, s.runtime, padding_sides(s.loaded.tokenizer),
                                                           opts.seed)))
         usable = finite & (s.gold.usable & (s.gold.indices < c)) if s.gold is not None else None
@@ -84,7 +85,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
         else:
             prediction_findings(report, logits[keep], None, names)
     if main.features is not None and main.features.shape[0] >= 2:
-        # one set of statistics for the verdict and the metrics; a sample bounds the n x n Gram matrix
+        # one set of statistics for the verdict and the metrics, on the forward's bounded feature sample
         sample = main.features.astype(np.float64)
         fs = feature_stats(sample)
         report.add(check_features(fs, sample.shape[0], main.feature_source))

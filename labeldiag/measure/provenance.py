@@ -45,7 +45,7 @@ def _vocab_words(tokenizer: Any) -> tuple[set[str], float] | None:
     special = set(getattr(tokenizer, "all_special_tokens", []) or [])
     words, cased, alphabetic = set(), 0, 0
     for entry in vocab:
-        if entry in special or (entry[:1] in ("[", "<") and entry[-1:] in ("]", ">") and len(entry) > 1
+        if entry in special or (entry[:1] in ("[", "<") and entry[-1:] in ("]", ">")
                                 and "\n" not in entry):  # [unused3], <extra_id_0>: markup, not words
             continue
         bare = entry[1:] if entry.startswith(WORD_START) else entry

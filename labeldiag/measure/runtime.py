@@ -51,8 +51,8 @@ def release_freed_memory() -> None:
 
     Once large buffers have been freed (loading the model does), glibc serves allocations up to 32 MB
     from its heap instead of mmap, and keeps the pages that tokenizing N texts freed there. Trimming
-    changes no setting; it is done once per phase, not per batch, since pages given back are faulted
-    in again by the next allocation.
+    changes no setting. It is called once after tokenizing, not per batch: pages given back are
+    faulted in again by the next allocation.
     """
     trim = _malloc_trim()
     if trim is not None:
