@@ -50,11 +50,17 @@ def test_every_code_has_exactly_one_judge_in_checks():
 
 @pytest.mark.skipif(not CONTRACT.exists(), reason="../shared/CONTRACT.md not beside the checkout")
 def test_every_contract_code_is_declared_with_its_severity():
-    rows = re.findall(r"^\| `([a-z-]+)` \| (error|warning|info) \|", CONTRACT.read_text(), flags=re.M)
+    """Every built code is declared; a code of the next round, once declared, has the contract's severity."""
+    built, _, planned = CONTRACT.read_text().partition("## Additions (next round)")
+    pattern = r"^\| `([a-z-]+)` \| (error|warning|info) \|"
+    rows = re.findall(pattern, built, flags=re.M)
     assert len(rows) >= 35
     for code, severity in rows:
         assert code in CATALOGUE, code
         assert CATALOGUE[code].severity == severity, code
+    for code, severity in re.findall(pattern, planned, flags=re.M):
+        if code in CATALOGUE:
+            assert CATALOGUE[code].severity == severity, code
 
 
 def test_every_code_has_what_why_fix():
