@@ -14,8 +14,40 @@ import typer
 from labeldiag import __version__
 from labeldiag.errors import EXIT_USAGE, guarded, one_line
 
+class _Group(typer.core.TyperGroup):
+    """Help that reads as the user types it: MODEL DATA, `--max-examples N`, flags without a type."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in [self, *self.commands.values()]:
+            for param in command.params:
+                _plain_help(param)
+            command.get_help_option = _plain_help_option(command.get_help_option)
+
+
+def _plain_help(param: Any) -> None:
+    if isinstance(param, typer.core.TyperArgument):
+        param.metavar = param.metavar or param.name.upper()
+        param.display_type_rich = lambda ctx: None  # the name says it; "<str>" adds nothing
+        param._usage_display_name = lambda: param.metavar  # MODEL, not {MODEL}
+    elif getattr(param, "is_flag", False):
+        param.metavar = ""
+    elif param.metavar is None:
+        param.metavar = {"int": "N", "float": "X"}.get(param.bare_type(), "TEXT")
+
+
+def _plain_help_option(make: Any) -> Any:
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+    return get_help_option
+
+
 app = typer.Typer(
     name="labeldiag",
+    cls=_Group,
     help="Diagnose degenerate text classifiers: swapped labels, constant or random predictions, broken "
          "gradient flow, models that cannot overfit. Exit codes: 0 ok, 1 findings at --fail-on, 2 bad "
          "input, 3 internal error.",

@@ -1,6 +1,7 @@
 """User-facing errors: exit code 2 with one line; anything else is a bug, exit code 3."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -17,6 +18,19 @@ class UsageError(Exception):
 
 class ModelCodeError(UsageError):
     """The user's model code raised; that is their input, not our bug."""
+
+
+def why_missing(path: object) -> str:
+    """'does not exist', or why a path that is there cannot be followed (a symlink loop, a dangling link)."""
+    where = os.path.expanduser(str(path))
+    if os.path.islink(where):
+        try:
+            os.path.realpath(where, strict=True)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or isinstance(exc, RuntimeError):
+                return "is a symlink loop (its links lead back to themselves)"
+            return f"is a symlink to '{os.readlink(where)}', which does not exist"
+    return "does not exist"
 
 
 def debug_enabled(flag: bool = False) -> bool:

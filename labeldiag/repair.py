@@ -14,6 +14,7 @@ from typing import Any
 
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
+from labeldiag.render.output import _resolved
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,12 @@ def plan_fixes(report: Report, config: dict[str, Any]) -> list[Fix]:
 
 
 def check_out_folder(out: str, model: str, data: str) -> Path:
-    target = Path(out).expanduser().resolve()
-    source = Path(model).expanduser().resolve()
+    target, source = _resolved(out), _resolved(model)
     if target == source or source in target.parents:
         raise UsageError(f"--out '{out}' is MODEL or inside it; fix never writes into the checkpoint, give a new folder")
     if target in source.parents:
         raise UsageError(f"--out '{out}' holds MODEL; give a new, empty folder")
-    if target == Path(data).expanduser().resolve():
+    if target == _resolved(data):
         raise UsageError(f"--out '{out}' is DATA; give a new folder")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"--out '{out}' exists and is not an empty folder; give a new folder")

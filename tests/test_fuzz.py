@@ -72,7 +72,7 @@ def _read(path: Path, **kw):
         return read_examples(path, **kw)
     except UsageError as exc:
         msg = str(exc)
-        assert msg and "\n" not in msg.strip() or len(msg) < 2000, msg
+        assert msg and "\n" not in msg.strip() and len(msg) < 2000, msg
         return None
 
 

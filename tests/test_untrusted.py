@@ -138,7 +138,6 @@ def _remote_code_checkpoint(trained, tmp_path: Path, target: Path) -> Path:
 
 @pytest.mark.parametrize("command", ["check-logits", "grad-flow", "smoke-train"])
 def test_remote_code_is_never_implied(trained, tmp_path, command):
-    pytest.importorskip(f"labeldiag.commands.{command.replace('-', '_')}")
     target = tmp_path / "pwned-remote"
     ck = _remote_code_checkpoint(trained, tmp_path, target)
     result = run_cli(command, ck, trained["data"], "--device", "cpu", "--no-progress", "--max-examples", "6",

@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
-from labeldiag.errors import UsageError, describe_exception
+from labeldiag.errors import UsageError, describe_exception, why_missing
 
 TEXT_PAIRS = [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
               ("question", "passage"), ("question", "context"), ("text_a", "text_b")]
@@ -64,7 +64,7 @@ def read_examples(
 ) -> Examples:
     p = Path(path)
     if not p.exists():
-        raise UsageError(f"DATA '{path}' does not exist; pass a {SUFFIXES}")
+        raise UsageError(f"DATA '{path}' {why_missing(path)}; pass a {SUFFIXES}")
     if max_examples <= 0:
         raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
     suffix = p.suffix.lower()

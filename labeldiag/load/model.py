@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeldiag.errors import UsageError, describe_exception, one_line
+from labeldiag.errors import UsageError, describe_exception, one_line, why_missing
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
@@ -113,7 +113,7 @@ def resolve_model_path(model: str, allow_pickle: bool) -> tuple[str, bool, str]:
                          + ("adapter_model.safetensors" if "config.json" not in files else "model.safetensors")
                          + "); save the model with save_pretrained")
     if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or not HUB_ID.match(model):
-        raise UsageError(f"MODEL '{model}' does not exist; pass a checkpoint folder or a cached hub id")
+        raise UsageError(f"MODEL '{model}' {why_missing(model)}; pass a checkpoint folder or a cached hub id")
     return model, False, "hub"
 
 
@@ -140,7 +140,7 @@ def _import_class(spec: str, trust_remote_code: bool) -> Any:
     if where.endswith(".py") or os.sep in where or "/" in where:
         file = Path(where)
         if not file.exists():
-            raise UsageError(f"--model-class file '{where}' does not exist")
+            raise UsageError(f"--model-class file '{where}' {why_missing(where)}")
         if not file.is_file():
             raise UsageError(f"--model-class '{where}' is not a regular Python file")
         mod_name = f"labeldiag_user_{file.stem}_{abs(hash(str(file.resolve())))}"
@@ -363,7 +363,7 @@ def load_tokenizer(where: str, trust_remote_code: bool, explicit: bool) -> Any:
 
     p = Path(where)
     if explicit and not p.exists() and (where.startswith((".", "/", "~")) or not HUB_ID.match(where)):
-        raise UsageError(f"--tokenizer '{where}' does not exist")
+        raise UsageError(f"--tokenizer '{where}' {why_missing(where)}")
     if p.is_dir():
         refuse_special_files(p, "--tokenizer" if explicit else "MODEL")
     elif p.exists() and not p.is_file():

@@ -68,7 +68,8 @@ def guard_output_paths(outputs: dict[str, str | None], model: str, data: str, to
 
 
 def _resolved(path: str) -> Path:
-    return Path(os.path.expanduser(str(path))).resolve()
+    # realpath, not Path.resolve(): a symlink loop is the user's input to report, not a RuntimeError
+    return Path(os.path.realpath(os.path.expanduser(str(path))))
 
 
 def _is_checkpoint_folder(folder: Path) -> bool:
