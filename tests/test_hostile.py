@@ -479,6 +479,7 @@ def test_csv_with_a_repeated_column_is_refused(command, trained, tmp_path):
 
 # --- 4. Ctrl-C stops every phase with exit 130 --------------------------------------------------------
 
+@pytest.mark.slow  # a whole process or a 10 MB input: the full suite runs it, the fast tier does not
 def test_ctrl_c_during_tokenization_stops_with_exit_130(trained, tmp_path):
     rows = [json.loads(line) for line in Path(trained["data"]).read_text().splitlines() if line.strip()]
     data = tmp_path / "big.jsonl"

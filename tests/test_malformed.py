@@ -458,6 +458,7 @@ def test_malformed(name, command, trained, tmp_path, monkeypatch, capfd):
     assert _snapshot(Path(trained["checkpoint"]).parent) == before_fixture
 
 
+@pytest.mark.slow  # a whole process or a 10 MB input: the full suite runs it, the fast tier does not
 def test_ten_megabyte_line_works_or_fails_fast(trained, tmp_path, monkeypatch):
     ctx = Ctx(trained, tmp_path)
     _, data, _ = _big_line(ctx)

@@ -15,7 +15,8 @@ from helpers import skip_without_examples_extra
 
 import labeldiag
 
-pytestmark = pytest.mark.slow
+# one worker builds the module's real models once (pytest -n 2 --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_new_codes_real")]
 skip_without_examples_extra()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))

@@ -14,7 +14,8 @@ import pytest
 
 from helpers import clone, edit_config, run_cli, skip_without_examples_extra
 
-pytestmark = pytest.mark.slow
+# one worker builds the module's real models once (pytest -n 2 --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_real_models")]
 skip_without_examples_extra()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -23,18 +24,12 @@ import realmodels  # noqa: E402
 
 @pytest.fixture(scope="module")
 def bbc(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(2)
     ckpt, test = realmodels.build("bbc", tmp_path_factory.mktemp("real"), seconds=50, n_train=400, n_test=250)
     return ckpt, test
 
 
 @pytest.fixture(scope="module")
 def tweets(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(2)
     ckpt, test = realmodels.build("tweets", tmp_path_factory.mktemp("real"), seconds=60, n_train=2000, n_test=300)
     return ckpt, test
 

@@ -202,6 +202,7 @@ def test_unlabelled_data_exits_2(trained, tmp_path):
 
 # --- data parallel -----------------------------------------------------------------------------
 
+@pytest.mark.slow  # a whole process or a 10 MB input: the full suite runs it, the fast tier does not
 def test_two_cpu_ranks_train_in_lockstep(fresh_head, trained, tmp_path):
     out = tmp_path / "ddp.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", LABELDIAG_DEBUG="1")

@@ -444,7 +444,8 @@ def _closest(name: str, options: list[str]) -> str:
 
 def _pick_fields(columns: list[str], text_field, pair_field, label_field, path: str):
     cols = list(columns)
-    found = ", ".join(cols) if cols else "(none)"
+    # a column name is the data's text: quoted, so a newline or an empty name stays visible and on one line
+    found = ", ".join(repr(c) if not c.isprintable() or not c.strip() else c for c in map(str, cols)) or "(none)"
     for name, flag in ((text_field, "--text-field"), (pair_field, "--text-pair-field"), (label_field, "--label-field")):
         if name is not None and name not in cols:
             raise UsageError(f"{flag} '{name}' is not a column of DATA '{path}'{_closest(name, cols)} "
