@@ -1,7 +1,9 @@
-"""A catalogue of malformed inputs, through the CLI, for each command they apply to.
+"""A catalogue of malformed inputs, for each command they apply to, through the API (and the CLI where
+the case is about the CLI: its output paths and --fail-on).
 
-Each case gives exit 2 (or 1 where it is a real finding about the model), exactly one line on stderr that
-starts with 'labeldiag: error:' and no traceback, and writes nothing but the requested output paths.
+Each case raises UsageError with one line (exit 2 and exactly one 'labeldiag: error:' line on stderr,
+no traceback, through the CLI), or gives the finding where it is a real finding about the model, and
+writes nothing but the requested output paths.
 """
 from __future__ import annotations
 
@@ -397,6 +399,24 @@ def _params():
             yield pytest.param(name, command, id=f"{command}:{name}")
 
 
+# flags that only the CLI has: cases that use them are run through the CLI, every other case through the API
+CLI_ONLY = {"--json", "--plot", "--html", "--fail-on", "--no-progress"}
+FLAGS = {"--allow-pickle", "--trust-remote-code"}
+FAST_OPTIONS = {"check-logits": {"max_examples": 12}, "grad-flow": {"max_examples": 8},
+                "smoke-train": {"max_examples": 6, "steps": 2}}
+
+
+def _api_options(extra: list[str]) -> dict | None:
+    """The API's keyword options for the case's CLI flags; None when a flag exists only on the CLI."""
+    options, words = {}, list(extra)
+    while words:
+        flag = words.pop(0)
+        if flag in CLI_ONLY:
+            return None
+        options[flag[2:].replace("-", "_")] = True if flag in FLAGS else words.pop(0)
+    return options
+
+
 @pytest.mark.parametrize("name,command", list(_params()))
 def test_malformed(name, command, trained, tmp_path, monkeypatch, capfd):
     if name.startswith("device-cuda"):
@@ -415,38 +435,19 @@ def test_malformed(name, command, trained, tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(cwd)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    args = [command, str(model), str(data), *FAST[command], "--device", "cpu", "--no-progress"]
-    if "--device" in extra:
-        args = [a for a in args if a not in ("--device", "cpu")]
-    if "--max-examples" in extra:
-        args = [command, str(model), str(data), "--device", "cpu", "--no-progress"] + (
-            ["--steps", "2"] if command == "smoke-train" else [])
-    if "--json" not in extra:
-        args += ["--json", str(out_dir / "report.json")]
-    args += extra
     before = _snapshot(tmp_path)
     before_fixture = _snapshot(Path(trained["checkpoint"]).parent)
+    options = _api_options(extra)
     capfd.readouterr()
     t0 = time.perf_counter()
-    result = run_cli(*args)
-    elapsed = time.perf_counter() - t0
-    captured = capfd.readouterr()
-    err = (result.err + captured.err).strip()
+    if options is None:
+        _through_the_cli(case, command, model, data, extra, out_dir, capfd)
+    else:
+        _through_the_api(case, command, model, data, options, capfd)
+    assert time.perf_counter() - t0 < 60
     for p in (ctx.inputs / "ro", model, data):  # let pytest clean up
         if Path(p).exists():
             os.chmod(p, 0o755 if Path(p).is_dir() else 0o644)
-
-    assert result.code == case.code, f"exit {result.code}, stderr: {err!r}"
-    assert "Traceback" not in err and "Traceback" not in result.out
-    assert elapsed < 60
-    if case.code == 2:
-        assert len(err.splitlines()) == 1, err
-        assert err.startswith("labeldiag: error:"), err
-        assert case.says.lower() in err.lower(), err
-    else:
-        report = json.loads((out_dir / "report.json").read_text())
-        assert case.says in [f["code"] for f in report["findings"]], report["findings"]
-        assert err == "", err
     # nothing written anywhere but the requested output paths
     after = _snapshot(tmp_path)
     new = set(after) - set(before)
@@ -456,6 +457,50 @@ def test_malformed(name, command, trained, tmp_path, monkeypatch, capfd):
                and Path(tmp_path / k).is_file()}
     assert not changed, changed
     assert _snapshot(Path(trained["checkpoint"]).parent) == before_fixture
+
+
+def _through_the_api(case, command, model, data, options, capfd):
+    """A UsageError carrying the CLI's one line (or the finding), and nothing printed."""
+    from labeldiag.api import run
+    from labeldiag.errors import UsageError
+
+    options = {"device": "cpu", **FAST_OPTIONS[command], **options}
+    tokenizer = options.pop("tokenizer", None)
+    if case.code == 2:
+        with pytest.raises(UsageError) as raised:
+            run(command, str(model), str(data), tokenizer, **options)
+        message = str(raised.value)
+        assert message and "\n" not in message.strip() and len(message) < 1000, message
+        assert case.says.lower() in message.lower(), message
+    else:
+        report = run(command, str(model), str(data), tokenizer, **options)
+        assert report.has(case.says), [f.code for f in report.findings]
+    assert capfd.readouterr().out == ""
+
+
+def _through_the_cli(case, command, model, data, extra, out_dir, capfd):
+    """Exit 2 and exactly one line on stderr, no traceback (or exit 1 and the finding in the JSON)."""
+    args = [command, str(model), str(data), *FAST[command], "--device", "cpu", "--no-progress"]
+    if "--device" in extra:
+        args = [a for a in args if a not in ("--device", "cpu")]
+    if "--max-examples" in extra:
+        args = [command, str(model), str(data), "--device", "cpu", "--no-progress"] + (
+            ["--steps", "2"] if command == "smoke-train" else [])
+    if "--json" not in extra:
+        args += ["--json", str(out_dir / "report.json")]
+    args += extra
+    result = run_cli(*args)
+    err = (result.err + capfd.readouterr().err).strip()
+    assert result.code == case.code, f"exit {result.code}, stderr: {err!r}"
+    assert "Traceback" not in err and "Traceback" not in result.out
+    if case.code == 2:
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith("labeldiag: error:"), err
+        assert case.says.lower() in err.lower(), err
+    else:
+        report = json.loads((out_dir / "report.json").read_text())
+        assert case.says in [f["code"] for f in report["findings"]], report["findings"]
+        assert err == "", err
 
 
 @pytest.mark.slow  # a whole process or a 10 MB input: the full suite runs it, the fast tier does not
