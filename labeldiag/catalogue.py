@@ -488,3 +488,24 @@ def markdown_table(command: str) -> str:
         if command in info.commands:
             lines.append(f"| `{info.code}` | {info.severity_for(command)} | {info.what} | {info.fix} |")
     return "\n".join(lines)
+
+
+# --- issue 20: per-class verdicts, the model's insides, the base model --------------------
+_declare(
+    "classes-never-predicted", "warning", ("check-logits", "callback"),
+    "Classes with support in the data that the model (almost) never predicts, while the other classes are "
+    "recognised.",
+    "A class the head cannot reach (a zeroed or damaged output row, a class dropped from training) costs "
+    "its whole support in accuracy while the predictions still look alive.",
+    "compare the head's rows for those classes with the others (labeldiag check-logits --base-model BASE "
+    "names damaged tensors), and check that the training data held those classes",
+)
+_declare(
+    "minority-classes-ignored", "warning", ("check-logits", "callback"),
+    "Per-class recall near zero for minority classes with enough support, while the other classes are "
+    "recognised: the majority class swallows them.",
+    "Under class imbalance a model can reach a good accuracy by never predicting the small classes; "
+    "constant-predictions stays quiet because the gold labels are skewed too.",
+    "weight the loss by inverse class frequency (class weights in CrossEntropyLoss), oversample the "
+    "minority classes, or train longer with a lower learning rate; report macro-F1, not accuracy",
+)

@@ -226,3 +226,18 @@ LR_STUCK_MIN_LR = 1e-4
 # barely moves them.
 UPDATE_RATIO_MARK_LOW = 1e-5
 UPDATE_RATIO_MARK_HIGH = 1e-2
+
+# --- issue 20: per-class verdicts, weights and activations, base model ------------------
+# classes-never-predicted / minority-classes-ignored. A class enters a test with this support:
+# 0 hits of 7 under a null recall of 0.5 gives p = 0.5^7 < ALPHA.
+CLASS_MIN_SUPPORT = 7
+# Null hypothesis of the recall test: a class the model has learned is recalled at least this often.
+# The healthy tweets MiniLM (3 noisy sentiments) recalls its weakest class at ~0.5, BBC's at > 0.9.
+CLASS_NULL_RECALL = 0.5
+# "near zero": a failed class's recall, and its predictions as a share of its support (never predicted).
+CLASS_MAX_RECALL = 0.1
+CLASS_MAX_PREDICTED_RATIO = 0.1
+# "the others are fine": support-weighted recall of the classes that did not fail.
+CLASS_OTHERS_MIN_RECALL = 0.5
+# A minority class holds at most this share of the largest class's support.
+MINORITY_MAX_SUPPORT_RATIO = 0.5

@@ -47,12 +47,23 @@ def prediction_findings(report: Report, logits: np.ndarray, gold: np.ndarray | N
     c = logits.shape[1]
     if gold is not None and c >= 2:
         report.add(check_predictions(logits, gold, names))
+        report.add(class_findings(logits, gold, names, report))
         report.add(check_logit_scale(logits, gold))
         report.metrics.update(metrics(logits, gold, names))
         report.metrics["labelled_examples"] = int(len(gold))
     elif c >= 2:
         report.add(check_logit_scale(logits, None))
         report.metrics.update(metrics(logits, None, names))
+
+
+def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], report: Report) -> list:
+    """Per-class verdicts (issue 20), unless the predictions already collapsed into one class."""
+    from labeldiag.checks.classes import class_counts, classes_never_predicted, minority_classes_ignored
+
+    if any(f.code == "constant-predictions" for f in report.findings):
+        return []
+    counts = class_counts(logits, gold)
+    return classes_never_predicted(counts, names) + minority_classes_ignored(counts, names)
 
 
 def judge_predictions(logits: Any, labels: Any, id2label: dict | list | None, command: str = "check-predictions"

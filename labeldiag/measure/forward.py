@@ -187,3 +187,16 @@ def run_forward(model: Any, enc: Encoded, runtime: Runtime, batch_size: int, *,
                          feature_source=tap.name if (tap is not None and features is not None) else None,
                          seconds=time.perf_counter() - start)
 
+
+
+def whole_batch_rows(enc: Encoded, batch_size: int, wanted: int, seed: int) -> np.ndarray:
+    """Rows of randomly chosen whole batches of run_forward's batching (about `wanted` rows), in example order.
+
+    run_forward on subset(enc, rows) then forms exactly those batches again (the same examples with the
+    same neighbours and padding: a stable sort by length keeps their order, and every batch but the
+    last is full), so two passes differ only where the forward itself is nondeterministic.
+    """
+    batches = make_batches(enc, batch_size)
+    take = max(1, min(len(batches), -(-wanted // batch_size)))
+    picked = np.random.default_rng(seed).choice(len(batches), size=take, replace=False)
+    return np.sort(np.concatenate([batches[i] for i in picked]))
