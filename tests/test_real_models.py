@@ -7,35 +7,18 @@ heads), so every command must give a healthy real classifier no error and no war
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from helpers import clone, edit_config, run_cli, skip_without_examples_extra
 
-# one worker builds the module's real models once (pytest -n 2 --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_real_models")]
+# the real models are built once per worker: the modules that use them share one (--dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-models")]
 skip_without_examples_extra()
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import realmodels  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def bbc(tmp_path_factory):
-    ckpt, test = realmodels.build("bbc", tmp_path_factory.mktemp("real"), seconds=50, n_train=400, n_test=250)
-    return ckpt, test
-
-
-@pytest.fixture(scope="module")
-def tweets(tmp_path_factory):
-    ckpt, test = realmodels.build("tweets", tmp_path_factory.mktemp("real"), seconds=60, n_train=2000, n_test=300)
-    return ckpt, test
-
-
-def test_fine_tuned_bbc_model_is_healthy_then_swapped_labels_are_found(bbc, tmp_path):
-    ckpt, test = bbc
+def test_fine_tuned_bbc_model_is_healthy_then_swapped_labels_are_found(real_bbc, tmp_path):
+    ckpt, test = real_bbc
     res = run_cli("check-logits", ckpt, test, "--device", "cpu", tmp=tmp_path)
     assert res.code == 0, res.out + res.err
     assert res.problems() == [], res.out
@@ -52,21 +35,21 @@ def test_fine_tuned_bbc_model_is_healthy_then_swapped_labels_are_found(bbc, tmp_
     assert mapping["0"] == 3 and mapping["3"] == 0
 
 
-def test_fine_tuned_tweet_model_is_healthy(tweets, tmp_path):
-    ckpt, test = tweets
+def test_fine_tuned_tweet_model_is_healthy(real_tweets, tmp_path):
+    ckpt, test = real_tweets
     res = run_cli("check-logits", ckpt, test, "--device", "cpu", tmp=tmp_path)
     assert res.code == 0 and res.problems() == [], res.out
     assert res.report["metrics"]["accuracy"] > 0.45  # 3 noisy classes; chance is about 0.4
 
 
-def test_grad_flow_on_real_model_is_clean(bbc, tmp_path):
-    ckpt, test = bbc
+def test_grad_flow_on_real_model_is_clean(real_bbc, tmp_path):
+    ckpt, test = real_bbc
     res = run_cli("grad-flow", ckpt, test, "--device", "cpu", "--max-examples", "32", tmp=tmp_path)
     assert res.code == 0 and res.problems() == [], res.out + res.err
 
 
-def test_smoke_train_on_real_model_fits(bbc, tmp_path):
-    ckpt, test = bbc
+def test_smoke_train_on_real_model_fits(real_bbc, tmp_path):
+    ckpt, test = real_bbc
     res = run_cli("smoke-train", ckpt, test, "--device", "cpu", "--max-length", "128",
                   "--no-progress", tmp=tmp_path)
     assert res.code == 0 and res.problems() == [], res.out + res.err
