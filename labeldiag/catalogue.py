@@ -410,8 +410,8 @@ _declare(
     "Without a pad id the model cannot find the last real token of a padded row: transformers "
     "refuses batches of more than one, and a pipeline that pads anyway reads a pad position. "
     "labeldiag measured with a temporary pad (said in the report, nothing saved).",
-    "tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id "
-    "(then save both)",
+    "model.config.pad_token_id = tokenizer.pad_token_id; only when the tokenizer has no pad token, first "
+    "tokenizer.pad_token = tokenizer.eos_token (then save both; 'labeldiag fix' writes exactly this)",
 )
 _declare(
     "padding-sensitive-logits", "error", "check-logits",
