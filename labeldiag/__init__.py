@@ -11,6 +11,7 @@ _EXPORTS = {
     "check_logits": "labeldiag.api", "grad_flow": "labeldiag.api", "smoke_train": "labeldiag.api",
     "check_predictions": "labeldiag.api", "doctor": "labeldiag.diagnose", "Report": "labeldiag.findings",
     "Finding": "labeldiag.findings", "LabelDiagCallback": "labeldiag.callback", "UsageError": "labeldiag.errors",
+    "fix": "labeldiag.api",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -66,3 +66,17 @@ def check_predictions(logits: Any, labels: Any, id2label: dict | list | None = N
     report = judge_predictions(logits, labels, id2label)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def fix(model: Any, data: Any, out: Any, *, tokenizer: Any = None, **options: Any) -> Report:
+    """Write a corrected copy of the checkpoint folder `model` into the new folder `out` for what its own
+    files can fix, re-checked (see `labeldiag fix`). Returns the copy's check-logits report; its metrics
+    list the "fixes" (each change: file, key, before, after, and the evidence behind it). Raises
+    UsageError, leaving nothing in `out`, when nothing can be fixed confidently or the re-check is not clean."""
+    from labeldiag.repair import fix_checkpoint
+
+    started = time.perf_counter()
+    report = fix_checkpoint(model, data, out, tokenizer, **options)
+    report.command = "fix"
+    report.elapsed_s = time.perf_counter() - started
+    return report

@@ -131,9 +131,9 @@ _declare(
     "problem_type 'single_label_classification' (or unset)",
 )
 _declare(
-    "label-permutation", "error", ("check-logits", "callback"),
+    "label-permutation", "error", ("check-logits", "smoke-train", "callback"),
     "Predictions depend strongly on the gold label, but through another mapping: logit i behaves "
-    "like label j.",
+    "like label j, and that mapping explains the model (accurate, as its confidence says).",
     "The model learned the task but its label map (or the data's label order) is permuted, so "
     "accuracy looks like chance or worse while the model is fine.",
     "fix id2label/label2id in config.json or the dataset's label order so logit i means label i "
@@ -410,8 +410,8 @@ _declare(
     "Without a pad id the model cannot find the last real token of a padded row: transformers "
     "refuses batches of more than one, and a pipeline that pads anyway reads a pad position. "
     "labeldiag measured with a temporary pad (said in the report, nothing saved).",
-    "tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id "
-    "(then save both)",
+    "model.config.pad_token_id = tokenizer.pad_token_id; only when the tokenizer has no pad token, first "
+    "tokenizer.pad_token = tokenizer.eos_token (then save both; 'labeldiag fix' writes exactly this)",
 )
 _declare(
     "padding-sensitive-logits", "error", "check-logits",
@@ -465,6 +465,18 @@ _declare(
     "Updates that large overwrite the pretrained weights in a few steps: loss spikes, the model "
     "predicts one class (RoBERTa at 50%, XLM-R at 0.318).",
     "lower the learning rate about tenfold (fine-tuning encoders: 1e-5 to 5e-5) and use warm-up",
+)
+
+
+# --- issue 23: verdicts that point the right way ----------------------------------------------
+_declare(
+    "predictions-weakly-informative", "warning", ("check-logits", "callback"),
+    "Predictions depend on the gold label, but weakly: accuracy is far below what the model's confidence "
+    "claims, or a label mapping beats the names without explaining the model.",
+    "The weights are damaged or untrained (a scrambled layer, noise, a re-initialised head), not the label "
+    "names: renaming labels would leave most examples wrong.",
+    "look at the model, not the label names: compare its weights with the base checkpoint, run 'labeldiag "
+    "doctor' (or grad-flow) on it, and retrain or reload the damaged weights",
 )
 
 

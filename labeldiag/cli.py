@@ -216,13 +216,15 @@ def fix(
     out: Annotated[str, typer.Option("--out", help="folder for the corrected copy (must not exist yet, or be empty)", show_default=False)],
     model_class: ModelClass = None, tokenizer: Tokenizer = None, text_field: TextField = None,
     text_pair_field: PairField = None, label_field: LabelField = None,
+    label_tokens: LabelTokens = None, label_token_positions: LabelPositions = None,
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples read from DATA")] = 2048,
-    batch_size: BatchSize = 32, device: Device = "auto", seed: Seed = 0, json: JsonPath = None,
+    batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
+    seed: Seed = 0, json: JsonPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
 ) -> None:
-    """Write a corrected copy of MODEL (never in place) for what its own files can fix, and re-check it."""
-    options = shared_options(locals(), precision="auto")
+    """Write a corrected copy of MODEL (never in place) for what its own files prove, and re-check it."""
+    options = shared_options(locals())
 
     def body() -> int:
         from labeldiag.repair import run_fix

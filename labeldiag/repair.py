@@ -1,68 +1,160 @@
 """labeldiag fix: a corrected copy of a checkpoint, for what its own files can fix; never in place.
 
-Fixable from config.json alone: id2label/label2id permuted per label-permutation's evidence, label maps
-that are not inverse, a problem_type that contradicts integer class labels, a missing pad token id.
-The weights are copied byte for byte; check-logits then runs on the copy, before and after are shown.
+Each fixable code has one function (FIXERS) that turns its finding into the file edits its evidence
+proves, or into nothing: id2label/label2id permuted under a label-permutation (whose verdict already
+requires a mapping that explains the model), a label2id rebuilt as the inverse of id2label, a
+problem_type set to single-label only when the data's labels show class indices, and a pad token set to
+the tokenizer's pad id (the tokenizer's eos token becoming its pad token only when it has none). The
+weights are copied byte for byte; check-logits then re-runs on the copy, and a copy whose re-check is
+not clean (a fixed code still there, a new error, less accuracy than the fix promised) is removed.
 """
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from labeldiag import thresholds as T
 from labeldiag.errors import UsageError
-from labeldiag.findings import Report
+from labeldiag.findings import Finding, Report
 from labeldiag.render.output import _resolved
+
+CONFIG = "config.json"
+TOKENIZER = "tokenizer"  # changes to the tokenizer, saved with save_pretrained (tokenizer_config.json)
 
 
 @dataclass(frozen=True)
+class Change:
+    file: str  # CONFIG or TOKENIZER
+    key: str
+    before: Any
+    after: Any
+
+
+@dataclass
 class Fix:
     code: str  # the finding it answers
     what: str  # one line for the user
-    changes: dict[str, Any]  # config.json keys -> new values (None removes the key)
+    changes: list[Change]
+    evidence: dict[str, Any] = field(default_factory=dict)  # the finding's evidence behind the edit
+    promised_accuracy: float | None = None  # what the re-check must reach
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "what": self.what, "promised_accuracy": self.promised_accuracy,
+                "changes": [{"file": "tokenizer_config.json" if c.file == TOKENIZER else c.file, "key": c.key,
+                             "before": c.before, "after": c.after} for c in self.changes],
+                "evidence": self.evidence}
 
 
-def plan_fixes(report: Report, config: dict[str, Any]) -> list[Fix]:
-    """The config.json edits that answer the report's findings; only what the evidence pins down."""
-    fixes: list[Fix] = []
-    num_labels = int(report.model.get("num_labels") or 0)
-    perm = report.get("label-permutation")
-    if perm is not None:
-        names = perm.evidence.get("suggested_id2label") or {}
-        if len(names) == num_labels and len(set(names.values())) == num_labels:
-            id2label = {str(i): names[str(i)] for i in range(num_labels)}
-            fixes.append(Fix("label-permutation", "id2label/label2id permuted to the mapping the predictions show",
-                             {"id2label": id2label, "label2id": {v: int(k) for k, v in id2label.items()}}))
-    if report.has("label-map-inconsistent") and perm is None:
-        id2label = {str(k): v for k, v in (config.get("id2label") or {}).items()}
-        if len(id2label) == num_labels and len(set(id2label.values())) == num_labels:
-            fixes.append(Fix("label-map-inconsistent", "label2id rebuilt as the inverse of id2label",
-                             {"label2id": {v: int(k) for k, v in id2label.items()}}))
-    mismatch = report.get("problem-type-mismatch")
-    if (mismatch is not None and num_labels >= 2 and config.get("problem_type")
-            and config.get("problem_type") != "single_label_classification"
-            and mismatch.evidence.get("label_dtype") in ("int", "str")):
-        fixes.append(Fix("problem-type-mismatch",
-                         f"problem_type '{config['problem_type']}' set to 'single_label_classification' "
-                         "(the labels are class indices)", {"problem_type": "single_label_classification"}))
-    if report.has("pad-token-missing") and config.get("eos_token_id") is not None:
-        eos = config["eos_token_id"]
-        eos = eos[0] if isinstance(eos, list) and eos else eos
-        if isinstance(eos, int):
-            fixes.append(Fix("pad-token-missing", f"pad_token_id set to the eos token id {eos}",
-                             {"pad_token_id": eos}))
+@dataclass
+class Checkpoint:
+    """What a fixer may read: the report, config.json, and the tokenizer (loaded on first use)."""
+
+    report: Report
+    config: dict[str, Any]
+    tokenizer_path: str
+    loaded_tokenizer: Any = field(default=None, repr=False)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.report.model.get("num_labels") or 0)
+
+    def tokenizer(self) -> Any:
+        if self.loaded_tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.loaded_tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        return self.loaded_tokenizer
+
+
+def fix_label_names(finding: Finding, ckpt: Checkpoint) -> Fix | None:
+    names = finding.evidence.get("suggested_id2label") or {}
+    if len(names) != ckpt.num_labels or len(set(names.values())) != ckpt.num_labels:
+        return None
+    id2label = {str(i): names[str(i)] for i in range(ckpt.num_labels)}
+    label2id = {v: int(k) for k, v in id2label.items()}
+    return Fix("label-permutation", "id2label/label2id permuted to the mapping the predictions show",
+               [Change(CONFIG, "id2label", ckpt.config.get("id2label"), id2label),
+                Change(CONFIG, "label2id", ckpt.config.get("label2id"), label2id)],
+               promised_accuracy=finding.evidence.get("best_accuracy"))
+
+
+def fix_label2id(finding: Finding, ckpt: Checkpoint) -> Fix | None:
+    if ckpt.report.has("label-permutation"):
+        return None  # the permutation's fix rewrites both maps
+    id2label = {str(k): v for k, v in (ckpt.config.get("id2label") or {}).items()}
+    if len(id2label) != ckpt.num_labels or len(set(id2label.values())) != ckpt.num_labels:
+        return None
+    return Fix("label-map-inconsistent", "label2id rebuilt as the inverse of id2label",
+               [Change(CONFIG, "label2id", ckpt.config.get("label2id"), {v: int(k) for k, v in id2label.items()})])
+
+
+def fix_problem_type(finding: Finding, ckpt: Checkpoint) -> Fix | None:
+    """Only labelled data shows the task: integer or name labels of several classes mean single-label."""
+    problem_type = ckpt.config.get("problem_type")
+    if (not ckpt.report.data.get("labelled") or not finding.evidence.get("distinct_labels")
+            or finding.evidence.get("label_dtype") not in ("int", "str") or ckpt.num_labels < 2
+            or not problem_type or problem_type == "single_label_classification"):
+        return None
+    return Fix("problem-type-mismatch",
+               f"problem_type '{problem_type}' set to 'single_label_classification' (the data's "
+               f"{finding.evidence['distinct_labels']} labels are class indices)",
+               [Change(CONFIG, "problem_type", problem_type, "single_label_classification")])
+
+
+def fix_pad_token(finding: Finding, ckpt: Checkpoint) -> Fix | None:
+    """config.pad_token_id = the tokenizer's pad id; a tokenizer without one gets its eos token as pad."""
+    tokenizer = ckpt.tokenizer()
+    if tokenizer.pad_token_id is not None:
+        return Fix("pad-token-missing", f"pad_token_id set to the tokenizer's pad id {tokenizer.pad_token_id}",
+                   [Change(CONFIG, "pad_token_id", ckpt.config.get("pad_token_id"), tokenizer.pad_token_id)])
+    if tokenizer.eos_token is None or tokenizer.eos_token_id is None:
+        return None  # no token to pad with that the model already knows
+    return Fix("pad-token-missing",
+               f"the tokenizer had no pad token: its eos token {tokenizer.eos_token!r} is now its pad token, and "
+               f"pad_token_id is its id {tokenizer.eos_token_id}",
+               [Change(TOKENIZER, "pad_token", None, tokenizer.eos_token),
+                Change(CONFIG, "pad_token_id", ckpt.config.get("pad_token_id"), tokenizer.eos_token_id)])
+
+
+# one function per code that fix can repair; each returns None when the evidence does not pin the edit down
+FIXERS: dict[str, Callable[[Finding, Checkpoint], Fix | None]] = {
+    "label-permutation": fix_label_names, "label-map-inconsistent": fix_label2id,
+    "problem-type-mismatch": fix_problem_type, "pad-token-missing": fix_pad_token,
+}
+
+
+def repairable(finding: Finding, report: Report) -> bool:
+    """Could `fix` repair this finding? (the console's next step asks; decided from the report alone)"""
+    if finding.code == "problem-type-mismatch":
+        return bool(report.data.get("labelled")) and finding.evidence.get("label_dtype") in ("int", "str") \
+            and bool(finding.evidence.get("distinct_labels"))
+    if finding.code == "label-map-inconsistent":
+        return not report.has("label-permutation")
+    return finding.code in FIXERS
+
+
+def plan_fixes(ckpt: Checkpoint) -> list[Fix]:
+    """The edits that answer the report's findings; only what the evidence pins down."""
+    fixes = []
+    for finding in ckpt.report.sorted_findings():
+        fixer = FIXERS.get(finding.code)
+        fix = fixer(finding, ckpt) if fixer is not None else None
+        if fix is not None:
+            fix.evidence = fix.evidence or dict(finding.evidence)
+            fixes.append(fix)
     return fixes
 
 
-def check_out_folder(out: str, model: str, data: str) -> Path:
+def check_out_folder(out: str, model: str, data: Any) -> Path:
     target, source = _resolved(out), _resolved(model)
     if target == source or source in target.parents:
         raise UsageError(f"--out '{out}' is MODEL or inside it; fix never writes into the checkpoint, give a new folder")
     if target in source.parents:
         raise UsageError(f"--out '{out}' holds MODEL; give a new, empty folder")
-    if target == _resolved(data):
+    if isinstance(data, (str, Path)) and target == _resolved(data):
         raise UsageError(f"--out '{out}' is DATA; give a new folder")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"--out '{out}' exists and is not an empty folder; give a new folder")
@@ -71,57 +163,127 @@ def check_out_folder(out: str, model: str, data: str) -> Path:
     return target
 
 
+def write_copy(source: Path, target: Path, fixes: list[Fix], ckpt: Checkpoint) -> None:
+    """The checkpoint's files byte for byte, then config.json (and the tokenizer) edited."""
+    shutil.copytree(source, target, dirs_exist_ok=True, symlinks=False)
+    config = dict(ckpt.config)
+    changes = [c for fix in fixes for c in fix.changes]
+    for change in changes:
+        if change.file == CONFIG:
+            config[change.key] = change.after
+    (target / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tokenizer_changes = [c for c in changes if c.file == TOKENIZER]
+    if tokenizer_changes:
+        tokenizer = ckpt.tokenizer()
+        for change in tokenizer_changes:
+            setattr(tokenizer, change.key, change.after)
+        tokenizer.save_pretrained(target)
+
+
+def recheck_failures(before: Report, after: Report, fixes: list[Fix]) -> list[str]:
+    """Why the copy's re-check is not clean: a fixed code still reported, a new error, accuracy short of
+    what a fix promised. Empty when clean."""
+    failed = [f"{fix.code} is still reported" for fix in fixes if after.has(fix.code)]
+    failed += [f"new {f.code} error" for f in after.sorted_findings()
+               if f.severity == "error" and not before.has(f.code)]
+    accuracy = after.metrics.get("accuracy")
+    for fix in fixes:
+        promised = fix.promised_accuracy
+        if promised is not None and (accuracy is None or accuracy < promised - T.FIX_MAX_ACCURACY_SHORTFALL):
+            shown = "no accuracy" if accuracy is None else f"accuracy {accuracy:.1%}"
+            failed.append(f"{shown} instead of the {promised:.1%} {fix.code}'s mapping promised")
+    return failed
+
+
+def fix_checkpoint(model: Any, data: Any, out: Any, tokenizer: Any = None, **options: Any) -> Report:
+    """Write a corrected copy of the checkpoint folder `model` into `out`; return the copy's re-check.
+
+    The report's metrics hold "fixes" (each change: file, key, before, after, and the evidence),
+    "before" (the original's findings) and "accuracy_before". Raises UsageError, writing nothing, when
+    nothing can be fixed confidently or the copy's re-check is not clean.
+    """
+    from labeldiag.api import check_logits
+
+    if not isinstance(model, (str, Path)) or not (Path(model).is_dir() and (Path(model) / CONFIG).is_file()):
+        raise UsageError(f"MODEL '{model}' must be a local checkpoint folder with config.json; fix writes a "
+                         "corrected copy of its files")
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        raise UsageError("fix needs the tokenizer as a folder (it may write a corrected copy of it)")
+    source, target = Path(model), check_out_folder(str(out), str(model), data)
+    existed = target.exists()
+    before = check_logits(str(source), data, tokenizer=tokenizer, **options)
+    config = json.loads((source / CONFIG).read_text(encoding="utf-8"))
+    ckpt = Checkpoint(before, config, str(tokenizer or source))
+    fixes = plan_fixes(ckpt)
+    if not fixes:
+        found = ", ".join(f.code for f in before.sorted_findings() if f.severity != "info") or "none"
+        raise UsageError(f"nothing in MODEL can be fixed confidently from its own files (findings: {found}); "
+                         f"run 'labeldiag doctor {model} {data}' for the diagnosis")
+    try:
+        write_copy(source, target, fixes, ckpt)
+        # the tokenizer travels with the copy when fix edited it; otherwise the user's stays in use
+        edited_tokenizer = any(c.file == TOKENIZER for fix in fixes for c in fix.changes)
+        after = check_logits(str(target), data, tokenizer=None if edited_tokenizer else tokenizer, **options)
+        failed = recheck_failures(before, after, fixes)
+    except BaseException:
+        remove_copy(target, existed)
+        raise
+    if failed:
+        remove_copy(target, existed)
+        raise UsageError(f"the corrected copy did not re-check clean ({'; '.join(failed)}); "
+                         f"it was removed, nothing written to '{out}'")
+    after.metrics["fixes"] = [fix.to_dict() for fix in fixes]
+    after.metrics["before"] = [f.to_dict() for f in before.sorted_findings()]
+    after.metrics["accuracy_before"] = before.metrics.get("accuracy")
+    return after
+
+
+def remove_copy(target: Path, existed: bool) -> None:
+    """Remove what fix wrote: the folder it made, or the contents of the empty folder it was given."""
+    if not target.exists():
+        return
+    if existed:
+        for child in target.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    else:
+        shutil.rmtree(target)
+
+
 def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dict[str, Any],
             json_path: str | None) -> int:
+    """The CLI: refuse bad outputs, call the API's fix, show what changed and before / after."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from labeldiag.api import check_logits
+    from labeldiag.api import fix
     from labeldiag.render.output import write_json
 
-    source = Path(model)
-    if not (source.is_dir() and (source / "config.json").is_file()):
-        raise UsageError(f"MODEL '{model}' must be a local checkpoint folder with config.json; fix writes a "
-                         "corrected copy of its files")
-    target = check_out_folder(out, model, data)
     if json_path and json_path != "-":
         from labeldiag.render.output import guard_output_paths
 
         guard_output_paths({"--json": json_path}, model, data, tokenizer)
     console = Console(stderr=json_path == "-", highlight=False)
-    before = check_logits(model, data, tokenizer=tokenizer, **options)
-    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    fixes = plan_fixes(before, config)
-    if not fixes:
-        found = ", ".join(f.code for f in before.sorted_findings() if f.severity != "info") or "none"
-        raise UsageError(f"nothing in MODEL can be fixed confidently from its own files (findings: {found}); "
-                         f"run 'labeldiag doctor {model} {data}' for the diagnosis")
-    shutil.copytree(source, target, dirs_exist_ok=True, symlinks=False)
-    for fix in fixes:
-        for key, value in fix.changes.items():
-            if value is None:
-                config.pop(key, None)
-            else:
-                config[key] = value
-    (target / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    after = check_logits(str(target), data, tokenizer=tokenizer, **options)
-    table = Table(title=f"labeldiag fix: {escape(str(target))}", title_justify="left")
+    after = fix(model, data, out, tokenizer=tokenizer, **options)
+    before = {f["code"]: f["severity"] for f in after.metrics["before"]}
+    table = Table(title=f"labeldiag fix: {escape(str(Path(out).expanduser().resolve()))}", title_justify="left")
     table.add_column("finding")
     table.add_column("before", justify="center")
     table.add_column("after", justify="center")
-    codes = dict.fromkeys(f.code for f in before.sorted_findings() + after.sorted_findings() if f.severity != "info")
+    codes = dict.fromkeys([c for c, s in before.items() if s != "info"] +
+                          [f.code for f in after.sorted_findings() if f.severity != "info"])
     for code in codes:
-        table.add_row(code, before.get(code).severity if before.has(code) else "-",
-                      after.get(code).severity if after.has(code) else "fixed")
-    for fix in fixes:
-        console.print(f"[green]fixed[/] {fix.code}: {escape(fix.what)}", soft_wrap=True)
+        table.add_row(code, before.get(code, "-"), after.get(code).severity if after.has(code) else "fixed")
+    for fix_ in after.metrics["fixes"]:
+        console.print(f"[green]fixed[/] {fix_['code']}: {escape(fix_['what'])}", soft_wrap=True)
+        for change in fix_["changes"]:
+            console.print(f"  {escape(change['file'])} {escape(change['key'])}: "
+                          f"{escape(json.dumps(change['before']))} -> {escape(json.dumps(change['after']))}",
+                          soft_wrap=True, style="dim")
     console.print(table)
-    acc = (before.metrics.get("accuracy"), after.metrics.get("accuracy"))
+    acc = (after.metrics.get("accuracy_before"), after.metrics.get("accuracy"))
     if None not in acc:
-        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; weights copied unchanged, only config.json edited")
+        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; weights copied unchanged")
     if json_path:
-        after.metrics["fixes"] = [{"code": f.code, "what": f.what, "changes": f.changes} for f in fixes]
-        after.metrics["before"] = [f.to_dict() for f in before.sorted_findings()]
         write_json(after, json_path)
     return after.exit_code("error")

@@ -247,23 +247,12 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) ->
                 "cramers_v": ind.cramers_v, "n": ind.n, "alpha": T.ALPHA, "gold_classes": rows,
                 "predicted_classes": cols, "needed": needed}
     identity_acc = float(np.trace(table) / n)
-    mapping = best_mapping(table)
-    best_acc = float(table[mapping, np.arange(c)].sum() / n)
-    gain = best_acc - identity_acc
-    se = math.sqrt(max(best_acc * (1 - best_acc), 1e-12) / n)
-    if ind.p_value < T.ALPHA and gain >= T.PERMUTATION_MIN_GAIN and gain >= T.PERMUTATION_MIN_Z * se:
-        moved = [i for i in range(c) if mapping[i] != i]
-        pairs = [f"logit {i} behaves like '{names[mapping[i]]}'" for i in moved[:4]]
-        findings.append(Finding(
-            "label-permutation",
-            f"{', '.join(pairs)}{', ...' if len(moved) > 4 else ''} (accuracy {identity_acc:.1%} as labelled, "
-            f"{best_acc:.1%} with the best mapping)",
-            {"identity_accuracy": identity_acc, "best_accuracy": best_acc,
-             "mapping": {str(i): int(mapping[i]) for i in range(c)},
-             "mapping_names": {str(i): names[mapping[i]] for i in range(c)},
-             "suggested_id2label": {str(i): names[mapping[i]] for i in range(c)}, **evidence},
-        ))
-    elif ind.p_value >= T.ALPHA and ind.cramers_v < T.RANDOM_MAX_CRAMERS_V:
+    if ind.p_value < T.ALPHA:
+        from labeldiag.checks.mapping import judge_mapping
+
+        confidence = float(softmax(logits.astype(np.float64)).max(1).mean())
+        findings += judge_mapping(table, best_mapping(table), confidence, names, evidence)
+    elif ind.cramers_v < T.RANDOM_MAX_CRAMERS_V:
         findings.append(Finding(
             "random-predictions",
             f"predictions are independent of the gold labels ({ind.test}: p = {ind.p_value:.3g}, "

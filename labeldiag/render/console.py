@@ -152,6 +152,7 @@ DOCTOR_STAGES = ("check-logits", "grad-flow", "smoke-train")
 
 def next_step(report: Report, command_line: str | None = None) -> tuple[str, str] | None:
     """(why, command) to run next for the worst error or warning; None when there is none."""
+    from labeldiag.repair import repairable
     if report.command == "doctor" and report.diagnosis:
         code = report.diagnosis[0]["code"]
     else:
@@ -159,8 +160,10 @@ def next_step(report: Report, command_line: str | None = None) -> tuple[str, str
         if worst is None:
             return None
         code = worst.code
-    if code in FIXABLE:
+    if code in FIXABLE and report.get(code) is not None and repairable(report.get(code), report):
         candidates = [("fix", [])]
+    elif code in FIXABLE:
+        candidates = []  # fix cannot prove the edit from this evidence; explain tells what to do
     elif code in TRAINING:
         candidates = [("smoke-train", ["--triage"]), ("grad-flow", [])]
     elif code in GRADIENTS:

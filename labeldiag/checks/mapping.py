@@ -1,0 +1,85 @@
+"""Does another label mapping explain the model? label-permutation against predictions-weakly-informative.
+
+A model whose label names are permuted is right under the other names: the best mapping's accuracy is
+far above chance and about what its own confidence (mean max probability) claims, as for any trained
+head. A damaged model (scrambled weights, a re-initialised head) also has a best mapping that beats the
+identity, but it leaves most examples wrong or disagrees with the model's confidence: renaming labels
+repairs nothing there, the weights are the problem.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.findings import Finding
+
+
+def identity_test(table: np.ndarray, mapping: np.ndarray) -> tuple[int, int, float]:
+    """Exact one-sided McNemar test: are more examples right under the mapping than under the identity?
+
+    Only examples the two disagree on count: `better` are right under the mapping alone, `worse` under
+    the identity alone; if the mapping were no better, better ~ Bin(better + worse, 1/2).
+    """
+    from scipy import special
+
+    moved = np.flatnonzero(mapping != np.arange(len(mapping)))
+    better = int(table[mapping[moved], moved].sum())
+    worse = int(table[moved, moved].sum())
+    p_value = float(special.bdtrc(better - 1, better + worse, 0.5)) if better else 1.0
+    return better, worse, p_value
+
+
+def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, names: list[str],
+                  dependence: dict) -> list[Finding]:
+    """label-permutation when the best mapping beats the identity and explains the model, else
+    predictions-weakly-informative when a mapping helps without explaining it or accuracy falls far below
+    the model's confidence. `table` is gold x predicted with a significant dependence (`dependence`: its test)."""
+    n = int(table.sum())
+    c = table.shape[1]
+    identity_acc = float(np.trace(table) / n)
+    mapped_acc = float(table[mapping, np.arange(c)].sum() / n)
+    majority = float(table.sum(1).max() / n)
+    kappa = (mapped_acc - majority) / (1 - majority) if majority < 1 else 0.0
+    better, worse, p_identity = identity_test(table, mapping)
+    beats_identity = mapped_acc - identity_acc >= T.PERMUTATION_MIN_GAIN and p_identity < T.ALPHA
+    far_above_chance = kappa >= T.PERMUTATION_MIN_KAPPA
+    as_confident = abs(mapped_acc - confidence) <= T.PERMUTATION_MAX_CONFIDENCE_GAP
+    evidence = {
+        "identity_accuracy": identity_acc, "best_accuracy": mapped_acc, "mean_max_probability": confidence,
+        "majority_share": majority, "kappa_over_majority": kappa,
+        "identity_test": "exact one-sided McNemar test, best mapping vs identity on the examples they disagree on",
+        "right_only_under_mapping": better, "right_only_as_labelled": worse, "identity_p_value": p_identity,
+        "rule": (f"label-permutation when the best mapping gains >= {T.PERMUTATION_MIN_GAIN:g} accuracy over the "
+                 f"identity (McNemar p < {T.ALPHA:g}), reaches kappa >= {T.PERMUTATION_MIN_KAPPA:g} over the "
+                 f"majority class, and is within {T.PERMUTATION_MAX_CONFIDENCE_GAP:g} of the mean max probability"),
+        "min_gain": T.PERMUTATION_MIN_GAIN, "min_kappa": T.PERMUTATION_MIN_KAPPA,
+        "max_confidence_gap": T.PERMUTATION_MAX_CONFIDENCE_GAP,
+        "mapping": {str(i): int(mapping[i]) for i in range(c)},
+        "mapping_names": {str(i): names[mapping[i]] for i in range(c)}, **dependence,
+    }
+    if beats_identity and far_above_chance and as_confident:
+        moved = [i for i in range(c) if mapping[i] != i]
+        pairs = [f"logit {i} behaves like '{names[mapping[i]]}'" for i in moved[:4]]
+        return [Finding(
+            "label-permutation",
+            f"{', '.join(pairs)}{', ...' if len(moved) > 4 else ''} (accuracy {identity_acc:.1%} as labelled, "
+            f"{mapped_acc:.1%} with the best mapping, as the model's mean confidence {confidence:.2f} predicts; "
+            f"McNemar p = {p_identity:.2g} against the identity)",
+            {**evidence, "suggested_id2label": {str(i): names[mapping[i]] for i in range(c)}},
+        )]
+    overclaims = confidence - identity_acc >= T.WEAK_MIN_CONFIDENCE_GAP
+    if not (beats_identity or overclaims):
+        return []
+    if beats_identity:
+        why = (f"that is too close to chance (kappa {kappa:.2f} over the majority class < {T.PERMUTATION_MIN_KAPPA:g})"
+               if not far_above_chance else
+               f"the model's confidence disagrees with it by more than {T.PERMUTATION_MAX_CONFIDENCE_GAP:g}, while a "
+               "trained model under permuted names is as accurate under the mapping as its confidence says")
+        message = (f"the best label mapping reaches only {mapped_acc:.1%} (as labelled {identity_acc:.1%}, mean "
+                   f"confidence {confidence:.2f}); {why}, so renaming labels would not repair the model")
+    else:
+        message = (f"accuracy {identity_acc:.1%} is far below the model's mean confidence {confidence:.2f} and no "
+                   f"label mapping does better ({mapped_acc:.1%})")
+    return [Finding("predictions-weakly-informative", message,
+                    {**evidence, "confidence_gap": confidence - identity_acc,
+                     "confidence_gap_threshold": T.WEAK_MIN_CONFIDENCE_GAP})]
