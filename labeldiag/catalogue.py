@@ -460,8 +460,9 @@ _declare(
 _declare(
     "learning-rate-too-high", "warning", ("grad-flow", "smoke-train", "callback"),
     "The learning rate is far too high: first-step updates far above the healthy size relative to "
-    "the weights in most layers (grad-flow), or training diverges, collapses or makes no progress at --lr "
-    "while lr/10 fits (smoke-train).",
+    "the weights in most layers, or a rate above the fine-tuning range whose first step is already 10x the "
+    "healthy size (grad-flow; the callback at train begin), or training diverges, collapses or makes no "
+    "progress at --lr while lr/10 fits (smoke-train).",
     "Updates that large overwrite the pretrained weights in a few steps: loss spikes, the model "
     "predicts one class (RoBERTa at 50%, XLM-R at 0.318).",
     "lower the learning rate about tenfold (fine-tuning encoders: 1e-5 to 5e-5) and use warm-up",

@@ -63,7 +63,7 @@ def probe_step(model: Any, batch: dict, lr: float, with_updates: bool) -> ProbeS
     import torch
 
     from labeldiag.measure.hooks import dropout_disabled
-    from labeldiag.measure.layers import layer_of, layer_stats
+    from labeldiag.measure.layers import layer_of, layer_stats, short_stack_names
     from labeldiag.measure.parameters import census
 
     named = list(model.named_parameters())
@@ -82,7 +82,9 @@ def probe_step(model: Any, batch: dict, lr: float, with_updates: bool) -> ProbeS
             if loss is None or value is None or not math.isfinite(value) or not loss.requires_grad:
                 return ProbeStep(value, None, None)
             loss.float().mean().backward()
-    reach = census(named, checkpointing=checkpointing_on(model), layer_of=lambda n: layer_of(n, prefix)[0])
+    layers = {n: layer_of(n, prefix) for n, _ in named}
+    short = short_stack_names([key for key, is_stack in layers.values() if is_stack])  # 'layer 0', as grad-flow
+    reach = census(named, checkpointing=checkpointing_on(model), layer_of=lambda n: short.get(*[layers[n][0]] * 2))
     updates = update_ratios(layer_stats(named, lr, prefix, {}), lr) if with_updates else None
     return ProbeStep(value, reach, updates)
 
