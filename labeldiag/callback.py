@@ -288,6 +288,9 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
         report.add(no_grad_under_checkpointing(probe.census))
         report.add(learning_rate_too_high(updates=probe.updates))
         report.metrics["learning_rate"] = lr
+        if probe.updates is not None and probe.updates.ratios:
+            ratios = sorted(probe.updates.ratios.values())
+            report.metrics["median_update_weight_ratio"] = ratios[len(ratios) // 2]
     if batch is not None and "labels" in batch:
         num_classes = max(info.num_labels, 1)
         gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, num_classes)
