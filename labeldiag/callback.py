@@ -140,7 +140,8 @@ class LabelDiagCallback(TrainerCallback):
         self._probing, self._training = True, True
         try:
             report = train_begin_report(model, optimizer, train_dataloader, first_step=state.global_step == 0,
-                                        learning_rate=float(getattr(args, "learning_rate", 0.0) or 0.0))
+                                        learning_rate=float(getattr(args, "learning_rate", 0.0) or 0.0),
+                                        backward=int(getattr(args, "world_size", 1) or 1) == 1)
         finally:
             self._probing = False
         self.overhead_seconds += time.perf_counter() - t0
@@ -250,8 +251,9 @@ def print_summary(report: Report, when: str) -> None:
 
 
 def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: bool,
-                       learning_rate: float = 0.0) -> Report:
-    """The static checks and one probe step on the first batch, before the first optimizer step."""
+                       learning_rate: float = 0.0, backward: bool = True) -> Report:
+    """The static checks and one probe step on the first batch, before the first optimizer step
+    (forward only when `backward` is False: a distributed run's backward would start collectives)."""
     from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
     from labeldiag.checks.learning_rate import learning_rate_too_high
     from labeldiag.checks.loading import check_load_audit
@@ -282,7 +284,7 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     with isolated(model):  # the sampler's draw and the probe must not move the caller's streams or grads
         batch = first_batch(dataloader)
         if batch is not None and "labels" in batch:
-            probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer))
+            probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer), backward=backward)
     loss = probe.loss if probe is not None else None
     if probe is not None:
         report.add(no_grad_under_checkpointing(probe.census))

@@ -96,3 +96,16 @@ def test_notebook_view_is_scoped_html_that_wraps(report):
     assert "<pre" not in view.split('id="metrics"')[0] and 'class="finding' in view
     for f in report.findings:
         assert f.code in view
+
+
+def test_every_command_hands_back_its_figure(parts):
+    from matplotlib.figure import Figure
+
+    from labeldiag import grad_flow, smoke_train
+
+    tokenizer, rows, model = parts
+    flow = grad_flow(model, rows[:16], tokenizer=tokenizer)
+    assert isinstance(flow.plot(), Figure)
+    trained = smoke_train(model, rows[:8], tokenizer=tokenizer, steps=3)
+    fig = trained.plot()
+    assert isinstance(fig, Figure) and fig.axes

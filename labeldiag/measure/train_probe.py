@@ -57,9 +57,10 @@ def peak_learning_rate(optimizer: Any, fallback: float) -> float:
     return float(group.get("initial_lr", group.get("lr", fallback)))
 
 
-def probe_step(model: Any, batch: dict, lr: float, with_updates: bool) -> ProbeStep:
+def probe_step(model: Any, batch: dict, lr: float, with_updates: bool, backward: bool = True) -> ProbeStep:
     """Forward and backward on `batch` in train mode with dropout off; the caller restores the model
-    (labeldiag.isolation.isolated puts back .grad, modes and dropout)."""
+    (labeldiag.isolation.isolated puts back .grad, modes and dropout). `backward=False` (a sharded or
+    distributed run, whose backward would start collectives) measures the loss only."""
     import torch
 
     from labeldiag.measure.hooks import dropout_disabled
@@ -73,13 +74,13 @@ def probe_step(model: Any, batch: dict, lr: float, with_updates: bool) -> ProbeS
     inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
     prefix = getattr(model, "base_model_prefix", None)
     with dropout_disabled(model):
-        with torch.enable_grad():
+        with torch.set_grad_enabled(backward):
             out = model(**inputs)
             loss = getattr(out, "loss", None)
             if loss is None and isinstance(out, dict):
                 loss = out.get("loss")
             value = float(loss.detach().float().mean()) if loss is not None else None
-            if loss is None or value is None or not math.isfinite(value) or not loss.requires_grad:
+            if not backward or loss is None or value is None or not math.isfinite(value) or not loss.requires_grad:
                 return ProbeStep(value, None, None)
             loss.float().mean().backward()
     layers = {n: layer_of(n, prefix) for n, _ in named}
