@@ -51,8 +51,11 @@ def test_tokenized_dataset_is_read_like_tokenized_tensors(parts, report, label_c
     assert from_dataset.data["examples"] == len(rows) and from_dataset.data["label_field"] == label_column
     assert from_dataset.metrics["accuracy"] == pytest.approx(report.metrics["accuracy"])
     assert [f.code for f in from_dataset.findings] == [f.code for f in report.findings]
-    # without a tokenizer too, as a tokenized tensor file is read
+    # without a tokenizer too, as a tokenized tensor file is read; and in the torch format a Trainer is given
     assert check_logits(model, tokenized_dataset(tokenizer, rows, label_column)).data["examples"] == len(rows)
+    as_torch = tokenized_dataset(tokenizer, rows, label_column).with_format("torch")
+    assert check_logits(model, as_torch, tokenizer=tokenizer).metrics["accuracy"] == \
+        pytest.approx(report.metrics["accuracy"])
 
 
 def test_tokenized_dataset_with_mismatched_columns_is_refused(parts):

@@ -528,7 +528,7 @@ def examples_from_token_dataset(ds: Any, name: str, max_examples: int, label_fie
     if label_field is not None and label_field not in columns:
         raise UsageError(f"label field '{label_field}' is not a column of {name}; columns: {', '.join(columns)}")
     label_column = label_field or next((c for c in TOKENIZED_LABEL_COLUMNS if c in columns), None)
-    ds = ds.select(range(min(len(ds), max_examples)))
+    ds = ds.select(range(min(len(ds), max_examples))).with_format(None)  # python lists, whatever set_format said
     ids = [list(row) for row in ds["input_ids"]]
     if not ids:
         raise UsageError(f"DATA '{name}' holds no examples")
