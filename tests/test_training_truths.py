@@ -176,3 +176,37 @@ def test_tokenizer_without_a_length_limit_is_noted(parts):
     f = report.get("model-max-length-unset")
     assert f is not None and f.severity == "info" and f.evidence["model_max_length"] == 1e30
     assert not check_logits(model, rows[:32], tokenizer=tokenizer).has("model-max-length-unset")
+
+
+# --- the judges on plain records ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("logged, k, micro_batches, found", [
+    (4.0, 4, 8, True),    # the Trainer forgot to divide by k
+    (1.0, 4, 8, False),   # divided: the logged loss is the recomputed one
+    (2.0, 4, 8, False),   # off, but not by the accumulation factor: another cause, not this verdict
+    (4.0, 4, 3, False),   # fewer micro-batches than one accumulated step
+    (2.0, 1, 8, False),   # no accumulation, nothing to scale
+], ids=["k-times", "divided", "other-factor", "too-few-batches", "no-accumulation"])
+def test_logged_loss_scale_judge(logged, k, micro_batches, found):
+    from labeldiag.checks.training_run import logged_loss_scale_mismatch
+    from labeldiag.measure.train_probe import LossScaleRecord
+
+    rec = LossScaleRecord(logged_loss=logged, recomputed_loss=1.0, micro_batches=micro_batches,
+                          accumulation_steps=k, examples=micro_batches * 8)
+    assert bool(logged_loss_scale_mismatch(rec)) is found
+
+
+def test_recomputed_training_loss_is_the_cross_entropy_of_its_batches():
+    import torch
+
+    from labeldiag.measure.train_probe import TrainingLosses
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 3), torch.randint(0, 3, (8,))) for _ in range(4)]
+    losses = TrainingLosses()
+    for logits, labels in batches:
+        losses.add(logits, labels)
+    losses.add(torch.randn(8, 3, 5), torch.randint(0, 3, (8, 3)))  # token logits: not a sequence classifier
+    expected = sum(float(torch.nn.functional.cross_entropy(x, y)) for x, y in batches) / 4
+    rec = losses.record(logged_loss=1.0, accumulation_steps=4)
+    assert rec.micro_batches == 4 and rec.examples == 32 and rec.recomputed_loss == pytest.approx(expected)
