@@ -1,14 +1,18 @@
 """LabelDiagCallback: labeldiag's checks inside a transformers Trainer run.
 
 At train begin: label map, labels of the first batch against the model's classes and loss type,
-loss at init on that batch, and whether the optimizer holds every trainable parameter. At each
-evaluation: the check-logits verdicts on the evaluation's own predictions (captured by a forward
-hook while the Trainer evaluates, so there is no second pass over the evaluation set), written into
-the Trainer's logs as `<prefix>_labeldiag_*` numbers and shown as a short summary.
+the head's values, and one probe step on that batch (loss at init, the first AdamW step's size at the
+run's learning rate, which trainable parameters get a gradient under checkpointing), and whether the
+optimizer holds every trainable parameter. At each evaluation: the check-logits verdicts on the
+evaluation's own predictions (captured by a forward hook while the Trainer evaluates, so there is no
+second pass over the evaluation set; the callback's own probe is never captured), written into the
+Trainer's logs as `<prefix>_labeldiag_*` numbers and shown as a short summary. At each training log:
+the logged loss against the cross-entropy of the same micro-batches' logits.
 """
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import time
 from typing import Any
@@ -16,8 +20,10 @@ from typing import Any
 from transformers import TrainerCallback
 
 from labeldiag.findings import Report
+from labeldiag.measure.train_probe import TrainingLosses
 
 SEVERITY_LIMIT = {"error": 0, "warning": 1}
+logger = logging.getLogger("labeldiag")
 
 
 class LabelDiagCallback(TrainerCallback):
@@ -38,6 +44,12 @@ class LabelDiagCallback(TrainerCallback):
         self.reports: list[Report] = []
         self.overhead_seconds = 0.0  # time spent in this callback (capture + verdicts), for the benchmark
         self._captured: list[tuple[Any, Any]] = []
+        self._training_losses = TrainingLosses()
+        self._loss_scale_reported = False
+        self._probing = False  # the callback's own forward passes are not the Trainer's
+        self._training = False  # between train begin and train end: training forwards feed the loss check
+        self._evaluating = False  # inside the Trainer's evaluation loop (see _bracket_evaluations)
+        self._bracketed: Any = None  # the Trainer whose evaluation loop tells when an evaluation runs
         self._handles: list[Any] = []
         self._hooked: Any = None
 
@@ -50,18 +62,20 @@ class LabelDiagCallback(TrainerCallback):
         pending: dict[str, Any] = {}
 
         def before(module, args, kwargs):
-            if not module.training:
-                pending["labels"] = kwargs.get("labels")
+            pending["labels"] = kwargs.get("labels")
 
         def after(module, args, kwargs, output):
-            if module.training:
+            labels = pending.pop("labels", None)
+            if self._probing:
                 return
             t0 = time.perf_counter()
             logits = getattr(output, "logits", None)
             if logits is None and isinstance(output, dict):
                 logits = output.get("logits")
-            if logits is not None and logits.dim() == 2:
-                labels = pending.pop("labels", None)
+            if module.training:
+                if self._training:
+                    self._training_losses.add(logits, labels)
+            elif (self._evaluating or self._bracketed is None) and logits is not None and logits.dim() == 2:
                 self._captured.append((logits.detach().float().cpu(),
                                        labels.detach().cpu() if labels is not None else None))
             self.overhead_seconds += time.perf_counter() - t0
@@ -75,35 +89,70 @@ class LabelDiagCallback(TrainerCallback):
             h.remove()
         self._handles, self._hooked = [], None
 
-    def _move_to_front(self) -> None:
-        """Run before the reporting callbacks (TensorBoard, W&B), so they see this callback's metrics."""
+    def _find_trainer(self) -> Any:
+        """The Trainer whose callback handler is calling this callback, or None."""
         frame = inspect.currentframe()
         for _ in range(12):
             frame = frame.f_back if frame is not None else None
             trainer = frame.f_locals.get("self") if frame is not None else None
             handler = getattr(trainer, "callback_handler", None)
             if handler is not None and self in handler.callbacks:
-                handler.callbacks.remove(self)
-                handler.callbacks.insert(0, self)
-                return
+                return trainer
+        return None
+
+    def _move_to_front(self, trainer: Any) -> None:
+        """Run before the reporting callbacks (TensorBoard, W&B), so they see this callback's metrics."""
+        if trainer is not None:
+            trainer.callback_handler.callbacks.remove(self)
+            trainer.callback_handler.callbacks.insert(0, self)
+
+    def _bracket_evaluations(self, trainer: Any) -> None:
+        """Capture only inside the Trainer's evaluation loop, from an empty list: the train-begin probe, the
+        user's own forward passes and a hook placed mid-evaluation never mix into an evaluation's verdict.
+        Without a Trainer to bracket, every eval-mode forward outside the callback's probe is captured."""
+        loop = getattr(trainer, "evaluation_loop", None)
+        if trainer is None or self._bracketed is trainer or not callable(loop):
+            return
+
+        def evaluation_loop(*args: Any, **kwargs: Any) -> Any:
+            self._captured, self._evaluating = [], True
+            try:
+                return loop(*args, **kwargs)
+            finally:
+                self._evaluating = False
+
+        trainer.evaluation_loop = evaluation_loop
+        self._bracketed = trainer
 
     # --- events -----------------------------------------------------------------------------------
 
     def on_init_end(self, args, state, control, model=None, **kwargs):
+        self._bracket_evaluations(self._find_trainer())
         self._hook(model)
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kwargs):
         t0 = time.perf_counter()
-        self._move_to_front()
+        trainer = self._find_trainer()
+        self._move_to_front(trainer)
+        self._bracket_evaluations(trainer)
         self._hook(model)
-        report = train_begin_report(model, optimizer, train_dataloader, first_step=state.global_step == 0)
+        self._captured, self._training_losses = [], TrainingLosses()
+        self._probing, self._training = True, True
+        try:
+            report = train_begin_report(model, optimizer, train_dataloader, first_step=state.global_step == 0,
+                                        learning_rate=float(getattr(args, "learning_rate", 0.0) or 0.0),
+                                        backward=int(getattr(args, "world_size", 1) or 1) == 1)
+        finally:
+            self._probing = False
         self.overhead_seconds += time.perf_counter() - t0
-        return self._conclude(report, control, "train begin")
+        return self._conclude(report, control, "train begin", state)
 
     def on_prediction_step(self, args, state, control, model=None, **kwargs):
         self._hook(model)
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        if logs and "loss" in logs:
+            return self._judge_training_log(args, state, control, logs)
         if not logs or not self._captured or not any(k.endswith("_loss") or k.endswith("_runtime") for k in logs):
             return None
         t0 = time.perf_counter()
@@ -114,12 +163,32 @@ class LabelDiagCallback(TrainerCallback):
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(numbers)
         self.overhead_seconds += time.perf_counter() - t0
-        return self._conclude(report, control, f"evaluation at step {state.global_step}")
+        return self._conclude(report, control, f"evaluation at step {state.global_step}", state)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._unhook()
+        self._training = False
+        if self._bracketed is None:  # unbracketed, the hook would capture the user's own forwards
+            self._unhook()
 
     # --- verdicts ---------------------------------------------------------------------------------
+
+    def _judge_training_log(self, args, state, control, logs) -> Any:
+        """The logged training loss against our cross-entropy of the same micro-batches; reported once."""
+        from labeldiag.checks.training_run import logged_loss_scale_mismatch
+
+        losses, self._training_losses = self._training_losses, TrainingLosses()
+        logged = logs.get("loss")
+        if (self._loss_scale_reported or not isinstance(logged, (int, float)) or not math.isfinite(logged)
+                or float(getattr(args, "label_smoothing_factor", 0.0) or 0.0) > 0):
+            return None
+        found = logged_loss_scale_mismatch(losses.record(float(logged),
+                                                         int(getattr(args, "gradient_accumulation_steps", 1))))
+        if not found:
+            return None
+        self._loss_scale_reported = True
+        report = Report(command="callback")
+        report.add(found)
+        return self._conclude(report, control, f"training log at step {state.global_step}", state)
 
     def _judge_evaluation(self, model: Any) -> Report:
         import torch
@@ -135,14 +204,20 @@ class LabelDiagCallback(TrainerCallback):
         config = getattr(model, "config", None)
         return judge_predictions(logits, labels, getattr(config, "id2label", None), command="callback")
 
-    def _conclude(self, report: Report, control: Any, when: str) -> Any:
+    def _conclude(self, report: Report, control: Any, when: str, state: Any = None) -> Any:
         report.notes.append(f"LabelDiagCallback, {when}")
         self.reports.append(report)
         if self.verbose:
             print_summary(report, when)
-        if self.fail_on and any(SEVERITY_LIMIT.get(f.severity, 9) <= SEVERITY_LIMIT[self.fail_on]
-                                for f in report.findings):
+        causes = [f.code for f in report.sorted_findings()
+                  if self.fail_on and SEVERITY_LIMIT.get(f.severity, 9) <= SEVERITY_LIMIT[self.fail_on]]
+        if causes:
             control.should_training_stop = True
+            step = getattr(state, "global_step", None)
+            why = (f"LabelDiagCallback stopped training at {when}" + (f" (global step {step})" if step else "") +
+                   f": fail_on={self.fail_on!r} and it found {', '.join(causes)}")
+            report.notes.append(why)
+            logger.warning(why)
         return control
 
 
@@ -175,14 +250,20 @@ def print_summary(report: Report, when: str) -> None:
                       soft_wrap=True)
 
 
-def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: bool) -> Report:
-    """The static checks and one batch's loss, before the first optimizer step."""
+def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: bool,
+                       learning_rate: float = 0.0, backward: bool = True) -> Report:
+    """The static checks and one probe step on the first batch, before the first optimizer step
+    (forward only when `backward` is False: a distributed run's backward would start collectives)."""
     from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
+    from labeldiag.checks.learning_rate import learning_rate_too_high
     from labeldiag.checks.loading import check_load_audit
     from labeldiag.checks.parameters import loss_at_init
     from labeldiag.checks.training import params_not_in_optimizer
+    from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
     from labeldiag.isolation import isolated
     from labeldiag.load.model import LoadAudit, _model_info
+    from labeldiag.measure.head_values import head_values
+    from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
     from labeldiag.records import InitialLoss
 
     report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
@@ -197,20 +278,21 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     head = head_statistics(model)
     if first_step and head.get("fresh"):  # the load audit is gone inside a Trainer; the head's numbers tell
         report.add(check_load_audit(LoadAudit(missing_head=head["parameters"], source="statistics"), True))
-    batch = None
-    with isolated(model):  # the sampler's draw must not move the caller's random streams
+    report.add(head_weights_garbage(head_values(model)))
+    batch, probe = None, None
+    lr = peak_learning_rate(optimizer, learning_rate)
+    with isolated(model):  # the sampler's draw and the probe must not move the caller's streams or grads
         batch = first_batch(dataloader)
-        loss = None
         if batch is not None and "labels" in batch:
-            import torch
-
-            model.eval()
-            with torch.no_grad():
-                device = next(model.parameters()).device
-                inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-                out = model(**inputs)
-            loss = getattr(out, "loss", None)
-            loss = float(loss) if loss is not None else None
+            probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer), backward=backward)
+    loss = probe.loss if probe is not None else None
+    if probe is not None:
+        report.add(no_grad_under_checkpointing(probe.census))
+        report.add(learning_rate_too_high(updates=probe.updates))
+        report.metrics["learning_rate"] = lr
+        if probe.updates is not None and probe.updates.ratios:
+            ratios = sorted(probe.updates.ratios.values())
+            report.metrics["median_update_weight_ratio"] = ratios[len(ratios) // 2]
     if batch is not None and "labels" in batch:
         num_classes = max(info.num_labels, 1)
         gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, num_classes)

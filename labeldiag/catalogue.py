@@ -458,10 +458,11 @@ _declare(
     "fp16=True in TrainingArguments), which keeps fp32 master weights",
 )
 _declare(
-    "learning-rate-too-high", "warning", ("grad-flow", "smoke-train"),
+    "learning-rate-too-high", "warning", ("grad-flow", "smoke-train", "callback"),
     "The learning rate is far too high: first-step updates far above the healthy size relative to "
-    "the weights in most layers (grad-flow), or training diverges, collapses or makes no progress at --lr "
-    "while lr/10 fits (smoke-train).",
+    "the weights in most layers, or a rate above the fine-tuning range whose first step is already 10x the "
+    "healthy size (grad-flow; the callback at train begin), or training diverges, collapses or makes no "
+    "progress at --lr while lr/10 fits (smoke-train).",
     "Updates that large overwrite the pretrained weights in a few steps: loss spikes, the model "
     "predicts one class (RoBERTa at 50%, XLM-R at 0.318).",
     "lower the learning rate about tenfold (fine-tuning encoders: 1e-5 to 5e-5) and use warm-up",
@@ -479,6 +480,43 @@ _declare(
     "doctor' (or grad-flow) on it, and retrain or reload the damaged weights",
 )
 
+
+# --- #20 training-run truths (the Trainer callback; head and tokenizer at load) ----------------
+_declare(
+    "logged-loss-scale-mismatch", "warning", "callback",
+    "The Trainer's logged training loss is about gradient_accumulation_steps times the cross-entropy "
+    "recomputed from the same micro-batches' logits and labels.",
+    "transformers 4.46+ passes num_items_in_batch to a model whose forward takes **kwargs and then no longer "
+    "divides the loss by the accumulation steps; a sequence classifier ignores num_items_in_batch, so the "
+    "logged loss and the gradients are k times too large (transformers #34191, #35207, #38872).",
+    "set model.accepts_loss_kwargs = False before building the Trainer (it then divides by the accumulation "
+    "steps), or make the model's loss sum and divide by num_items_in_batch",
+)
+_declare(
+    "no-grad-under-checkpointing", "error", ("grad-flow", "callback"),
+    "Gradient checkpointing is on and trainable parameters get no gradient from a backward pass.",
+    "Reentrant checkpointing (use_reentrant=True) recomputes a block only when its input requires grad; "
+    "with frozen embeddings (or LoRA on a frozen base) no input does, so every checkpointed layer is "
+    "silently left untrained.",
+    'pass gradient_checkpointing_kwargs={"use_reentrant": False} (TrainingArguments or '
+    "gradient_checkpointing_enable), or call model.enable_input_require_grads() before training",
+)
+_declare(
+    "head-weights-garbage", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
+    "The head holds values far outside any initialiser's range (|value| of 1e4 and beyond, or NaN/inf).",
+    "Memory left uninitialised (torch.empty, a skipped init after ignore_mismatched_sizes=True) holds "
+    "values around 1e37: the logits overflow, the loss is NaN and the Trainer logs 0.0.",
+    "initialise the head (model.classifier.reset_parameters(), or model._init_weights on it) or reload "
+    "with a transformers version that initialises mismatched weights",
+)
+_declare(
+    "model-max-length-unset", "info", ("check-logits", "grad-flow", "smoke-train"),
+    "The tokenizer's model_max_length is transformers' 1e30 'unset' value.",
+    "truncation=True without max_length then cuts nothing: long inputs exceed the model's positions "
+    "(index errors) or slow every batch.",
+    "set tokenizer.model_max_length to the model's max_position_embeddings (or pass max_length when "
+    "tokenizing) and save the tokenizer",
+)
 
 TABLE_TITLES = {
     "check-logits": "check-logits (loading, data, label mapping and collapse):",

@@ -123,6 +123,18 @@ class Report:
 
         return report_html(self)
 
+    def plot(self, path: str | None = None) -> Any:
+        """The command's figure as a matplotlib Figure (what --plot draws); also written as PNG at `path`."""
+        from labeldiag.render.notebook import report_figure
+
+        return report_figure(self, path)
+
+    def to_html(self) -> str:
+        """The self-contained HTML page that --html writes (figure inlined, no script, no request)."""
+        from labeldiag.render.notebook import report_page
+
+        return report_page(self)
+
     def __repr__(self) -> str:
         counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
         codes = ", ".join(f.code for f in self.sorted_findings()[:6])

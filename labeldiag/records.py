@@ -42,6 +42,7 @@ class ParameterCensus:
     backward_ran: bool = True  # False when the pass stopped before backward (non-finite loss)
     frozen_layers: tuple[str, ...] = ()  # the layers those parameters belong to, in model order
     no_grad_layers: tuple[str, ...] = ()
+    checkpointing: bool = False  # gradient checkpointing was on during the backward pass
 
 
 @dataclass(frozen=True)

@@ -261,3 +261,21 @@ CLASS_MAX_PREDICTED_RATIO = 0.1
 CLASS_OTHERS_MIN_RECALL = 0.5
 # A minority class holds at most this share of the largest class's support.
 MINORITY_MAX_SUPPORT_RATIO = 0.5
+# --- #20 training-run truths ------------------------------------------------------------------
+# logged-loss-scale-mismatch: the logged loss over the cross-entropy recomputed from the same
+# micro-batches' logits is exactly 1 when the Trainer scales correctly (same logits, same labels) and
+# exactly k when it forgets to divide by the accumulation steps; allow 25% for label smoothing-free
+# custom losses (class weights) and the epoch's last short accumulation, which keeps 1 and 2 apart.
+LOSS_SCALE_TOLERANCE = 0.25
+# below this recomputed loss the batch is fitted and the ratio is noise over tiny numbers
+LOSS_SCALE_MIN_LOSS = 1e-3
+# head-weights-garbage: the healthy MiniLM fine-tunes' heads (BBC, tweets) stay below 0.13 in
+# |value|, and no tensor of theirs exceeds 8; torch.empty leaves 1e37-scale values. 1e4 is five
+# orders above a healthy head and far below garbage.
+HEAD_GARBAGE_MIN_ABS = 1e4
+# model-max-length-unset: transformers' VERY_LARGE_INTEGER is int(1e30); a real limit is < 1e6.
+MODEL_MAX_LENGTH_SENTINEL = 1e29
+# learning-rate-too-high (callback, grad-flow): a rate above the usual fine-tuning range (1e-5..1e-4
+# for full fine-tuning; head-only and LoRA runs go up to 1e-3) whose first AdamW step moves the
+# median layer by more than UPDATE_RATIO_MARK_HIGH (10x the healthy ~1e-3) of its weight norm.
+LR_FINE_TUNE_MAX = 1e-3

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from labeldiag import thresholds as T
 from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
+from labeldiag.checks.training_run import no_grad_under_checkpointing
 from labeldiag.findings import Finding
 from labeldiag.records import InitialLoss
 
@@ -134,7 +135,7 @@ def check_grad_flow(flow: GradFlow, fresh_head: bool) -> list[Finding]:
     """Every grad-flow check, in the order a user should read them."""
     out = gradients_nonfinite(flow) + nothing_trainable(flow.census) + parameters_frozen(flow.census)
     if not flow.nonfinite_loss:
-        out += parameters_disconnected(flow.census)
+        out += parameters_disconnected(flow.census) + no_grad_under_checkpointing(flow.census)
     for check in (gradients_zero, gradients_exploding, gradients_vanishing):
         out += check(flow)
     out += label_tokens_gradient(flow.label_tokens)

@@ -10,15 +10,21 @@ def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRate
     if updates is not None and updates.ratios:
         high = {name: r for name, r in updates.ratios.items() if r > T.LR_MAX_UPDATE_RATIO}
         share = len(high) / len(updates.ratios)
-        if share >= T.LR_MIN_LAYER_SHARE:
-            median = sorted(updates.ratios.values())[len(updates.ratios) // 2]
+        median = sorted(updates.ratios.values())[len(updates.ratios) // 2]
+        # a rate above the fine-tuning range whose steps are already 10x the healthy size
+        above_range = updates.lr > T.LR_FINE_TUNE_MAX and median > T.UPDATE_RATIO_MARK_HIGH
+        if share >= T.LR_MIN_LAYER_SHARE or above_range:
+            moved = (f"moves {len(high)} of {len(updates.ratios)} layers by more than {T.LR_MAX_UPDATE_RATIO:g} of "
+                     "their weight norm" if share >= T.LR_MIN_LAYER_SHARE else
+                     f"is above the usual fine-tuning range (<= {T.LR_FINE_TUNE_MAX:g}) and the first AdamW step "
+                     f"moves the median layer by more than {T.UPDATE_RATIO_MARK_HIGH:g} of its weight norm")
             return [Finding(
                 "learning-rate-too-high",
-                f"at lr {updates.lr:g} the first AdamW step moves {len(high)} of {len(updates.ratios)} layers by more "
-                f"than {T.LR_MAX_UPDATE_RATIO:g} of their weight norm (median update/weight {median:.2g}; ~1e-3 is "
-                "healthy)",
+                f"lr {updates.lr:g} {moved} (median update/weight {median:.2g} over {len(updates.ratios)} layers; "
+                "~1e-3 is healthy)",
                 {"lr": updates.lr, "layers_above": len(high), "layers": len(updates.ratios),
                  "median_update_weight_ratio": median, "threshold": T.LR_MAX_UPDATE_RATIO,
+                 "fine_tune_max_lr": T.LR_FINE_TUNE_MAX, "median_threshold": T.UPDATE_RATIO_MARK_HIGH,
                  "highest": dict(sorted(high.items(), key=lambda kv: -kv[1])[:5])},
                 hint=f"lower the learning rate (try {updates.lr / 10:g} or less; fine-tuning encoders: 1e-5 to 5e-5)",
             )]

@@ -34,8 +34,8 @@ def nothing_trainable(c: ParameterCensus) -> list[Finding]:
 
 
 def parameters_disconnected(c: ParameterCensus) -> list[Finding]:
-    if not c.backward_ran or not c.no_grad:
-        return []
+    if not c.backward_ran or not c.no_grad or c.checkpointing:
+        return []  # under checkpointing the cause is named by no-grad-under-checkpointing
     why = "" if c.loss_connected else "; the loss has no gradient path to the model at all (numpy/.item()/detach?)"
     return [Finding("disconnected-parameters",
                     f"{len(c.no_grad)} trainable parameter tensor(s) ({c.no_grad_elements:,} elements) got no "

@@ -53,6 +53,8 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     from labeldiag.checks.labels import check_problem_type, map_labels
     from labeldiag.checks.loading import check_load_audit
     from labeldiag.checks.padding import pad_token_missing
+    from labeldiag.checks.training_run import head_weights_garbage, model_max_length_unset
+    from labeldiag.measure.head_values import head_values
     from labeldiag.measure.padding import ensure_pad_token
     from labeldiag.load import objects
     from labeldiag.measure.encode import default_max_length, encode
@@ -71,6 +73,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     report = Report(command=command, device=f"{runtime.device} ({runtime.device_name})")
     report.metrics["precision"] = runtime.precision
     report.add(check_load_audit(loaded.audit, fresh_head_expected))
+    report.add(head_weights_garbage(head_values(loaded.model)))
     temporary_pad = ensure_pad_token(loaded.model, loaded.tokenizer)
     report.add(pad_token_missing(temporary_pad))
     if temporary_pad is not None:
@@ -101,6 +104,8 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         raise UsageError(f"--max-length {max_length} is more than the model's {info.max_positions} positions; "
                          f"use at most {info.max_positions}")
     pad_id = getattr(getattr(loaded.model, "config", None), "pad_token_id", None)
+    if examples.tokenized is None:
+        report.add(model_max_length_unset(getattr(loaded.tokenizer, "model_max_length", None)))
     with phase(f"tokenizing {len(examples)} examples", opts.progress):
         encoded = encode(examples, loaded.tokenizer, max_length, info.embedding_rows, info.max_positions, pad_id,
                          type_vocab_size=info.type_vocab_size)

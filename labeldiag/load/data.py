@@ -515,3 +515,44 @@ def _as_text(value: Any, field_name: str, index: int, path: str) -> str:
         return str(value)
     raise UsageError(f"example {index} in DATA '{path}': text column '{field_name}' holds a "
                      f"{type(value).__name__}, not a string")
+
+
+TOKENIZED_LABEL_COLUMNS = ("labels", "label")  # what a Trainer reads, then the raw dataset's column
+
+
+def examples_from_token_dataset(ds: Any, name: str, max_examples: int, label_field: str | None) -> Examples:
+    """A tokenized datasets.Dataset (rows of input_ids [, attention_mask, token_type_ids] of any length, and
+    labels) -> Examples, read like a tokenized tensor file: the rows are padded on the right, masked out."""
+    import numpy as np
+
+    columns = list(ds.column_names)
+    if label_field is not None and label_field not in columns:
+        raise UsageError(f"label field '{label_field}' is not a column of {name}; columns: {', '.join(columns)}")
+    label_column = label_field or next((c for c in TOKENIZED_LABEL_COLUMNS if c in columns), None)
+    ds = ds.select(range(min(len(ds), max_examples))).with_format(None)  # python lists, whatever set_format said
+    ids = [list(row) for row in ds["input_ids"]]
+    if not ids:
+        raise UsageError(f"DATA '{name}' holds no examples")
+    if any(not isinstance(row, list) or (row and isinstance(row[0], list)) for row in ids):
+        raise UsageError(f"DATA '{name}': input_ids must hold one list of token ids per example")
+    width = max(len(row) for row in ids)
+    arrays = {"input_ids": np.zeros((len(ids), width), dtype=np.int64),
+              "attention_mask": np.zeros((len(ids), width), dtype=np.int64)}
+    for i, row in enumerate(ids):
+        arrays["input_ids"][i, :len(row)] = row
+        arrays["attention_mask"][i, :len(row)] = 1
+    for key in ("attention_mask", "token_type_ids"):
+        if key in columns:
+            values = [list(row) for row in ds[key]]
+            if any(len(v) != len(row) for v, row in zip(values, ids)):
+                raise UsageError(f"DATA '{name}': {key} and input_ids differ in length in some rows; they must match")
+            arrays[key] = np.zeros((len(ids), width), dtype=np.int64)
+            for i, v in enumerate(values):
+                arrays[key][i, :len(v)] = v
+    examples = examples_from_tensors(arrays, name, max_examples)
+    examples.columns = columns
+    if label_column is not None:
+        examples.labels = list(ds[label_column])
+        examples.label_field = label_column
+        examples.declared_label_names = class_label_names(ds.features).get(label_column)
+    return examples

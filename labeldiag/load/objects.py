@@ -6,7 +6,7 @@ from typing import Any
 
 from labeldiag.errors import UsageError
 from labeldiag.load.data import (Examples, class_label_names, examples_from_rows, examples_from_tensors,
-                                 read_examples)
+                                 examples_from_token_dataset, read_examples)
 from labeldiag.load.model import LoadAudit, LoadedModel, _model_info, load_model, load_tokenizer
 
 
@@ -94,6 +94,8 @@ def read(data: Any, opts: Any) -> Examples:
     if type(data).__name__ == "DataFrame" and hasattr(data, "to_dict"):
         rows = data.head(opts.max_examples).to_dict(orient="records")
         return examples_from_rows(name, iter(rows), opts.max_examples, *fields)
+    if type(data).__name__ == "Dataset" and "input_ids" in (data.column_names or ()) and opts.text_field is None:
+        return examples_from_token_dataset(data, name, opts.max_examples, opts.label_field)
     if type(data).__name__ in ("Dataset", "IterableDataset") and hasattr(data, "features"):
         if type(data).__name__ == "Dataset" and len(data) > opts.max_examples:
             data = data.select(range(opts.max_examples))

@@ -21,6 +21,7 @@ from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extr
 from labeldiag.measure.hooks import ActivationWatch, CallOrder, HiddenGradTap, NonFiniteWatch, dropout_disabled
 from labeldiag.measure.label_tokens import LabelAccumulator
 from labeldiag.measure.layers import layer_stats
+from labeldiag.measure.train_probe import checkpointing_on
 from labeldiag.records import GradFlow, NonFinite
 
 
@@ -117,7 +118,7 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
         layers = layer_stats(all_params, lr, base_prefix, order.order, skip_grads=nonfinite_loss)
         table_name = {n: lg.name for lg in layers for n in lg.no_grad_names + lg.frozen_names}
         reach = census(all_params, loss_connected=connected, backward_ran=not nonfinite_loss,
-                       layer_of=lambda n: table_name.get(n, n))
+                       layer_of=lambda n: table_name.get(n, n), checkpointing=checkpointing_on(model))
         label_grad = None
         if label_acc is not None and backward_ran:
             label_grad = label_acc.result(model, label_token_ids, label_words)

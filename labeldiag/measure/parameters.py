@@ -7,7 +7,7 @@ from labeldiag.records import ParameterCensus, group_layers
 
 
 def census(named: list[tuple[str, Any]], *, loss_connected: bool = True, backward_ran: bool = True,
-           layer_of: Callable[[str], str] | None = None) -> ParameterCensus:
+           layer_of: Callable[[str], str] | None = None, checkpointing: bool = False) -> ParameterCensus:
     """Read requires_grad and .grad of (name, parameter) pairs right after a backward pass.
 
     `layer_of` names the layer of a parameter (grad-flow's table names); default: its module path.
@@ -20,7 +20,8 @@ def census(named: list[tuple[str, Any]], *, loss_connected: bool = True, backwar
         trainable_elements=sum(p.numel() for _, p in trainable), frozen_elements=sum(p.numel() for _, p in frozen),
         no_grad=tuple(n for n, _ in no_grad), no_grad_elements=sum(p.numel() for _, p in no_grad),
         loss_connected=loss_connected, backward_ran=backward_ran,
-        frozen_layers=_layers([n for n, _ in frozen], layer_of), no_grad_layers=_layers([n for n, _ in no_grad], layer_of))
+        frozen_layers=_layers([n for n, _ in frozen], layer_of), no_grad_layers=_layers([n for n, _ in no_grad], layer_of),
+        checkpointing=checkpointing)
 
 
 def _layers(names: list[str], layer_of: Callable[[str], str] | None) -> tuple[str, ...]:

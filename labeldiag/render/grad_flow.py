@@ -87,7 +87,7 @@ if "grad-flow" not in SECTIONS:  # registered once even if the module is reloade
     section("grad-flow")(draw_grad_flow)
 
 
-def plot_grad_flow(report: Report, path: str) -> None:
+def plot_grad_flow(report: Report, path: str | None):
     """Classic gradient-flow bars (mean and max |grad| per layer, log scale; a zero gradient is marked
     '0', a missing one 'none', never drawn as a tiny bar); with label tokens, a layer x position heat
     map of hidden-state gradient norms under a strip showing where the label tokens sit."""
@@ -101,8 +101,7 @@ def plot_grad_flow(report: Report, path: str) -> None:
     title = "gradient flow" + (f" — {', '.join(codes[:3])}" if codes else "")
     if not layers:
         problem = next((f.message for f in report.sorted_findings()), "no layer was measured")
-        message_figure(f"no gradient was measured: {problem}", title, path)
-        return
+        return message_figure(f"no gradient was measured: {problem}", title, path)
     view = heatmap_view(m)
     plt = pyplot()
     width = max(7.0, 0.45 * len(layers) + 3)
@@ -130,7 +129,7 @@ def plot_grad_flow(report: Report, path: str) -> None:
     ax.set_title(title)
     if view is not None:
         _draw_heatmap(fig, grid, view)
-    save(fig, path)
+    return save(fig, path)
 
 
 def bar_heights(layers: list[dict]) -> tuple[list[float], list[float], list[str]]:

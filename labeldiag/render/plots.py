@@ -14,15 +14,19 @@ def pyplot():
     return plt
 
 
-def save(fig, path: str) -> None:
+def save(fig, path: str | None):
+    """Write the figure when a path is given; return it, closed to pyplot (a notebook shows it once, as the
+    value it is given back as)."""
     try:
-        from labeldiag.render.output import save_figure
+        if path is not None:
+            from labeldiag.render.output import save_figure
 
-        save_figure(fig, path)  # PNG at exactly `path`, marked as ours
+            save_figure(fig, path)  # PNG at exactly `path`, marked as ours
     except OSError as exc:
         raise UsageError(f"--plot '{path}' could not be written ({exc.strerror or exc})") from None
     finally:
         pyplot().close(fig)
+    return fig
 
 
 def plain_label(value) -> str:
@@ -31,7 +35,7 @@ def plain_label(value) -> str:
     return strip_control(str(value)).replace("$", r"\$")
 
 
-def message_figure(text: str, title: str, path: str) -> None:
+def message_figure(text: str, title: str, path: str | None):
     """A figure that says in words why there is nothing to draw, rather than empty axes."""
     import textwrap
 
@@ -40,7 +44,7 @@ def message_figure(text: str, title: str, path: str) -> None:
     ax.axis("off")
     ax.set_title(plain_label(title))
     ax.text(0.5, 0.5, "\n".join(textwrap.wrap(plain_label(text), 80)), ha="center", va="center")
-    save(fig, path)
+    return save(fig, path)
 
 
 # more columns than this and a confusion figure gets unreadable; the least predicted go into 'other'
@@ -68,7 +72,7 @@ def confusion_figure_data(matrix: list[list[int]], names: list) -> dict:
             "rows": rows, "columns": columns, "folded": folded}
 
 
-def plot_confusion(report: Report, path: str) -> None:
+def plot_confusion(report: Report, path: str | None):
     import numpy as np
 
     m = report.metrics
@@ -80,13 +84,12 @@ def plot_confusion(report: Report, path: str) -> None:
         hist = m.get("prediction_histogram") or {}
         if not hist:
             problem = next((f.message for f in report.sorted_findings()), "no prediction was made")
-            message_figure(f"nothing to draw: {problem}", title, path)
-            return
+            return message_figure(f"nothing to draw: {problem}", title, path)
         fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(hist) + 2), 3.5), layout="constrained")
         ax.bar([plain_label(k) for k in hist], list(hist.values()), color="#4c72b0")
         ax.tick_params(axis="x", labelrotation=45)
         ax.set_title("predicted class histogram (no gold labels)")
-        save(fig, path)
+        return save(fig, path)
         return
     data = confusion_figure_data(matrix, names)
     arr = data["counts"]
@@ -104,4 +107,4 @@ def plot_confusion(report: Report, path: str) -> None:
                     fontsize=8 if arr.shape[1] > 12 else 10)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of gold row")
-    save(fig, path)
+    return save(fig, path)

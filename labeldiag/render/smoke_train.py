@@ -141,7 +141,7 @@ def _bytes(n) -> str:
     return str(n)
 
 
-def plot_training(report: Report, path: str) -> None:
+def plot_training(report: Report, path: str | None):
     """Loss (log scale), batch accuracy and gradient norm per step, with a point per step when the run
     is short (a run that fits at step 1 is one point, not an empty panel); with --triage, a fourth
     panel of each rerun's final loss, fitted or not."""
@@ -157,8 +157,7 @@ def plot_training(report: Report, path: str) -> None:
     if not curve:
         why = m.get("skipped") or next((n for n in report.notes if "skipped" in n), None) or next(
             (f.message for f in report.sorted_findings()), "no training step ran")
-        message_figure(f"nothing was trained: {why}", title, path)
-        return
+        return message_figure(f"nothing was trained: {why}", title, path)
     plt = pyplot()
     fig, axes = plt.subplots(1, 4 if triage else 3, figsize=(17 if triage else 13, 3.6), layout="constrained")
     steps = [c["step"] for c in curve]
@@ -192,7 +191,7 @@ def plot_training(report: Report, path: str) -> None:
     if triage:
         _draw_triage(axes[3], m, triage)
     fig.suptitle(title)
-    save(fig, path)
+    return save(fig, path)
 
 
 def triage_rows(metrics: dict, triage: list[dict]) -> list[dict]:

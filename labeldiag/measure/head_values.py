@@ -1,0 +1,39 @@
+"""The magnitude of the head's values, read without running the model (every command at load, the callback)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class HeadValues:
+    parameters: list[str]  # the head's tensors
+    elements: int
+    max_abs: float  # the largest finite |value|
+    largest: str  # the tensor that holds it
+    nonfinite: int  # NaN/inf elements
+
+
+def head_values(model: Any) -> HeadValues | None:
+    """None when the model has no head that labeldiag can name."""
+    import torch
+
+    from labeldiag.measure.training import head_parameter_names
+
+    params = dict(model.named_parameters())
+    names = sorted(n for n in head_parameter_names(model) if n in params and params[n].is_floating_point())
+    if not names:
+        return None
+    max_abs, largest, nonfinite, elements = 0.0, names[0], 0, 0
+    with torch.no_grad():
+        for n in names:
+            t = params[n].detach()
+            if t.device.type == "meta" or t.numel() == 0:
+                continue
+            finite = torch.isfinite(t)
+            nonfinite += int(t.numel() - finite.sum())
+            elements += t.numel()
+            top = float(t.float().abs().masked_fill(~finite, 0).max())
+            if top > max_abs:
+                max_abs, largest = top, n
+    return HeadValues(parameters=names, elements=elements, max_abs=max_abs, largest=largest, nonfinite=nonfinite)
