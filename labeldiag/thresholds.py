@@ -226,3 +226,36 @@ LR_STUCK_MIN_LR = 1e-4
 # barely moves them.
 UPDATE_RATIO_MARK_LOW = 1e-5
 UPDATE_RATIO_MARK_HIGH = 1e-2
+
+# --- task shapes: multi-label, regression (issue 19) ------------------------------------
+# A label is testable (AUROC, label matching) with at least this many positives and negatives:
+# below 5 the Mann-Whitney normal approximation is poor.
+MULTILABEL_MIN_SUPPORT = 5
+# multilabel-no-predictions: the share of examples with gold labels that get no label at the
+# threshold. A healthy multi-label model leaves a few such examples (tiny trained models: < 10 %);
+# the verdict needs a one-sided binomial test against this share at ALPHA and an observed share of
+# at least MULTILABEL_EMPTY_SHARE, so it only fires when most labelled examples get nothing.
+MULTILABEL_EMPTY_NULL_SHARE = 0.25
+MULTILABEL_EMPTY_SHARE = 0.5
+# multilabel-prior-collapse: one label set for every input when no label's probability varies
+# across inputs by more than this (std; a trained head: 0.2-0.45, a zeroed head: 0).
+MULTILABEL_COLLAPSE_PROB_STD = 0.01
+# ... or, with labels, no logit's AUROC for any gold label differs from 0.5 (two-sided Mann-Whitney,
+# Bonferroni over the K x K cells at ALPHA) and none is farther from 0.5 than this.
+MULTILABEL_COLLAPSE_AUROC_GAP = 0.1
+# labels-never-predicted: a label with at least this many gold positives that is never predicted.
+# If the model predicted it for even 1 in 3 of its positives, 0 predictions among 12 would have
+# probability (2/3)^12 = 0.008 < ALPHA.
+MULTILABEL_NEVER_MIN_SUPPORT = 12
+# --- regression
+# mean-predictor: R^2 <= 0, prediction std below this share of the targets' std, and no rank
+# information (Spearman permutation test p >= ALPHA). Tiny trained regressors: ratio 0.6-1.0.
+REGRESSION_MEAN_STD_RATIO = 0.1
+REGRESSION_PERMUTATIONS = 2000
+# targets-unscaled: root mean square of the targets (the MSE of a head that starts near 0) above
+# this: 10x the loss of standardised targets, so the head spends its first steps reaching the range.
+REGRESSION_TARGET_RMS_MAX = 3.2
+# smoke-train on a regression batch: an example counts as fitted when its squared error is below
+# this share of the targets' variance (|error| < 0.3 std), so "every example right" plus the
+# MSE / variance under --target-loss mirrors the single-label rule (100 % accuracy, loss under target).
+SMOKE_REGRESSION_EXAMPLE_TOLERANCE = 0.09
