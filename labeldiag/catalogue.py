@@ -514,6 +514,22 @@ _declare(
     "standardise the targets (subtract the mean, divide by the std) for training and invert the "
     "transform on predictions",
 )
+_declare(
+    "score-collapse", "error", ("check-logits", "callback"),
+    "A single-score head (reward model, reranker) gives nearly the same score to every input.",
+    "A Bradley-Terry or BCE loss stuck at ln 2 leaves every score equal: the model cannot rank anything "
+    "(a head reading a constant token, a frozen or disconnected encoder, a collapsed run).",
+    "check which token a decoder reward model reads (the last non-pad token: set pad_token_id), then run "
+    "grad-flow and smoke-train on a few pairs",
+)
+_declare(
+    "pairwise-chance", "error", ("check-logits", "callback"),
+    "The chosen text is not scored above the rejected one more often than chance.",
+    "A reward model or reranker at chance gives the policy or the search no signal, whatever its loss "
+    "curve looked like.",
+    "check that chosen and rejected are not swapped and that the prompt reaches both sides; then run "
+    "smoke-train on a few pairs to see whether the model can learn the preference at all",
+)
 
 
 TABLE_TITLES = {

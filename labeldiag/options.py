@@ -42,6 +42,7 @@ class Options:
     progress: bool = False  # the CLI shows progress bars; the library prints nothing
     task: str | None = None  # single-label, multi-label, regression or pairwise (default: detected)
     label_columns: tuple[str, ...] | None = None  # one 0/1 column per label (multi-label)
+    pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,10 @@ def validate(opts: Options) -> Options:
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise UsageError(f"--precision '{opts.precision}' is not one of auto, fp32, bf16, fp16")
     task, label_columns = _task_request(opts.task, opts.label_columns)
-    opts = replace(opts, task=task, label_columns=label_columns)
+    pair_fields = _words("pair_fields", opts.pair_fields)
+    if pair_fields is not None and len(pair_fields) != 2:
+        raise UsageError(f"--pair-fields '{','.join(pair_fields)}' must name two columns: chosen,rejected")
+    opts = replace(opts, task=task, label_columns=label_columns, pair_fields=pair_fields)
     return replace(opts, max_examples=max_examples, batch_size=batch_size, max_length=max_length, seed=seed,
                    label_tokens=label_tokens, label_token_positions=positions, labels=labels,
                    num_labels=num_labels, device=device,

@@ -50,6 +50,28 @@ class RegressionGold:
 
 
 @dataclass(frozen=True)
+class PairGold:
+    """Preference pairs: example i's chosen text is text i, its rejected text is text pairs + i."""
+
+    pairs: int
+
+
+@dataclass(frozen=True)
+class PairwiseSummary:
+    pairs: int
+    accuracy: float  # share of pairs whose chosen text scores higher (ties count half)
+    preferred: int  # pairs with chosen > rejected
+    ties: int
+    binomial_p: float  # one-sided: P(X >= preferred) with X ~ Bin(pairs - ties, 1/2)
+    margin_mean: float
+    margin_std: float
+    margin_quantiles: tuple[float, ...]  # 5, 25, 50, 75, 95 %
+    bradley_terry_loss: float  # mean -log sigmoid(chosen - rejected)
+    score_mean: float
+    score_std: float  # across every scored text, chosen and rejected
+
+
+@dataclass(frozen=True)
 class LabelScore:
     """One label of a multi-label head."""
 
@@ -99,8 +121,13 @@ class RegressionSummary:
 # --- detection ----------------------------------------------------------------------------------
 
 def detect_task(problem_type: str | None, num_labels: int, class_name: str, labels: list[Any] | None,
-                forced: str | None) -> TaskShape:
+                forced: str | None, preference_pairs: bool = False) -> TaskShape:
     """The task shape: --task, else what the labels show, else what the config says."""
+    if preference_pairs:
+        if forced not in (None, "pairwise"):
+            raise UsageError(f"DATA holds chosen / rejected pairs, which only a pairwise scorer can be judged on, "
+                             f"but --task is {forced}")
+        return TaskShape("pairwise", "labels", "the data holds chosen / rejected pairs")
     if forced:
         return TaskShape(forced, "--task", f"--task {forced}")
     if labels:
@@ -352,8 +379,11 @@ def summarize_regression(predictions: np.ndarray, targets: np.ndarray, resamples
         prediction_std=float(pred.std()))
 
 
-def shaped_gold(task: TaskShape, examples: Any, info: Any, num_labels: int) -> MultiLabelGold | RegressionGold | None:
-    """The gold labels of a multi-label or regression task (None for single-label, pairwise or no labels)."""
+def shaped_gold(task: TaskShape, examples: Any, info: Any,
+                num_labels: int) -> MultiLabelGold | RegressionGold | PairGold | None:
+    """The gold labels of a multi-label, regression or pairwise task (None for single-label or no labels)."""
+    if task.kind == "pairwise":
+        return pair_gold(examples)
     if not examples.labelled:
         return None
     if task.kind == "multi-label":
@@ -363,9 +393,32 @@ def shaped_gold(task: TaskShape, examples: Any, info: Any, num_labels: int) -> M
     return None
 
 
-def shape_label_counts(gold: MultiLabelGold | RegressionGold) -> dict[str, Any]:
-    """What the header shows of the labels: support per label, or the targets' range."""
+def pair_gold(examples: Any) -> PairGold | None:
+    return PairGold(pairs=examples.preference_pairs) if examples.preference_pairs else None
+
+
+def shape_label_counts(gold: MultiLabelGold | RegressionGold | PairGold) -> dict[str, Any]:
+    """What the header shows of the labels: support per label, the targets' range, or the pairs."""
+    if isinstance(gold, PairGold):
+        return {"pairs": gold.pairs}
     if isinstance(gold, MultiLabelGold):
         return {name: int(v) for name, v in zip(gold.names, gold.matrix.sum(0))}
     y = gold.targets
     return {"min": round(float(y.min()), 4), "mean": round(float(y.mean()), 4), "max": round(float(y.max()), 4)}
+
+
+def summarize_pairwise(chosen: np.ndarray, rejected: np.ndarray) -> PairwiseSummary:
+    from scipy.special import bdtrc, log_expit
+
+    c, r = chosen.astype(np.float64), rejected.astype(np.float64)
+    margin = c - r
+    preferred, ties = int((margin > 0).sum()), int((margin == 0).sum())
+    untied = len(margin) - ties
+    p = float(bdtrc(preferred - 1, untied, 0.5)) if preferred and untied else 1.0
+    scores = np.concatenate([c, r])
+    return PairwiseSummary(
+        pairs=len(margin), accuracy=(preferred + ties / 2) / len(margin), preferred=preferred, ties=ties,
+        binomial_p=p, margin_mean=float(margin.mean()), margin_std=float(margin.std()),
+        margin_quantiles=tuple(float(q) for q in np.percentile(margin, [5, 25, 50, 75, 95])),
+        bradley_terry_loss=float(-log_expit(margin).mean()), score_mean=float(scores.mean()),
+        score_std=float(scores.std()))

@@ -259,3 +259,12 @@ REGRESSION_TARGET_RMS_MAX = 3.2
 # this share of the targets' variance (|error| < 0.3 std), so "every example right" plus the
 # MSE / variance under --target-loss mirrors the single-label rule (100 % accuracy, loss under target).
 SMOKE_REGRESSION_EXAMPLE_TOLERANCE = 0.09
+# --- pairwise scorers (reward models, rerankers)
+# score-collapse: the std of the scores over every scored text below this (logit units): the
+# Bradley-Terry preference of any pair is then within sigmoid(0.02) = 0.505 of a coin flip.
+# Trained tiny reward models: std ~1-3.
+SCORE_COLLAPSE_MAX_STD = 0.01
+# pairwise-chance: at least this many pairs (a model preferring the chosen text 75 % of the time
+# is told from chance at ALPHA with power ~0.9 at 40 pairs), and a one-sided binomial test
+# (chosen > rejected more often than 1/2) that fails at ALPHA.
+PAIRWISE_MIN_PAIRS = 40

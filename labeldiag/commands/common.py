@@ -94,7 +94,8 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
                             "written")
     gold = None
     task = detect_task(info.problem_type, info.num_labels, info.class_name,
-                       examples.labels if examples.labelled else None, opts.task)
+                       examples.labels if examples.labelled else None, opts.task,
+                       preference_pairs=examples.preference_pairs is not None)
     report.model["task"], report.model["task_source"] = task.kind, task.reason
     shaped = shaped_gold(task, examples, info, num_classes)
     if examples.labelled and task.kind == "single-label":

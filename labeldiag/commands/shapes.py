@@ -13,22 +13,28 @@ from labeldiag.findings import Report
 from labeldiag.options import TrainSettings
 
 
-def require_supported(s: Session, command: str) -> None:
-    if s.task.kind == "pairwise":
-        raise UsageError(f"{command} does not judge pairwise scorers yet; pass --task regression to judge the "
-                         "single score against 0/1 labels")
+def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
+    """A pairwise task needs chosen / rejected pairs and a head of one score."""
+    if s.shaped_gold is None:
+        raise UsageError(f"{command} --task pairwise needs preference pairs: rows with 'chosen' and 'rejected' "
+                         "texts (or name them with --pair-fields)")
+    if scores is not None and scores != 1:
+        raise UsageError(f"a pairwise scorer has one output, this head has {scores} (see problem-type-mismatch); "
+                         "pass --task to judge it as another shape")
 
 
 def check_logits(s: Session) -> Report:
     from labeldiag.checks.labels import check_label_map
     from labeldiag.checks.logits import check_finite_logits
     from labeldiag.checks.multilabel import labels_never_predicted, multilabel_no_predictions, multilabel_prior_collapse
+    from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
     from labeldiag.measure.forward import run_forward
     from labeldiag.render.progress import progress_bar
-    from labeldiag.shapes import summarize_multilabel, summarize_regression
+    from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
 
-    require_supported(s, "check-logits")
+    if s.task.kind == "pairwise":
+        require_pairs(s, "check-logits")
     report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
     untrained_head = bool(s.loaded.audit.missing_head)
     if untrained_head:
@@ -49,7 +55,15 @@ def check_logits(s: Session) -> Report:
     keep = np.flatnonzero(np.isfinite(logits).all(axis=1))
     names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
     gold = s.shaped_gold
-    if s.task.kind == "multi-label":
+    if s.task.kind == "pairwise":
+        require_pairs(s, "check-logits", c)
+        scores, half = logits[:, 0], gold.pairs
+        both = np.isfinite(scores[:half]) & np.isfinite(scores[half:2 * half])
+        summary = summarize_pairwise(scores[:half][both], scores[half:2 * half][both])
+        if not untrained_head:
+            report.add(score_collapse(summary) + pairwise_chance(summary))
+        report.metrics["pairwise"] = dataclasses.asdict(summary)
+    elif s.task.kind == "multi-label":
         matrix = gold.matrix[keep] if gold is not None else None
         if matrix is not None and matrix.shape[1] != c:
             matrix = None  # label-map-inconsistent says why; per-label scores need one logit per label
@@ -73,7 +87,7 @@ def check_logits(s: Session) -> Report:
 
 
 def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
-    """Fit one fixed batch with BCE (multi-label) or MSE (regression) on the logits."""
+    """Fit one fixed batch with BCE (multi-label), MSE (regression) or Bradley-Terry (pairwise) on the logits."""
     from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
     from labeldiag.checks.regression import targets_unscaled
     from labeldiag.checks.training import check_training
@@ -83,19 +97,27 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     from labeldiag.render.progress import phase
     from labeldiag.shapes import summarize_regression
 
-    require_supported(s, "smoke-train")
     report, gold = s.report, s.shaped_gold
+    if s.task.kind == "pairwise":
+        require_pairs(s, "smoke-train", s.loaded.info.num_labels)
     if d.active:
         raise UsageError(f"smoke-train on a {s.task.kind} task runs in one process; run it without torchrun")
     if gold is None:
         raise UsageError(f"DATA '{report.data.get('path')}' has no labels; smoke-train needs labelled examples "
                          "(name the column with --label-field, or --label-columns)")
-    n = len(gold.matrix) if s.task.kind == "multi-label" else len(gold.targets)
+    n = {"multi-label": lambda: len(gold.matrix), "regression": lambda: len(gold.targets),
+         "pairwise": lambda: gold.pairs}[s.task.kind]()
     rows = np.sort(np.random.default_rng(opts.seed).permutation(n)[:opts.max_examples])
     report.metrics.update({"lr": settings.lr, "target_loss": settings.target_loss, "steps_budget": settings.steps,
                            "device_name": s.runtime.device_name, "precision": s.runtime.precision})
     report.data.update({"pool_examples": n, "batch_examples": int(rows.size)})
-    if s.task.kind == "multi-label":
+    if s.task.kind == "pairwise":
+        targets = np.zeros(2 * rows.size, dtype=np.float32)  # the pairing is the target
+        rows = np.concatenate([rows, rows + gold.pairs])
+        trace = TrainingTrace(num_classes=2, batch_classes=0, head_fresh=bool(s.loaded.audit.missing_head),
+                              classification_source="Bradley-Terry loss")
+        fit_what = "the chosen text above the rejected one in every pair"
+    elif s.task.kind == "multi-label":
         targets = gold.matrix[rows].astype(np.float32)
         sets = {r.tobytes() for r in targets.astype(np.int8)}
         # mean BCE per label of a fresh head is ln 2: the trace's reference is a two-class loss
@@ -114,7 +136,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
         train_shape(model, s.encoded, rows, targets, s.task.kind, s.runtime, settings, trace)
         del model
     report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census) + parameters_disconnected(trace.census))
-    if s.task.kind == "multi-label":
+    if s.task.kind != "regression":  # mean BCE per label and the Bradley-Terry loss both start at ln 2
         report.add(loss_at_init(InitialLoss(trace.initial_loss, 2, trace.head_fresh)))
     report.add(check_training(trace, settings))
     if trace.fitted:
@@ -131,14 +153,16 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
                            "final_classification_loss": trace.classification_losses[-1]
                            if trace.classification_losses else None,
                            "diverged_step": trace.diverged_step, "curve": curve})
-    if s.task.kind == "multi-label":
+    if s.task.kind != "regression":
         report.metrics["ln_2"] = float(np.log(2))
     return report
 
 
 def labelled_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
     """grad-flow's examples and float targets: multi-hot rows [N, K] or real targets [N]."""
-    require_supported(s, command)
+    if s.task.kind == "pairwise":
+        raise UsageError(f"{command} does not take preference pairs yet; smoke-train trains them with the "
+                         "Bradley-Terry loss")
     gold = s.shaped_gold
     if gold is None:
         raise UsageError(f"{command} needs labelled examples; DATA has no label column (pass --label-field or "

@@ -19,12 +19,20 @@ from labeldiag.records import TrainingTrace
 
 
 def shape_loss(kind: str, logits: Any, targets: Any, target_var: float) -> tuple[Any, Any, int]:
-    """(loss, the fit measure, examples right): mean BCE per label with every label right at 0.5, or MSE with
-    the examples whose squared error is small against the targets' variance."""
+    """(loss, the fit measure, examples right): mean BCE per label with every label right at 0.5, MSE with
+    the examples whose squared error is small against the targets' variance, or the Bradley-Terry loss
+    with the pairs whose chosen text scores higher."""
     import torch
     import torch.nn.functional as F
 
     lg = logits.float()
+    if kind == "pairwise":  # rows are the chosen texts, then the rejected ones: Bradley-Terry as in TRL
+        half = lg.shape[0] // 2
+        margin = lg[:half, 0] - lg[half:, 0]
+        loss = F.softplus(-margin).mean()
+        with torch.no_grad():
+            right = margin.detach() > 0
+        return loss, loss.detach(), right
     if kind == "multi-label":
         loss = F.binary_cross_entropy_with_logits(lg, targets)
         with torch.no_grad():
@@ -78,7 +86,7 @@ def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray,
     snapshot = [p.detach().to("cpu", copy=True) for p in params]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     limit = T.SMOKE_DIVERGED_FACTOR * max(trace.initial_loss if math.isfinite(trace.initial_loss) else 1.0,
-                                          trace.ln_c if kind == "multi-label" else 1.0)
+                                          trace.ln_c if kind != "regression" else 1.0)
     start = time.perf_counter()
     for step in range(1, settings.steps + 1):
         logits, loss, measure, right = step_forward()

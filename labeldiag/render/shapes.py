@@ -27,3 +27,11 @@ def render_shape_metrics(report: Report, console: Console) -> None:
                 ("mse", "MSE"), ("target_mean", "target mean"), ("target_std", "target std"),
                 ("prediction_std", "prediction std")]
         print_packed(console, [f"{label} {fmt(regression.get(k))}" for k, label in keys])
+    pairwise = report.metrics.get("pairwise")
+    if pairwise:
+        q = pairwise["margin_quantiles"]
+        print_packed(console, [f"pairwise accuracy {fmt(pairwise['accuracy'])} ({pairwise['preferred']} of "
+                               f"{pairwise['pairs']} pairs, binomial p {fmt(pairwise['binomial_p'])})",
+                               f"Bradley-Terry loss {fmt(pairwise['bradley_terry_loss'])}",
+                               f"score std {fmt(pairwise['score_std'])}"])
+        console.print("margin chosen - rejected: " + ", ".join(f"{p}% {fmt(v)}" for p, v in zip((5, 25, 50, 75, 95), q)))
