@@ -518,6 +518,70 @@ _declare(
     "tokenizing) and save the tokenizer",
 )
 
+# --- task shapes: multi-label, regression (issue 19) ---------------------------------------------
+_declare(
+    "multilabel-no-predictions", "error", ("check-logits", "callback"),
+    "Many examples get no label above the threshold (sigmoid 0.5) although they have gold labels.",
+    "The model looks accurate because negatives dominate, but it predicts nothing: a 0.5 threshold "
+    "applied to raw logits, a head trained against the wrong loss, or a bias pushed far negative by "
+    "rare labels.",
+    "apply the sigmoid before the threshold, train with BCEWithLogitsLoss (problem_type "
+    "'multi_label_classification'), and consider pos_weight or a tuned threshold per label",
+)
+_declare(
+    "multilabel-prior-collapse", "error", ("check-logits", "callback"),
+    "The predicted label probabilities do not depend on the input (one label set for every input, or "
+    "per-label AUROC near 0.5): the model learned the label frequencies.",
+    "BCE is minimised at first by the label priors alone; a model stuck there outputs the same "
+    "probabilities for every text (too high a learning rate, a frozen or disconnected encoder, labels "
+    "shuffled against the texts).",
+    "run grad-flow and smoke-train on a few examples; check that labels are aligned with the texts and "
+    "lower the learning rate",
+)
+_declare(
+    "labels-never-predicted", "warning", ("check-logits", "callback"),
+    "Labels with gold support that the model never predicts above the threshold.",
+    "Rare labels get a strongly negative bias under plain BCE; the model never outputs them, which "
+    "micro-averaged scores hide.",
+    "weight the positives of rare labels (pos_weight in BCEWithLogitsLoss), tune a threshold per label, "
+    "or collect more examples of them",
+)
+_declare(
+    "mean-predictor", "error", ("check-logits", "callback"),
+    "A regression head's predictions carry no information about the target: R² <= 0, their spread is "
+    "far below the targets', and their ranks do not follow the targets'.",
+    "MSE is first lowered by predicting the mean; a head that never leaves it has not learned the "
+    "task (frozen encoder, learning rate too low or too high, targets shuffled against the texts).",
+    "scale the targets to zero mean and unit variance, check grad-flow and smoke-train, and check that "
+    "targets are aligned with the texts",
+)
+_declare(
+    "targets-unscaled", "warning", ("check-logits", "smoke-train"),
+    "Regression targets are far from zero mean and unit scale, so the loss of a head that starts near "
+    "0 is far above 1.",
+    "A fresh head outputs values near 0; with targets like ratings 1-10 the first MSE is ~30 and the "
+    "gradients are dominated by reaching the range rather than by the texts.",
+    "standardise the targets (subtract the mean, divide by the std) for training and invert the "
+    "transform on predictions",
+)
+_declare(
+    "score-collapse", "error", ("check-logits", "callback"),
+    "A single-score head (reward model, reranker) gives nearly the same score to every input.",
+    "A Bradley-Terry or BCE loss stuck at ln 2 leaves every score equal: the model cannot rank anything "
+    "(a head reading a constant token, a frozen or disconnected encoder, a collapsed run).",
+    "check which token a decoder reward model reads (the last non-pad token: set pad_token_id), then run "
+    "grad-flow and smoke-train on a few pairs",
+)
+_declare(
+    "pairwise-chance", "error", ("check-logits", "callback"),
+    "The chosen text is not scored above the rejected one more often than chance.",
+    "A reward model or reranker at chance gives the policy or the search no signal, whatever its loss "
+    "curve looked like.",
+    "check that chosen and rejected are not swapped and that the prompt reaches both sides; then run "
+    "smoke-train on a few pairs to see whether the model can learn the preference at all",
+)
+
+
 TABLE_TITLES = {
     "check-logits": "check-logits (loading, data, label mapping and collapse):",
     "grad-flow": "grad-flow (loading, data and gradients):",

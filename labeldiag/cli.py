@@ -81,6 +81,9 @@ TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow co
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
+Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression or pairwise (default: detected from the labels and config)")]
+PairFields = Annotated[Optional[str], typer.Option("--pair-fields", help="preference data: the chosen and rejected columns (default: chosen,rejected)")]
+LabelColumns = Annotated[Optional[str], typer.Option("--label-columns", help="multi-label data as one 0/1 column per label, in head order, e.g. sport,politics,tech")]
 
 
 def _version(value: bool) -> None:
@@ -97,6 +100,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 SHARED_PARAMETERS = ("model_class", "text_field", "text_pair_field", "label_field", "label_tokens",
                      "label_token_positions", "labels", "num_labels", "max_examples", "batch_size", "max_length",
                      "device", "precision", "seed", "trust_remote_code", "allow_pickle")
+SHARED_PARAMETERS += ("task", "label_columns", "pair_fields")
 
 
 def shared_options(parameters: dict[str, Any], **fixed: Any) -> dict[str, Any]:
@@ -143,6 +147,7 @@ def check_logits(
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
+    task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
     options = shared_options(locals())
@@ -161,6 +166,7 @@ def grad_flow(
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
+    task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
@@ -180,6 +186,7 @@ def smoke_train(
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
+    task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps at most")] = 100,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
@@ -202,6 +209,7 @@ def doctor(
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False, labels: Labels = None, num_labels: NumLabels = None,
+    task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     steps: Annotated[int, typer.Option("--steps", help="smoke-train stage: optimizer steps at most")] = 100,
 ) -> None:
     """Every stage, cheap to costly, on one loaded model; one ranked diagnosis, root cause first."""

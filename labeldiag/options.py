@@ -40,6 +40,9 @@ class Options:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     progress: bool = False  # the CLI shows progress bars; the library prints nothing
+    task: str | None = None  # single-label, multi-label, regression or pairwise (default: detected)
+    label_columns: tuple[str, ...] | None = None  # one 0/1 column per label (multi-label)
+    pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,11 @@ def validate(opts: Options) -> Options:
     precision = (opts.precision or "auto").strip().lower()
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise UsageError(f"--precision '{opts.precision}' is not one of auto, fp32, bf16, fp16")
+    task, label_columns = _task_request(opts.task, opts.label_columns)
+    pair_fields = _words("pair_fields", opts.pair_fields)
+    if pair_fields is not None and len(pair_fields) != 2:
+        raise UsageError(f"--pair-fields '{','.join(pair_fields)}' must name two columns: chosen,rejected")
+    opts = replace(opts, task=task, label_columns=label_columns, pair_fields=pair_fields)
     return replace(opts, max_examples=max_examples, batch_size=batch_size, max_length=max_length, seed=seed,
                    label_tokens=label_tokens, label_token_positions=positions, labels=labels,
                    num_labels=num_labels, device=device,
@@ -188,6 +196,24 @@ def _head_request(labels: Any, num_labels: Any) -> tuple[tuple[str, ...] | None,
         raise UsageError(f"--labels names {len(names)} classes but --num-labels is {count}; give one of them, or "
                          "make them agree")
     return names, (len(names) if names is not None else count)
+
+
+def _task_request(task: Any, label_columns: Any) -> tuple[str | None, tuple[str, ...] | None]:
+    """--task one of the shapes, --label-columns at least two distinct columns."""
+    from labeldiag.shapes import TASKS
+
+    if task is not None:
+        task = str(task).strip().lower()
+        if task not in TASKS:
+            raise UsageError(f"--task '{task}' is not one of {', '.join(TASKS)}")
+    columns = _words("label_columns", label_columns)
+    if columns is not None:
+        if len(set(columns)) != len(columns) or len(columns) < 2:
+            raise UsageError(f"--label-columns '{','.join(columns)}' must name at least two distinct columns, "
+                             "one 0/1 column per label in head order")
+        if task not in (None, "multi-label"):
+            raise UsageError(f"--label-columns gives multi-label data, but --task is {task}")
+    return task, columns
 
 
 def validate_settings(settings: Any) -> Any:

@@ -279,3 +279,44 @@ MODEL_MAX_LENGTH_SENTINEL = 1e29
 # for full fine-tuning; head-only and LoRA runs go up to 1e-3) whose first AdamW step moves the
 # median layer by more than UPDATE_RATIO_MARK_HIGH (10x the healthy ~1e-3) of its weight norm.
 LR_FINE_TUNE_MAX = 1e-3
+# --- task shapes: multi-label, regression (issue 19) ------------------------------------
+# A label is testable (AUROC, label matching) with at least this many positives and negatives:
+# below 5 the Mann-Whitney normal approximation is poor.
+MULTILABEL_MIN_SUPPORT = 5
+# multilabel-no-predictions: the share of examples with gold labels that get no label at the
+# threshold. A healthy multi-label model leaves a few such examples (tiny trained models: < 10 %);
+# the verdict needs a one-sided binomial test against this share at ALPHA and an observed share of
+# at least MULTILABEL_EMPTY_SHARE, so it only fires when most labelled examples get nothing.
+MULTILABEL_EMPTY_NULL_SHARE = 0.25
+MULTILABEL_EMPTY_SHARE = 0.5
+# multilabel-prior-collapse: one label set for every input when no label's probability varies
+# across inputs by more than this (std; a trained head: 0.2-0.45, a zeroed head: 0).
+MULTILABEL_COLLAPSE_PROB_STD = 0.01
+# ... or, with labels, no logit's AUROC for any gold label differs from 0.5 (two-sided Mann-Whitney,
+# Bonferroni over the K x K cells at ALPHA) and none is farther from 0.5 than this.
+MULTILABEL_COLLAPSE_AUROC_GAP = 0.1
+# labels-never-predicted: a label with at least this many gold positives that is never predicted.
+# If the model predicted it for even 1 in 3 of its positives, 0 predictions among 12 would have
+# probability (2/3)^12 = 0.008 < ALPHA.
+MULTILABEL_NEVER_MIN_SUPPORT = 12
+# --- regression
+# mean-predictor: R^2 <= 0, prediction std below this share of the targets' std, and no rank
+# information (Spearman permutation test p >= ALPHA). Tiny trained regressors: ratio 0.6-1.0.
+REGRESSION_MEAN_STD_RATIO = 0.1
+REGRESSION_PERMUTATIONS = 2000
+# targets-unscaled: root mean square of the targets (the MSE of a head that starts near 0) above
+# this: 10x the loss of standardised targets, so the head spends its first steps reaching the range.
+REGRESSION_TARGET_RMS_MAX = 3.2
+# smoke-train on a regression batch: an example counts as fitted when its squared error is below
+# this share of the targets' variance (|error| < 0.3 std), so "every example right" plus the
+# MSE / variance under --target-loss mirrors the single-label rule (100 % accuracy, loss under target).
+SMOKE_REGRESSION_EXAMPLE_TOLERANCE = 0.09
+# --- pairwise scorers (reward models, rerankers)
+# score-collapse: the std of the scores over every scored text below this (logit units): the
+# Bradley-Terry preference of any pair is then within sigmoid(0.02) = 0.505 of a coin flip.
+# Trained tiny reward models: std ~1-3.
+SCORE_COLLAPSE_MAX_STD = 0.01
+# pairwise-chance: at least this many pairs (a model preferring the chosen text 75 % of the time
+# is told from chance at ALPHA with power ~0.9 at 40 pairs), and a one-sided binomial test
+# (chosen > rejected more often than 1/2) that fails at ALPHA.
+PAIRWISE_MIN_PAIRS = 40

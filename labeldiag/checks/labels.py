@@ -70,8 +70,8 @@ def label_kind(values: list[Any], where: str = "DATA") -> tuple[str, list[Any]]:
                 kinds.add("int" if isinstance(number, int) else "float")
                 parsed.append(number)
         elif isinstance(v, (list, tuple, dict)):
-            raise UsageError(f"labels in {where} are {type(v).__name__}s (multi-label?); labeldiag checks "
-                             "single-label classifiers: give one class per example")
+            raise UsageError(f"labels in {where} are {type(v).__name__}s (multi-label?) but the task is "
+                             "single-label: drop --task single-label, or give one class per example")
         else:
             raise UsageError(f"labels in {where} hold a {type(v).__name__} ({one_line(repr(v), 40)}); "
                              "use class names or indices")
@@ -217,7 +217,22 @@ LOSS_NAMES = {"regression": "MSELoss (regression)", "single_label_classification
               "multi_label_classification": "BCEWithLogitsLoss (multi-label)"}
 
 
-def check_problem_type(info: ModelInfo, gold: GoldLabels | None) -> list[Finding]:
+def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = None) -> list[Finding]:
+    """The loss the config makes transformers pick against the task the labels (or --task) show; without
+    either, only a config that contradicts itself (single-label with one logit)."""
+    if task is not None and not task.from_evidence:
+        if info.problem_type == "single_label_classification" and info.num_labels == 1:
+            return [Finding(
+                "problem-type-mismatch",
+                "config.problem_type is 'single_label_classification' but num_labels is 1: cross-entropy over one "
+                "logit is always 0, so nothing trains",
+                {"problem_type": info.problem_type, "num_labels": info.num_labels, "task_source": task.source},
+                hint="set num_labels to the number of classes, or problem_type 'regression' for a single score",
+            )]
+        return []  # no labels: nothing shows what the task is, so nothing contradicts the config
+    if task is not None and task.kind != "single-label":
+        wrong = _shape_loss_mismatch(info, task)
+        return [Finding("problem-type-mismatch", *wrong)] if wrong else []
     kind = gold.kind if gold is not None else "int"
     picked = replay_problem_type(info.problem_type, info.num_labels, kind)
     if picked == "single_label_classification":
@@ -251,3 +266,25 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None) -> list[Finding
         {"problem_type": info.problem_type, "loss_picked": picked, "num_labels": info.num_labels,
          "label_dtype": kind, "distinct_labels": distinct},
     )]
+
+
+def _shape_loss_mismatch(info: ModelInfo, task: Any) -> tuple[str, dict, str] | None:
+    """(message, evidence, hint) of problem-type-mismatch for multi-label, regression and pairwise tasks."""
+    from labeldiag.shapes import TASK_PROBLEM_TYPE
+
+    needed = TASK_PROBLEM_TYPE.get(task.kind, "regression")  # a pairwise scorer is one regression-style score
+    if task.kind == "multi-label":
+        picked = info.problem_type or ("regression" if info.num_labels == 1 else needed)
+    else:
+        picked = replay_problem_type(info.problem_type, info.num_labels, "float")
+    wrong_width = task.kind in ("regression", "pairwise") and info.num_labels != 1
+    if picked == needed and not wrong_width:
+        return None
+    return (
+        f"the task is {task.kind} ({task.reason}) but the model will train with {LOSS_NAMES.get(picked, picked)} "
+        f"(config.problem_type {info.problem_type!r}, num_labels {info.num_labels})",
+        {"problem_type": info.problem_type, "loss_picked": picked, "loss_needed": needed,
+         "num_labels": info.num_labels, "task": task.kind, "task_source": task.source},
+        f"set problem_type '{needed}' in config.json" + (" and num_labels 1" if wrong_width else "")
+        + f", or pass --task if the task is not {task.kind}",
+    )

@@ -25,6 +25,10 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.render.progress import phase, progress_bar
 
     s = prepare(inputs, opts, "check-logits", fresh_head_expected=False)
+    if s.task.kind != "single-label":
+        from labeldiag.commands import shapes
+
+        return shapes.check_logits(s)
     report, enc, model = s.report, s.encoded, s.loaded.model
     untrained_head = bool(s.loaded.audit.missing_head)
     if untrained_head:

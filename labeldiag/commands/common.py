@@ -35,6 +35,8 @@ class Session:
     num_classes: int
     label_positions: tuple[int, ...] | None = None
     label_token_ids: list[int] | None = None
+    task: Any = None  # TaskShape
+    shaped_gold: Any = None  # MultiLabelGold / RegressionGold for the other task shapes
 
 
 def seed_everything(seed: int) -> None:
@@ -60,6 +62,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     from labeldiag.measure.encode import default_max_length, encode
     from labeldiag.measure.runtime import pick_runtime
     from labeldiag.render.progress import phase
+    from labeldiag.shapes import detect_task, shape_label_counts, shaped_gold
 
     with phase("starting torch and picking the device", opts.progress):
         runtime = pick_runtime(opts.device, opts.precision)
@@ -93,12 +96,15 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
                             f"{', ...' if len(names) > 6 else ''}): the checkpoint has {before}; MODEL is not "
                             "written")
     gold = None
-    if examples.labelled:
+    task = detect_task(info.problem_type, info.num_labels, info.class_name,
+                       examples.labels if examples.labelled else None, opts.task,
+                       preference_pairs=examples.preference_pairs is not None)
+    report.model["task"], report.model["task_source"] = task.kind, task.reason
+    shaped = shaped_gold(task, examples, info, num_classes)
+    if examples.labelled and task.kind == "single-label":
         gold, label_findings = map_labels(examples.labels, info, num_classes)
         report.add(label_findings)
-        report.add(check_problem_type(info, gold))
-    else:
-        report.add(check_problem_type(info, None))
+    report.add(check_problem_type(info, gold, task))
     max_length = opts.max_length or default_max_length(loaded.tokenizer, info.max_positions)
     if info.max_positions and max_length > info.max_positions:
         raise UsageError(f"--max-length {max_length} is more than the model's {info.max_positions} positions; "
@@ -125,9 +131,11 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
                          f"{num_classes} classes; give one per class in class-index order")
     if positions is not None:
         _require_positions_inside(positions, encoded, loaded.tokenizer)
+    if shaped is not None:
+        report.data["label_counts"] = shape_label_counts(shaped)
     return Session(opts=opts, report=report, runtime=runtime, loaded=loaded, examples=examples, encoded=encoded,
                    gold=gold, names=names, num_classes=num_classes, label_positions=positions,
-                   label_token_ids=token_ids)
+                   label_token_ids=token_ids, task=task, shaped_gold=shaped)
 
 
 def head_options_for_data(s: Session) -> str:

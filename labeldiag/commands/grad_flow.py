@@ -26,7 +26,12 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
         return report
-    rows, labels = _labelled_rows(s)
+    if s.task.kind != "single-label":
+        from labeldiag.commands.shapes import labelled_rows
+
+        rows, labels = labelled_rows(s, "grad-flow")
+    else:
+        rows, labels = _labelled_rows(s)
     enc = subset(enc, rows)
     if s.label_token_ids is not None:
         _require_label_tokens(enc, s.label_token_ids, ",".join(opts.label_tokens))
@@ -35,7 +40,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     words = list(opts.label_tokens) if opts.label_tokens else None
     with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress):
         flow = measure_grad_flow(model, enc, labels, s.runtime, opts.batch_size, lr,
-                                 num_labels=s.num_classes, base_prefix=s.loaded.base_prefix,
+                                 num_labels=2 if s.task.kind == "multi-label" else s.num_classes, base_prefix=s.loaded.base_prefix,
                                  label_token_ids=s.label_token_ids, label_words=words,
                                  label_positions=list(s.label_positions) if s.label_positions else None)
     fresh_head = bool(s.loaded.audit.missing_head)

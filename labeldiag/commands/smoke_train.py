@@ -35,6 +35,10 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
     init(d, s.runtime.device)
     try:
+        if s.task.kind != "single-label":
+            from labeldiag.commands import shapes
+
+            return shapes.smoke_train(s, opts, settings, d)
         return _run(s, opts, settings, d)
     finally:
         shutdown(d)

@@ -43,6 +43,8 @@ class Examples:
     notes: list[str] = field(default_factory=list)
     # class names in index order as the data declares them (a datasets ClassLabel, parquet schema metadata)
     declared_label_names: list[str] | None = None
+    # preference data (reward models): texts hold the N chosen texts, then the N rejected ones
+    preference_pairs: int | None = None
 
     def __len__(self) -> int:
         if self.tokenized is not None:
@@ -61,6 +63,8 @@ def read_examples(
     text_pair_field: str | None = None,
     label_field: str | None = None,
     allow_pickle: bool = False,
+    label_columns: tuple[str, ...] | None = None,
+    pair_fields: tuple[str, str] | None = None,
 ) -> Examples:
     p = Path(path)
     if not p.exists():
@@ -73,7 +77,8 @@ def read_examples(
 
         refuse_special_files(p, "DATA")
         ds = _open_dataset(p)
-        examples = examples_from_rows(str(p), iter(ds), max_examples, text_field, text_pair_field, label_field)
+        examples = examples_from_rows(str(p), iter(ds), max_examples, text_field, text_pair_field, label_field,
+                                      label_columns, pair_fields)
         examples.declared_label_names = class_label_names(ds.features).get(examples.label_field)
         return examples
     if not p.is_file():  # a pipe or device would block or never end
@@ -91,7 +96,8 @@ def read_examples(
         raise UsageError(f"DATA '{path}' has an unsupported type '{suffix or '(none)'}'; use {SUFFIXES}")
     if p.stat().st_size == 0:
         raise UsageError(f"DATA '{path}' is empty; it must hold at least one example")
-    examples = examples_from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field)
+    examples = examples_from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field,
+                                  label_columns, pair_fields)
     if suffix == ".parquet":
         examples.declared_label_names = _parquet_class_names(p).get(examples.label_field)
     return examples
@@ -472,7 +478,8 @@ def _pick_fields(columns: list[str], text_field, pair_field, label_field, path: 
 
 
 def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_field, pair_field,
-                       label_field) -> Examples:
+                       label_field, label_columns: tuple[str, ...] | None = None,
+                       pair_fields: tuple[str, str] | None = None) -> Examples:
     """Rows of a file, a list of dicts, a DataFrame or a datasets.Dataset -> Examples."""
     taken = list(islice(rows, max_examples))
     if not taken:
@@ -482,6 +489,10 @@ def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_
         for key in row:
             if key not in columns:
                 columns.append(str(key))
+    if pair_fields or (text_field is None and {"chosen", "rejected"} <= set(columns)):
+        return _preference_pairs(path, taken, columns, pair_fields or ("chosen", "rejected"))
+    if label_columns:
+        return _with_label_columns(path, taken, columns, label_columns, text_field, pair_field, label_field)
     text_field, pair_field, label_field = _pick_fields(columns, text_field, pair_field, label_field, path)
     texts, pairs, labels = [], [] if pair_field else None, [] if label_field else None
     missing_label = 0
@@ -503,6 +514,50 @@ def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_
     return Examples(path=path, columns=columns, texts=texts, pairs=pairs, labels=labels,
                     text_field=text_field, pair_field=pair_field,
                     label_field=label_field if labels is not None else None)
+
+
+def _with_label_columns(path: str, taken: list[dict], columns: list[str], label_columns: tuple[str, ...],
+                        text_field, pair_field, label_field) -> Examples:
+    """Multi-label rows with one 0/1 column per label: each example's labels become its 0/1 vector."""
+    if label_field is not None:
+        raise UsageError("give either --label-field or --label-columns, not both")
+    for name in label_columns:
+        if name not in columns:
+            raise UsageError(f"--label-columns '{name}' is not a column of DATA '{path}'{_closest(name, columns)} "
+                             f"(columns found: {', '.join(columns)})")
+    others = [c for c in columns if c not in label_columns]
+    text_field, pair_field, _ = _pick_fields(others, text_field, pair_field, None, path)
+    examples = examples_from_rows(path, iter([{k: row.get(k) for k in others} for row in taken]), len(taken),
+                                  text_field, pair_field, None)
+    labels = []
+    for i, row in enumerate(taken):
+        missing = [c for c in label_columns if row.get(c) is None or (isinstance(row.get(c), str) and not row[c].strip())]
+        if missing:
+            raise UsageError(f"example {i} in DATA '{path}' has no value in label column '{missing[0]}'; fill it "
+                             "in with 0 or 1")
+        labels.append([row[c] for c in label_columns])
+    examples.labels, examples.label_field, examples.columns = labels, ",".join(label_columns), columns
+    return examples
+
+
+def _preference_pairs(path: str, taken: list[dict], columns: list[str], fields: tuple[str, str]) -> Examples:
+    """TRL's preference rows {"chosen", "rejected"} (with an optional "prompt" put in front of both, as TRL's
+    RewardTrainer does): texts become the chosen texts, then the rejected ones."""
+    for name in fields:
+        if name not in columns:
+            raise UsageError(f"--pair-fields '{name}' is not a column of DATA '{path}'{_closest(name, columns)} "
+                             f"(columns found: {', '.join(columns)})")
+    chosen, rejected = [], []
+    for i, row in enumerate(taken):
+        prompt = row.get("prompt") if "prompt" not in fields else None
+        prefix = _as_text(prompt, "prompt", i, path) if prompt is not None else ""
+        for name, side in zip(fields, (chosen, rejected)):
+            value = row.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise UsageError(f"pair {i} in DATA '{path}' has no '{name}' text; every pair needs both sides")
+            side.append(prefix + _as_text(value, name, i, path))
+    return Examples(path=path, columns=columns, texts=chosen + rejected, text_field=",".join(fields),
+                    preference_pairs=len(chosen))
 
 
 def _as_text(value: Any, field_name: str, index: int, path: str) -> str:

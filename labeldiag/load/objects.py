@@ -87,13 +87,16 @@ def read(data: Any, opts: Any) -> Examples:
     """A path, a list of dicts, a pandas DataFrame, a datasets.Dataset, or a dict of tensors / BatchEncoding."""
     fields = (opts.text_field, opts.text_pair_field, opts.label_field)
     if is_path(data):
-        return read_examples(str(data), opts.max_examples, *fields, opts.allow_pickle)
+        return read_examples(str(data), opts.max_examples, *fields, opts.allow_pickle,
+                             label_columns=getattr(opts, "label_columns", None),
+                             pair_fields=getattr(opts, "pair_fields", None))
     name = describe(data)
     if isinstance(data, dict) or type(data).__name__ == "BatchEncoding":
         return examples_from_tensors(data, name, opts.max_examples)
     if type(data).__name__ == "DataFrame" and hasattr(data, "to_dict"):
         rows = data.head(opts.max_examples).to_dict(orient="records")
-        return examples_from_rows(name, iter(rows), opts.max_examples, *fields)
+        return examples_from_rows(name, iter(rows), opts.max_examples, *fields, getattr(opts, "label_columns", None),
+                                  getattr(opts, "pair_fields", None))
     if type(data).__name__ == "Dataset" and "input_ids" in (data.column_names or ()) and opts.text_field is None:
         return examples_from_token_dataset(data, name, opts.max_examples, opts.label_field)
     if type(data).__name__ in ("Dataset", "IterableDataset") and hasattr(data, "features"):
@@ -106,6 +109,7 @@ def read(data: Any, opts: Any) -> Examples:
         if data and not all(isinstance(r, dict) for r in data[:50]):
             raise UsageError(f"data as a list must hold dicts like {{'text': ..., 'label': ...}}; found "
                              f"{type(next(r for r in data if not isinstance(r, dict))).__name__}")
-        return examples_from_rows(name, iter(data), opts.max_examples, *fields)
+        return examples_from_rows(name, iter(data), opts.max_examples, *fields, getattr(opts, "label_columns", None),
+                                  getattr(opts, "pair_fields", None))
     raise UsageError(f"data must be a path, a list of dicts, a pandas DataFrame, a datasets.Dataset or a dict of "
                      f"tensors; got {type(data).__name__}")

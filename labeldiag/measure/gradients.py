@@ -37,6 +37,10 @@ def _loss_of(output: Any, labels, batch_size: int, accepts_labels: bool) -> tupl
     if logits is None:  # numpy or list logits: a loss on them has no gradient path
         arr = extract_logits(output, batch_size)
         logits = torch.from_numpy(arr).to(labels.device)
+    if labels.is_floating_point():  # multi-hot [B, K] (BCE) or real targets [B] (MSE) of the other task shapes
+        if labels.dim() == 2:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels), "BCE"
+        return torch.nn.functional.mse_loss(logits.float()[:, 0], labels), "MSE"
     if logits.shape[1] < 2:
         raise UsageError("grad-flow needs a classifier with at least 2 logits (or a model that returns its own "
                          f"loss); this one returns {logits.shape[1]}")
@@ -82,7 +86,8 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
             for idx in batches:
                 share = len(idx) / n  # micro-batch losses are means: weight by batch share
                 batch = filter_inputs(collate(enc, idx, runtime.device), params)
-                y = torch.as_tensor(labels[idx], dtype=torch.long, device=runtime.device)
+                y = torch.as_tensor(labels[idx], device=runtime.device,
+                                    dtype=torch.float32 if labels.dtype.kind == "f" else torch.long)
                 if accepts_labels:
                     batch["labels"] = y
                 if tap is not None:

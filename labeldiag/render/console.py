@@ -80,6 +80,8 @@ def render_report(report: Report, console: Console, *, elapsed_s: float | None =
     names = ", ".join(safe(v) for v in list(labels.values())[:6]) + (", ..." if len(labels) > 6 else "")
     console.print(f"[bold]model[/]  {safe(m.get('path'))}  ({safe(m.get('class'))}, {m.get('num_labels')} labels"
                   + (f": {names}" if names else "") + ")")
+    if m.get("task"):
+        console.print(f"[bold]task[/]   {safe(m['task'])}  ({safe(m.get('task_source'))})")
     if d:
         counts = {k: v for k, v in (d.get("label_counts") or {}).items() if v}  # the classes DATA holds
         if counts:
@@ -95,6 +97,9 @@ def render_report(report: Report, console: Console, *, elapsed_s: float | None =
     draw = SECTIONS.get(report.command)
     if draw is not None:
         draw(report, console)
+    from labeldiag.render.shapes import render_shape_metrics
+
+    render_shape_metrics(report, console)
     console.print()
     findings = report.sorted_findings()
     if not findings:

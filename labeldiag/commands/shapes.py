@@ -1,0 +1,171 @@
+"""check-logits and smoke-train for multi-label and regression heads: the existing commands call these
+with one branch at the top when the task is not single-label."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.commands.common import Session, tokens_fit_model
+from labeldiag.errors import UsageError
+from labeldiag.findings import Report
+from labeldiag.options import TrainSettings
+
+
+def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
+    """A pairwise task needs chosen / rejected pairs and a head of one score."""
+    if s.shaped_gold is None:
+        raise UsageError(f"{command} --task pairwise needs preference pairs: rows with 'chosen' and 'rejected' "
+                         "texts (or name them with --pair-fields)")
+    if scores is not None and scores != 1:
+        raise UsageError(f"a pairwise scorer has one output, this head has {scores} (see problem-type-mismatch); "
+                         "pass --task to judge it as another shape")
+
+
+def check_logits(s: Session) -> Report:
+    from labeldiag.checks.labels import check_label_map
+    from labeldiag.checks.logits import check_finite_logits
+    from labeldiag.checks.multilabel import labels_never_predicted, multilabel_no_predictions, multilabel_prior_collapse
+    from labeldiag.checks.pairwise import pairwise_chance, score_collapse
+    from labeldiag.checks.regression import mean_predictor, targets_unscaled
+    from labeldiag.measure.forward import run_forward
+    from labeldiag.render.progress import progress_bar
+    from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
+
+    if s.task.kind == "pairwise":
+        require_pairs(s, "check-logits")
+    report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
+    untrained_head = bool(s.loaded.audit.missing_head)
+    if untrained_head:
+        report.notes.insert(0, "this checkpoint has no trained head (see head-uninitialized): its predictions are "
+                               "random, so no verdict is drawn from them")
+    if not tokens_fit_model(s):
+        report.add(check_label_map(s.loaded.info, None))
+        return report
+    model.to(s.runtime.device)
+    model.eval()
+    with progress_bar(len(enc.ids), "forward", opts.progress) as advance:
+        main = run_forward(model, enc, s.runtime, opts.batch_size, capture_features=False, progress=advance)
+    logits = main.logits
+    report.metrics["forward_seconds"] = round(main.seconds, 3)
+    c = logits.shape[1]
+    report.add(check_label_map(s.loaded.info, c))
+    report.add(check_finite_logits(logits))
+    keep = np.flatnonzero(np.isfinite(logits).all(axis=1))
+    names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
+    gold = s.shaped_gold
+    if s.task.kind == "pairwise":
+        require_pairs(s, "check-logits", c)
+        scores, half = logits[:, 0], gold.pairs
+        both = np.isfinite(scores[:half]) & np.isfinite(scores[half:2 * half])
+        summary = summarize_pairwise(scores[:half][both], scores[half:2 * half][both])
+        if not untrained_head:
+            report.add(score_collapse(summary) + pairwise_chance(summary))
+        report.metrics["pairwise"] = dataclasses.asdict(summary)
+    elif s.task.kind == "multi-label":
+        matrix = gold.matrix[keep] if gold is not None else None
+        if matrix is not None and matrix.shape[1] != c:
+            matrix = None  # label-map-inconsistent says why; per-label scores need one logit per label
+            report.notes.append(f"the data has {gold.matrix.shape[1]} labels but the head {c} logits: no per-label "
+                                "verdict")
+        summary = summarize_multilabel(logits[keep], matrix, names, T.MULTILABEL_MIN_SUPPORT)
+        if not untrained_head:
+            report.add(multilabel_no_predictions(summary) + multilabel_prior_collapse(summary)
+                       + labels_never_predicted(summary))
+        report.metrics["multilabel"] = dataclasses.asdict(summary)
+    elif gold is not None and c == 1 and keep.size >= 2:
+        summary = summarize_regression(logits[keep, 0], gold.targets[keep], T.REGRESSION_PERMUTATIONS, opts.seed)
+        report.add(targets_unscaled(summary))
+        if not untrained_head:
+            report.add(mean_predictor(summary))
+        report.metrics["regression"] = dataclasses.asdict(summary)
+    elif keep.size:
+        report.metrics["regression"] = {"examples": int(keep.size), "prediction_mean": float(logits[keep, 0].mean()),
+                                        "prediction_std": float(logits[keep, 0].std())}
+    return report
+
+
+def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
+    """Fit one fixed batch with BCE (multi-label), MSE (regression) or Bradley-Terry (pairwise) on the logits."""
+    from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
+    from labeldiag.checks.regression import targets_unscaled
+    from labeldiag.checks.training import check_training
+    from labeldiag.measure.shape_training import train_shape
+    from labeldiag.measure.training import training_copy
+    from labeldiag.records import InitialLoss, TrainingTrace
+    from labeldiag.render.progress import phase
+    from labeldiag.shapes import summarize_regression
+
+    report, gold = s.report, s.shaped_gold
+    if s.task.kind == "pairwise":
+        require_pairs(s, "smoke-train", s.loaded.info.num_labels)
+    if d.active:
+        raise UsageError(f"smoke-train on a {s.task.kind} task runs in one process; run it without torchrun")
+    if gold is None:
+        raise UsageError(f"DATA '{report.data.get('path')}' has no labels; smoke-train needs labelled examples "
+                         "(name the column with --label-field, or --label-columns)")
+    n = {"multi-label": lambda: len(gold.matrix), "regression": lambda: len(gold.targets),
+         "pairwise": lambda: gold.pairs}[s.task.kind]()
+    rows = np.sort(np.random.default_rng(opts.seed).permutation(n)[:opts.max_examples])
+    report.metrics.update({"lr": settings.lr, "target_loss": settings.target_loss, "steps_budget": settings.steps,
+                           "device_name": s.runtime.device_name, "precision": s.runtime.precision})
+    report.data.update({"pool_examples": n, "batch_examples": int(rows.size)})
+    if s.task.kind == "pairwise":
+        targets = np.zeros(2 * rows.size, dtype=np.float32)  # the pairing is the target
+        rows = np.concatenate([rows, rows + gold.pairs])
+        trace = TrainingTrace(num_classes=2, batch_classes=0, head_fresh=bool(s.loaded.audit.missing_head),
+                              classification_source="Bradley-Terry loss")
+        fit_what = "the chosen text above the rejected one in every pair"
+    elif s.task.kind == "multi-label":
+        targets = gold.matrix[rows].astype(np.float32)
+        sets = {r.tobytes() for r in targets.astype(np.int8)}
+        # mean BCE per label of a fresh head is ln 2: the trace's reference is a two-class loss
+        trace = TrainingTrace(num_classes=2, batch_classes=len(sets), head_fresh=bool(s.loaded.audit.missing_head),
+                              classification_source="mean BCE per label")
+        fit_what = "every label of every example right at sigmoid 0.5"
+    else:
+        targets = gold.targets[rows].astype(np.float32)
+        report.add(targets_unscaled(summarize_regression(targets, targets, 1, opts.seed)))
+        trace = TrainingTrace(num_classes=2, batch_classes=0, head_fresh=False,
+                              classification_source="MSE / variance of the targets")
+        fit_what = (f"every example within {T.SMOKE_REGRESSION_EXAMPLE_TOLERANCE ** 0.5:.1f} target std of its "
+                    "target")
+    with phase(f"training a copy on {rows.size} examples", opts.progress):
+        model = training_copy(s.loaded.model, s.runtime.device)
+        train_shape(model, s.encoded, rows, targets, s.task.kind, s.runtime, settings, trace)
+        del model
+    report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census) + parameters_disconnected(trace.census))
+    if s.task.kind != "regression":  # mean BCE per label and the Bradley-Terry loss both start at ln 2
+        report.add(loss_at_init(InitialLoss(trace.initial_loss, 2, trace.head_fresh)))
+    report.add(check_training(trace, settings))
+    if trace.fitted:
+        report.notes.append(f"fitted at step {trace.fit_step}: {trace.fit_rule}")
+    report.notes.append(f"{s.task.kind}: fitted means {fit_what} and {trace.classification_source} below "
+                        f"--target-loss {settings.target_loss:g}")
+    curve = [{"step": i + 1, "loss": l, "accuracy": a, "grad_norm": g}
+             for i, (l, a, g) in enumerate(zip(trace.losses, trace.accuracies, trace.grad_norms))]
+    report.metrics.update({"steps_run": trace.steps_run, "fitted": trace.fitted, "fit_step": trace.fit_step,
+                           "fit_rule": trace.fit_rule, "initial_loss": trace.initial_loss,
+                           "final_loss": trace.final_loss if trace.losses else trace.initial_loss,
+                           "final_accuracy": trace.final_accuracy if trace.losses else None,
+                           "classification_loss_source": trace.classification_source,
+                           "final_classification_loss": trace.classification_losses[-1]
+                           if trace.classification_losses else None,
+                           "diverged_step": trace.diverged_step, "curve": curve})
+    if s.task.kind != "regression":
+        report.metrics["ln_2"] = float(np.log(2))
+    return report
+
+
+def labelled_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
+    """grad-flow's examples and float targets: multi-hot rows [N, K] or real targets [N]."""
+    if s.task.kind == "pairwise":
+        raise UsageError(f"{command} does not take preference pairs yet; smoke-train trains them with the "
+                         "Bradley-Terry loss")
+    gold = s.shaped_gold
+    if gold is None:
+        raise UsageError(f"{command} needs labelled examples; DATA has no label column (pass --label-field or "
+                         "--label-columns)")
+    targets = gold.matrix.astype(np.float32) if s.task.kind == "multi-label" else gold.targets.astype(np.float32)
+    return np.arange(len(targets)), targets

@@ -1,0 +1,424 @@
+"""Task shapes beyond single-label: which one a model and its data are, their gold labels, and
+per-shape prediction summaries (plain numbers, no torch).
+
+A shape is detected once, in `detect_task`, from `--task`, the labels, then the config
+(problem_type, num_labels); everything downstream reads the TaskShape record.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labeldiag.errors import UsageError, one_line
+
+TASKS = ("single-label", "multi-label", "regression", "pairwise")
+# the loss transformers picks for each problem_type, and the task each one trains
+PROBLEM_TYPE_TASK = {"single_label_classification": "single-label", "multi_label_classification": "multi-label",
+                     "regression": "regression"}
+TASK_PROBLEM_TYPE = {"single-label": "single_label_classification", "multi-label": "multi_label_classification",
+                     "regression": "regression"}
+# a multi-label prediction is a label whose sigmoid probability reaches this (transformers' and sklearn's default)
+MULTILABEL_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class TaskShape:
+    """What the model is asked to do, and how that is known."""
+
+    kind: str  # one of TASKS
+    source: str  # "--task", "labels" or "config"
+    reason: str  # what showed it, e.g. "the labels are multi-hot vectors"
+
+    @property
+    def from_evidence(self) -> bool:
+        """True when the data or the user says what the task is, not only the config."""
+        return self.source in ("--task", "labels")
+
+
+@dataclass(frozen=True)
+class MultiLabelGold:
+    matrix: np.ndarray  # [N, K] int8, 1 where example n has label k
+    names: tuple[str, ...]  # K label names in head order
+
+
+@dataclass(frozen=True)
+class RegressionGold:
+    targets: np.ndarray  # [N] float64
+
+
+@dataclass(frozen=True)
+class PairGold:
+    """Preference pairs: example i's chosen text is text i, its rejected text is text pairs + i."""
+
+    pairs: int
+
+
+@dataclass(frozen=True)
+class PairwiseSummary:
+    pairs: int
+    accuracy: float  # share of pairs whose chosen text scores higher (ties count half)
+    preferred: int  # pairs with chosen > rejected
+    ties: int
+    binomial_p: float  # one-sided: P(X >= preferred) with X ~ Bin(pairs - ties, 1/2)
+    margin_mean: float
+    margin_std: float
+    margin_quantiles: tuple[float, ...]  # 5, 25, 50, 75, 95 %
+    bradley_terry_loss: float  # mean -log sigmoid(chosen - rejected)
+    score_mean: float
+    score_std: float  # across every scored text, chosen and rejected
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    """One label of a multi-label head."""
+
+    name: str
+    support: int  # gold positives
+    predicted: int  # examples predicted positive at the threshold
+    f1: float | None
+    auroc: float | None  # None without both positives and negatives
+    auroc_p: float | None  # two-sided Mann-Whitney (normal approximation) against AUROC 0.5
+
+
+@dataclass(frozen=True)
+class MultiLabelSummary:
+    examples: int
+    threshold: float
+    labels: tuple[LabelScore, ...]
+    micro_f1: float | None
+    macro_f1: float | None
+    subset_accuracy: float | None
+    gold_per_example: float | None
+    predicted_per_example: float
+    labelled_examples: int  # examples with at least one gold label
+    labelled_without_prediction: int  # ... of which get no label at the threshold
+    distinct_predicted_sets: int
+    max_probability_std: float  # largest std across inputs of one label's probability
+    auroc_matrix: tuple[tuple[float | None, ...], ...] | None  # [gold label][logit]
+    auroc_matrix_min_p: float | None  # smallest two-sided p over the matrix's testable cells
+    testable_cells: int
+
+
+@dataclass(frozen=True)
+class RegressionSummary:
+    examples: int
+    r2: float
+    pearson: float | None
+    spearman: float | None
+    spearman_p: float  # permutation test, two-sided
+    permutations: int
+    mse: float
+    target_mean: float
+    target_std: float
+    target_rms: float
+    prediction_mean: float
+    prediction_std: float
+
+
+# --- detection ----------------------------------------------------------------------------------
+
+def detect_task(problem_type: str | None, num_labels: int, class_name: str, labels: list[Any] | None,
+                forced: str | None, preference_pairs: bool = False) -> TaskShape:
+    """The task shape: --task, else what the labels show, else what the config says."""
+    if preference_pairs:
+        if forced not in (None, "pairwise"):
+            raise UsageError(f"DATA holds chosen / rejected pairs, which only a pairwise scorer can be judged on, "
+                             f"but --task is {forced}")
+        return TaskShape("pairwise", "labels", "the data holds chosen / rejected pairs")
+    if forced:
+        return TaskShape(forced, "--task", f"--task {forced}")
+    if labels:
+        if any(isinstance(v, (list, tuple)) for v in labels):
+            return TaskShape("multi-label", "labels", "the labels are lists (multi-hot vectors or label names)")
+        numbers = _numbers(labels)
+        if numbers is not None:
+            if num_labels <= 1:
+                return TaskShape("regression", "labels", "the labels are numbers and the head has one output")
+            if not np.all(numbers == np.round(numbers)):
+                return TaskShape("regression", "labels", "the labels are real numbers, not class indices")
+        return TaskShape("single-label", "labels", "the labels are one class per example")
+    if problem_type in PROBLEM_TYPE_TASK:
+        return TaskShape(PROBLEM_TYPE_TASK[problem_type], "config", f"config.problem_type is '{problem_type}'")
+    if num_labels == 1 and "ForSequenceClassification" in class_name:
+        return TaskShape("regression", "config", "num_labels is 1")
+    return TaskShape("single-label", "config", f"num_labels is {num_labels}")
+
+
+def _numbers(labels: list[Any]) -> np.ndarray | None:
+    """The labels as floats when every one is a number (or a numeric string), else None."""
+    out = np.empty(len(labels), dtype=np.float64)
+    for i, v in enumerate(labels):
+        if isinstance(v, (bool, np.bool_)):
+            out[i] = float(v)
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            out[i] = float(v)
+        elif isinstance(v, str):
+            try:
+                out[i] = float(v.strip())
+            except ValueError:
+                return None
+        else:
+            return None
+    return out
+
+
+# --- gold labels per shape ----------------------------------------------------------------------
+
+def multilabel_gold(raw: list[Any], id2label: dict[int, str], num_labels: int) -> MultiLabelGold:
+    """Multi-hot vectors or lists of label names (single labels under --task multi-label) -> an [N, K] 0/1
+    matrix; ragged vectors, names and numbers mixed, unknown names, NaN -> UsageError."""
+    names = tuple(id2label.get(i, f"LABEL_{i}") for i in range(num_labels))
+    index = {name: i for i, name in enumerate(names)}
+    lists = [isinstance(v, (list, tuple)) for v in raw]
+    if any(lists) and not all(lists):
+        n = lists.index(False)
+        raise UsageError(f"the labels mix lists and single labels (example {n} is {one_line(repr(raw[n]), 30)}); "
+                         "give every example a list of label names or a multi-hot vector")
+    rows = [list(v) if isinstance(v, (list, tuple)) else [v] for v in raw]
+    named = [[isinstance(x, str) and not _is_number(x) for x in row] for row in rows]
+    if any(any(r) for r in named) and not all(all(r) for r in named if r):
+        n = next(i for i, r in enumerate(named) if r and not all(r)) if any(r and not all(r) for r in named) else \
+            next(i for i, r in enumerate(named) if r and not any(r))
+        raise UsageError(f"the labels mix label names and numbers (example {n}: {one_line(repr(raw[n]), 40)}); use "
+                         "one form: lists of names or 0/1 vectors")
+    matrix = np.zeros((len(raw), num_labels), dtype=np.int8)
+    if any(any(r) for r in named):
+        for n, row in enumerate(rows):
+            for item in row:
+                if item.strip() not in index:
+                    raise UsageError(f"label '{one_line(item, 40)}' of example {n} is not one of the model's labels "
+                                     f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
+                matrix[n, index[item.strip()]] = 1
+        return MultiLabelGold(matrix=matrix, names=names)
+    ragged = next((n for n, row in enumerate(rows) if len(row) != len(rows[0])), None) if any(lists) else None
+    if ragged is not None:
+        raise UsageError(f"the multi-hot vectors are ragged: example {ragged} has {len(rows[ragged])} entries, "
+                         f"example 0 has {len(rows[0])}; give every example one entry per label")
+    for n, row in enumerate(rows):
+        values = [_label_number(x, n) for x in row]
+        if not any(lists):  # single class indices under --task multi-label
+            k = values[0]
+            if k != int(k) or not 0 <= k < num_labels:
+                raise UsageError(f"label {row[0]} of example {n} is not a class index of the model's "
+                                 f"{num_labels} labels")
+            matrix[n, int(k)] = 1
+            continue
+        if len(row) != num_labels:
+            raise UsageError(f"the multi-hot vectors have {len(row)} entries but the model has {num_labels} "
+                             "labels; give one entry per label, in head order")
+        if any(v not in (0.0, 1.0) for v in values):
+            raise UsageError(f"the labels of example {n} hold {one_line(repr(row), 40)}; a multi-hot vector holds "
+                             "only 0 and 1 (lists of labels are given by name)")
+        matrix[n] = values
+    return MultiLabelGold(matrix=matrix, names=names)
+
+
+def _label_number(item: Any, n: int) -> float:
+    try:
+        number = float(item.strip() if isinstance(item, str) else item)
+    except (TypeError, ValueError):
+        raise UsageError(f"the labels of example {n} hold a {type(item).__name__}; give label names or a "
+                         "multi-hot vector of 0 and 1") from None
+    if not math.isfinite(number):
+        raise UsageError(f"the labels of example {n} hold NaN or inf; multi-hot vectors hold 0 and 1")
+    return number
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+        return True
+    except ValueError:
+        return False
+
+
+def regression_gold(raw: list[Any]) -> RegressionGold:
+    """Real-valued targets; NaN, inf or text -> UsageError."""
+    targets = np.empty(len(raw), dtype=np.float64)
+    for n, value in enumerate(raw):
+        if isinstance(value, (list, tuple, dict)):
+            raise UsageError(f"the target of example {n} is a {type(value).__name__}; a regression head "
+                             "(num_labels=1) takes one number per example")
+        try:
+            targets[n] = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise UsageError(f"the target of example {n} is {one_line(repr(value), 30)}, not a number; a regression "
+                             "head takes one number per example") from None
+        if not math.isfinite(targets[n]):
+            raise UsageError(f"the target of example {n} is {value}; regression targets must be finite numbers")
+    return RegressionGold(targets=targets)
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x.astype(np.float64))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..N of each column, ties sharing their mean rank."""
+    values = values.reshape(len(values), -1)
+    out = np.empty(values.shape, dtype=np.float64)
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        order = np.argsort(column, kind="mergesort")
+        sorted_values = column[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_values)) + 1]
+        ends = np.r_[starts[1:], len(column)]
+        mean_rank = (starts + ends + 1) / 2.0  # ranks start+1 .. end, averaged
+        ranks = np.repeat(mean_rank, ends - starts)
+        out[order, j] = ranks
+    return out
+
+
+def auroc_table(gold: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC of every score column for every gold column ([K gold, K scores]) and its two-sided
+    Mann-Whitney p-value (normal approximation, no tie correction); NaN where a gold column lacks
+    positives or negatives."""
+    from scipy.special import ndtr
+
+    n = len(gold)
+    ranks = average_ranks(scores)
+    pos = gold.sum(0).astype(np.float64)
+    neg = n - pos
+    rank_sums = gold.T.astype(np.float64) @ ranks  # [K gold, K scores]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = rank_sums - (pos * (pos + 1) / 2)[:, None]
+        auc = u / (pos * neg)[:, None]
+        sd = np.sqrt(pos * neg * (n + 1) / 12.0)[:, None]
+        z = (u - (pos * neg / 2)[:, None]) / sd
+        p = 2 * ndtr(-np.abs(z))
+    bad = (pos == 0) | (neg == 0)
+    auc[bad] = np.nan
+    p[bad] = np.nan
+    return auc, p
+
+
+def _f1(tp: float, fp: float, fn: float) -> float | None:
+    return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) > 0 else None
+
+
+def summarize_multilabel(logits: np.ndarray, gold: np.ndarray | None, names: list[str],
+                         min_support: int) -> MultiLabelSummary:
+    """Per-label and overall scores of sigmoid probabilities at MULTILABEL_THRESHOLD."""
+    probs = sigmoid(logits)
+    pred = probs >= MULTILABEL_THRESHOLD
+    k = logits.shape[1]
+    sets = {row.tobytes() for row in np.packbits(pred, axis=1)}
+    common = dict(examples=len(logits), threshold=MULTILABEL_THRESHOLD,
+                  predicted_per_example=float(pred.sum(1).mean()) if len(pred) else 0.0,
+                  distinct_predicted_sets=len(sets),
+                  max_probability_std=float(probs.std(0).max()) if len(probs) else 0.0)
+    if gold is None:
+        scores = tuple(LabelScore(names[i], 0, int(pred[:, i].sum()), None, None, None) for i in range(k))
+        return MultiLabelSummary(labels=scores, micro_f1=None, macro_f1=None, subset_accuracy=None,
+                                 gold_per_example=None, labelled_examples=0, labelled_without_prediction=0,
+                                 auroc_matrix=None, auroc_matrix_min_p=None, testable_cells=0, **common)
+    g = gold.astype(bool)
+    auc, p = auroc_table(g, logits)
+    tp, fp, fn = (g & pred).sum(0), (~g & pred).sum(0), (g & ~pred).sum(0)
+    scores = tuple(LabelScore(names[i], int(g[:, i].sum()), int(pred[:, i].sum()), _f1(tp[i], fp[i], fn[i]),
+                              None if np.isnan(auc[i, i]) else float(auc[i, i]),
+                              None if np.isnan(p[i, i]) else float(p[i, i])) for i in range(k))
+    per_label_f1 = [s.f1 for s in scores if s.support > 0 and s.f1 is not None]
+    labelled = g.any(1)
+    support, negatives = g.sum(0), len(g) - g.sum(0)
+    testable = (support >= min_support) & (negatives >= min_support)
+    cells = p[testable]
+    return MultiLabelSummary(
+        labels=scores, micro_f1=_f1(tp.sum(), fp.sum(), fn.sum()),
+        macro_f1=float(np.mean(per_label_f1)) if per_label_f1 else None,
+        subset_accuracy=float((pred == g).all(1).mean()), gold_per_example=float(g.sum(1).mean()),
+        labelled_examples=int(labelled.sum()), labelled_without_prediction=int((labelled & ~pred.any(1)).sum()),
+        auroc_matrix=tuple(tuple(None if np.isnan(v) else float(v) for v in row) for row in auc),
+        auroc_matrix_min_p=float(np.nanmin(cells)) if cells.size and not np.isnan(cells).all() else None,
+        testable_cells=int(cells.size), **common)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    sx, sy = x.std(), y.std()
+    if sx == 0 or sy == 0:
+        return None
+    return float(((x - x.mean()) * (y - y.mean())).mean() / (sx * sy))
+
+
+def rank_permutation_p(x: np.ndarray, y: np.ndarray, resamples: int, seed: int) -> float:
+    """Two-sided permutation p-value of the Spearman correlation (shuffling y's ranks)."""
+    rx = average_ranks(x)[:, 0]
+    ry = average_ranks(y)[:, 0]
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    if not rx.any() or not ry.any():
+        return 1.0
+    observed = abs(float(rx @ ry))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, resamples, 250):  # chunks bound the memory at 250 x N
+        size = min(250, resamples - start)
+        shuffled = np.stack([rng.permutation(ry) for _ in range(size)])
+        hits += int((np.abs(shuffled @ rx) >= observed - 1e-9).sum())
+    return (hits + 1) / (resamples + 1)
+
+
+def summarize_regression(predictions: np.ndarray, targets: np.ndarray, resamples: int,
+                         seed: int) -> RegressionSummary:
+    pred = predictions.astype(np.float64)
+    y = targets.astype(np.float64)
+    residual = float(((y - pred) ** 2).sum())
+    spread = float(((y - y.mean()) ** 2).sum())
+    spearman = _pearson(average_ranks(pred)[:, 0], average_ranks(y)[:, 0])
+    return RegressionSummary(
+        examples=len(y), r2=1 - residual / spread if spread > 0 else float("nan"), pearson=_pearson(pred, y),
+        spearman=spearman, spearman_p=rank_permutation_p(pred, y, resamples, seed), permutations=resamples,
+        mse=residual / len(y), target_mean=float(y.mean()), target_std=float(y.std()),
+        target_rms=float(np.sqrt((y ** 2).mean())), prediction_mean=float(pred.mean()),
+        prediction_std=float(pred.std()))
+
+
+def shaped_gold(task: TaskShape, examples: Any, info: Any,
+                num_labels: int) -> MultiLabelGold | RegressionGold | PairGold | None:
+    """The gold labels of a multi-label, regression or pairwise task (None for single-label or no labels)."""
+    if task.kind == "pairwise":
+        return pair_gold(examples)
+    if not examples.labelled:
+        return None
+    if task.kind == "multi-label":
+        return multilabel_gold(examples.labels, info.id2label, num_labels)
+    if task.kind == "regression":
+        return regression_gold(examples.labels)
+    return None
+
+
+def pair_gold(examples: Any) -> PairGold | None:
+    return PairGold(pairs=examples.preference_pairs) if examples.preference_pairs else None
+
+
+def shape_label_counts(gold: MultiLabelGold | RegressionGold | PairGold) -> dict[str, Any]:
+    """What the header shows of the labels: support per label, the targets' range, or the pairs."""
+    if isinstance(gold, PairGold):
+        return {"pairs": gold.pairs}
+    if isinstance(gold, MultiLabelGold):
+        return {name: int(v) for name, v in zip(gold.names, gold.matrix.sum(0))}
+    y = gold.targets
+    return {"min": round(float(y.min()), 4), "mean": round(float(y.mean()), 4), "max": round(float(y.max()), 4)}
+
+
+def summarize_pairwise(chosen: np.ndarray, rejected: np.ndarray) -> PairwiseSummary:
+    from scipy.special import bdtrc, log_expit
+
+    c, r = chosen.astype(np.float64), rejected.astype(np.float64)
+    margin = c - r
+    preferred, ties = int((margin > 0).sum()), int((margin == 0).sum())
+    untied = len(margin) - ties
+    p = float(bdtrc(preferred - 1, untied, 0.5)) if preferred and untied else 1.0
+    scores = np.concatenate([c, r])
+    return PairwiseSummary(
+        pairs=len(margin), accuracy=(preferred + ties / 2) / len(margin), preferred=preferred, ties=ties,
+        binomial_p=p, margin_mean=float(margin.mean()), margin_std=float(margin.std()),
+        margin_quantiles=tuple(float(q) for q in np.percentile(margin, [5, 25, 50, 75, 95])),
+        bradley_terry_loss=float(-log_expit(margin).mean()), score_mean=float(scores.mean()),
+        score_std=float(scores.std()))

@@ -1,0 +1,70 @@
+"""Pairwise scorers (issue 19): TRL chosen / rejected pairs, pairwise accuracy with a binomial test, the
+margins; score-collapse and pairwise-chance planted for real in a tiny Bradley-Terry-trained reward model;
+smoke-train with the Bradley-Terry loss; a pair with one side missing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import clone, edit_weights, run_cli, write_jsonl
+import shapes_zoo
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return shapes_zoo.build(tmp_path_factory.mktemp("pairwise"), "pairwise", steps=100)
+
+
+def test_healthy_reward_model_gets_metrics_and_no_problem(built, tmp_path):
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
+    assert r.code == 0 and r.problems() == [], r.out
+    assert r.report["model"]["task"] == "pairwise" and "task   pairwise" in r.out
+    m = r.report["metrics"]["pairwise"]
+    assert m["accuracy"] > 0.9 and m["binomial_p"] < 1e-6 and m["pairs"] == len(built["rows"])
+    assert "pairwise accuracy" in r.out
+
+
+def test_head_that_ignores_its_input_collapses_the_scores(built, tmp_path):
+    model = clone(built["checkpoint"], tmp_path / "model")
+    edit_weights(model, lambda t: {**t, "classifier.weight": t["classifier.weight"] * 0})
+    r = run_cli("check-logits", model, built["data"], "--no-progress", tmp=tmp_path)
+    assert {"score-collapse", "pairwise-chance"} <= set(r.codes()), r.out
+
+
+def test_swapped_pairs_are_at_chance(built, tmp_path):
+    swapped = write_jsonl([{"chosen": r["rejected"], "rejected": r["chosen"]} for r in built["rows"]],
+                          tmp_path / "swapped.jsonl")
+    r = run_cli("check-logits", built["checkpoint"], swapped, "--no-progress", tmp=tmp_path)
+    assert "pairwise-chance" in r.codes() and "score-collapse" not in r.codes(), r.out
+    assert r.finding("pairwise-chance")["evidence"]["test"] == "one-sided binomial against 1/2"
+
+
+def test_pair_fields_name_other_columns(built, tmp_path):
+    renamed = write_jsonl([{"good": r["chosen"], "bad": r["rejected"]} for r in built["rows"]],
+                          tmp_path / "renamed.jsonl")
+    r = run_cli("check-logits", built["checkpoint"], renamed, "--pair-fields", "good,bad", "--no-progress",
+                tmp=tmp_path)
+    assert r.code == 0 and r.report["metrics"]["pairwise"]["accuracy"] > 0.9, r.out + r.err
+
+
+def test_pair_with_one_side_missing_is_one_line_exit_2(built, tmp_path):
+    rows = [dict(r) for r in built["rows"][:20]]
+    rows[5]["rejected"] = ""
+    r = run_cli("check-logits", built["checkpoint"], write_jsonl(rows, tmp_path / "bad.jsonl"), tmp=tmp_path)
+    assert r.code == 2 and "pair 5" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_smoke_train_bradley_terry_from_a_fresh_head(built, tmp_path):
+    model = clone(built["checkpoint"], tmp_path / "fresh")
+    edit_weights(model, lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
+    r = run_cli("smoke-train", model, built["data"], "--max-examples", "16", "--lr", "3e-3", "--no-progress",
+                tmp=tmp_path)
+    assert r.report["metrics"]["fitted"] and "loss-at-init-off" not in r.codes(), r.out
+    assert abs(r.report["metrics"]["initial_loss"] - 0.693) < 0.2
+    zoo = Path(__file__).parent / "zoo_models.py"
+    r = run_cli("smoke-train", model, built["data"], "--max-examples", "16", "--steps", "3", "--no-progress",
+                "--model-class", f"{zoo}:UnscaledLogitsBert", tmp=tmp_path)
+    assert "loss-at-init-off" in r.codes(), r.out
