@@ -468,6 +468,31 @@ _declare(
 )
 
 
+# --- issue 21: sharded runs (FSDP2 / DDP under torchrun or accelerate launch) ---------------------
+_declare(
+    "head-differs-across-ranks", "error", ("grad-flow", "smoke-train"),
+    "After loading / initialising, the head's weights differ between ranks (a fingerprint of each "
+    "rank's head, gathered from every rank).",
+    "FSDP shards each rank's own copy: rank r keeps slice r, so the trained head is stitched from heads "
+    "no rank initialised; a checkpoint saved from it, or rank 0's evaluation, is not the model trained "
+    "(transformers #28244, #43638).",
+    "initialise the head once: seed every rank the same before building the model, or load / "
+    "initialise on rank 0 and broadcast (FSDP2: build on the meta device, then load the full state dict "
+    "with broadcast_from_rank0)",
+)
+_declare(
+    "sharded-forward-mismatch", "error", ("grad-flow", "smoke-train"),
+    "The same batch gives different logits or head gradients on the FSDP2-sharded model than on the "
+    "unsharded one, beyond the precision's rounding (tested on a copy of the model's config cut to 2 "
+    "layers).",
+    "Training under FSDP then optimises another function than the one evaluated and saved: rank-"
+    "dependent initialisation, parameters read outside the module that owns them, or in-place changes "
+    "to sharded weights.",
+    "make initialisation identical on every rank (same seed, or meta-device init then load), read "
+    "weights only inside their module's forward, and never modify parameters in place in forward",
+)
+
+
 TABLE_TITLES = {
     "check-logits": "check-logits (loading, data, label mapping and collapse):",
     "grad-flow": "grad-flow (loading, data and gradients):",
