@@ -580,6 +580,50 @@ _declare(
     "check that chosen and rejected are not swapped and that the prompt reaches both sides; then run "
     "smoke-train on a few pairs to see whether the model can learn the preference at all",
 )
+# --- issue 21: sharded runs (FSDP2 / DDP under torchrun or accelerate launch) ---------------------
+_declare(
+    "head-differs-across-ranks", "error", ("grad-flow", "smoke-train"),
+    "After loading / initialising, the head's weights differ between ranks (a fingerprint of each "
+    "rank's head, gathered from every rank).",
+    "FSDP shards each rank's own copy: rank r keeps slice r, so the trained head is stitched from heads "
+    "no rank initialised; a checkpoint saved from it, or rank 0's evaluation, is not the model trained "
+    "(transformers #28244, #43638).",
+    "initialise the head once: seed every rank the same before building the model, or load / "
+    "initialise on rank 0 and broadcast (FSDP2: build on the meta device, then load the full state dict "
+    "with broadcast_from_rank0)",
+)
+_declare(
+    "sharded-forward-mismatch", "error", ("grad-flow", "smoke-train"),
+    "The same batch gives different logits or head gradients on the FSDP2-sharded model than on the "
+    "unsharded one, beyond the precision's rounding (tested on a copy of the model's config cut to 2 "
+    "layers).",
+    "Training under FSDP then optimises another function than the one evaluated and saved: rank-"
+    "dependent initialisation, parameters read outside the module that owns them, or in-place changes "
+    "to sharded weights.",
+    "make initialisation identical on every rank (same seed, or meta-device init then load), read "
+    "weights only inside their module's forward, and never modify parameters in place in forward",
+)
+
+
+# --- issue 20: per-class verdicts, the model's insides, the base model --------------------
+_declare(
+    "classes-never-predicted", "warning", ("check-logits", "callback"),
+    "Classes with support in the data that the model (almost) never predicts, while the other classes are "
+    "recognised.",
+    "A class the head cannot reach (a zeroed or damaged output row, a class dropped from training) costs "
+    "its whole support in accuracy while the predictions still look alive.",
+    "compare the head's rows for those classes with the others (labeldiag check-logits --base-model BASE "
+    "names damaged tensors), and check that the training data held those classes",
+)
+_declare(
+    "minority-classes-ignored", "warning", ("check-logits", "callback"),
+    "Per-class recall near zero for minority classes with enough support, while the other classes are "
+    "recognised: the majority class swallows them.",
+    "Under class imbalance a model can reach a good accuracy by never predicting the small classes; "
+    "constant-predictions stays quiet because the gold labels are skewed too.",
+    "weight the loss by inverse class frequency (class weights in CrossEntropyLoss), oversample the "
+    "minority classes, or train longer with a lower learning rate; report macro-F1, not accuracy",
+)
 
 
 TABLE_TITLES = {
@@ -602,24 +646,3 @@ def markdown_table(command: str) -> str:
         if command in info.commands:
             lines.append(f"| `{info.code}` | {info.severity_for(command)} | {info.what} | {info.fix} |")
     return "\n".join(lines)
-
-
-# --- issue 20: per-class verdicts, the model's insides, the base model --------------------
-_declare(
-    "classes-never-predicted", "warning", ("check-logits", "callback"),
-    "Classes with support in the data that the model (almost) never predicts, while the other classes are "
-    "recognised.",
-    "A class the head cannot reach (a zeroed or damaged output row, a class dropped from training) costs "
-    "its whole support in accuracy while the predictions still look alive.",
-    "compare the head's rows for those classes with the others (labeldiag check-logits --base-model BASE "
-    "names damaged tensors), and check that the training data held those classes",
-)
-_declare(
-    "minority-classes-ignored", "warning", ("check-logits", "callback"),
-    "Per-class recall near zero for minority classes with enough support, while the other classes are "
-    "recognised: the majority class swallows them.",
-    "Under class imbalance a model can reach a good accuracy by never predicting the small classes; "
-    "constant-predictions stays quiet because the gold labels are skewed too.",
-    "weight the loss by inverse class frequency (class weights in CrossEntropyLoss), oversample the "
-    "minority classes, or train longer with a lower learning rate; report macro-F1, not accuracy",
-)

@@ -80,6 +80,7 @@ HtmlPath = Annotated[Optional[str], typer.Option("--html", help="write one self-
 TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow code shipped inside MODEL")]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
+Shard = Annotated[Optional[str], typer.Option("--shard", help="under torchrun / accelerate launch: ddp (a full copy per rank) or fsdp (FSDP2: every block sharded); default: what fits the device, named in the header")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
 Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression or pairwise (default: detected from the labels and config)")]
 PairFields = Annotated[Optional[str], typer.Option("--pair-fields", help="preference data: the chosen and rejected columns (default: chosen,rejected)")]
@@ -133,7 +134,9 @@ def run_command(command: str, model: str, data: str, tokenizer: str | None, opti
             deliver(report, out)
         return report.exit_code(fail_on)
 
-    raise typer.Exit(guarded(body, debug))
+    from labeldiag.distributed import rank_zero_errors
+
+    raise typer.Exit(guarded(rank_zero_errors(body), debug))
 
 
 @app.command("check-logits")
@@ -168,9 +171,11 @@ def grad_flow(
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
+    shard: Shard = None,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
     options = shared_options(locals())
+    options["shard"] = shard
     run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -191,9 +196,11 @@ def smoke_train(
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
+    shard: Shard = None,
 ) -> None:
     """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
     options = shared_options(locals())
+    options["shard"] = shard
     run_command("smoke-train", model, data, tokenizer,
                 {**options, "steps": steps, "lr": lr, "target_loss": target_loss, "triage": triage},
                 json=json, plot=plot, html=html, fail_on=fail_on, debug=debug)

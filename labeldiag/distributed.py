@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from labeldiag import thresholds as T
 from labeldiag.errors import UsageError
 
 
@@ -18,6 +19,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     backend: str | None = None
+    shard: str | None = None  # "ddp" or "fsdp" under a launcher; None in a single process
 
     @property
     def active(self) -> bool:
@@ -55,14 +57,114 @@ def local_device(d: Dist, requested: str) -> str:
 
 
 def init(d: Dist, device: Any) -> None:
+    """Join the process group; every collective after this gives up after collective_timeout() seconds."""
     if not d.active:
         return
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     d.backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         kw = {"device_id": device} if device.type == "cuda" and _accepts_device_id() else {}
-        dist.init_process_group(backend=d.backend, **kw)
+        dist.init_process_group(backend=d.backend, timeout=timedelta(seconds=collective_timeout()), **kw)
+
+
+def collective_timeout() -> float:
+    """Seconds a rank waits in one collective for the others (LABELDIAG_DIST_TIMEOUT, default 600 s)."""
+    text = os.environ.get("LABELDIAG_DIST_TIMEOUT", "")
+    try:
+        value = float(text) if text else T.DIST_TIMEOUT_SECONDS
+    except ValueError:
+        raise UsageError(f"LABELDIAG_DIST_TIMEOUT '{text}' must be a number of seconds") from None
+    if not value > 0:
+        raise UsageError(f"LABELDIAG_DIST_TIMEOUT must be a positive number of seconds, got {text}")
+    return value
+
+
+def choose_shard(d: Dist, requested: str | None, parameters: int, device: Any) -> tuple[str | None, str]:
+    """("ddp" | "fsdp" | None, why): the flag when given, else what fits the device under a launcher."""
+    if not d.active:
+        if requested == "fsdp":
+            raise UsageError("--shard fsdp needs one process per device: launch with torchrun --nproc-per-node N "
+                             "or accelerate launch")
+        return None, "one process"
+    if requested in ("ddp", "fsdp"):
+        return requested, f"--shard {requested}"
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes"):
+        return "fsdp", "accelerate launch with an FSDP config"
+    need = parameters * T.SHARD_TRAINING_BYTES_PER_PARAMETER
+    have = device_memory(device, d)
+    if have is None or need <= T.SHARD_DDP_MAX_SHARE * have:
+        return "ddp", (f"picked: a full copy's training state, ~{need / 2**30:.2g} GiB, fits in "
+                       f"{T.SHARD_DDP_MAX_SHARE:.0%} of each rank's {have / 2**30:.3g} GiB" if have else
+                       "picked: the device's memory is unknown")
+    return "fsdp", (f"picked: a full copy's training state, ~{need / 2**30:.2g} GiB, exceeds "
+                    f"{T.SHARD_DDP_MAX_SHARE:.0%} of each rank's {have / 2**30:.3g} GiB")
+
+
+def device_memory(device: Any, d: Dist) -> float | None:
+    """Bytes one rank may use: its GPU's memory, or the host's memory split over the ranks on it."""
+    import torch
+
+    if device.type == "cuda":
+        return float(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    per_host = int(os.environ.get("LOCAL_WORLD_SIZE", d.world) or d.world)
+    return total / max(per_host, 1)
+
+
+def check_batch_split(rows: int, d: Dist) -> None:
+    """Equal shards: the ranks' averaged gradient is then the whole batch's mean gradient."""
+    if d.active and rows % d.world:
+        raise UsageError(f"the batch holds {rows} examples, which {d.world} ranks cannot split evenly; give "
+                         f"--max-examples a multiple of {d.world}")
+
+
+class RankFailure(UsageError):
+    """Another rank died, stalled or failed: this rank stops too, with one line saying why."""
+
+
+def collective_failure(exc: BaseException, d: Dist) -> RankFailure | None:
+    """A RankFailure for an error raised inside a collective (a peer gone or timed out); None otherwise."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "timed out" in low or "timeout" in low:
+        cause = (f"the other ranks did not reach the same collective within {collective_timeout():g} s "
+                 "(a rank stalled, hung or was stopped)")
+    elif any(k in low for k in ("connection closed", "connection reset", "broken pipe", "connection refused",
+                                "peer", "socket")):
+        cause = "another rank closed its connection (it died, was killed or ran out of memory)"
+    else:
+        return None
+    return RankFailure(f"rank {d.rank} of {d.world}: {cause}; every rank stops (torchrun names the failed rank) "
+                       f"[{text[:160]}]")
+
+
+def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
+    """The same usage error on every rank is printed once, by rank 0; a rank's own failure by that rank."""
+    def wrapped() -> int:
+        d = from_env()
+        try:
+            return body()
+        except RankFailure:
+            raise
+        except UsageError as exc:  # a collective that failed inside the model's backward arrives wrapped
+            failure = collective_failure(exc, d) if d.active else None
+            if failure is not None:
+                raise failure from exc
+            if d.active and not d.main:
+                raise SystemExit(2) from None
+            raise
+        except Exception as exc:
+            failure = collective_failure(exc, d) if d.active else None
+            if failure is None:
+                raise
+            raise failure from exc
+    return wrapped
 
 
 def _accepts_device_id() -> bool:
@@ -109,11 +211,14 @@ def gather(obj: Any, d: Dist) -> list[Any]:
 
 
 def parameter_divergence(model: Any, d: Dist) -> float | None:
-    """Max |p_rank - p_rank0| / max |p| over all parameters, the same on every rank; None alone."""
+    """Max |p_rank - p_rank0| / max |p| over all parameters (gathered when sharded), the same on every rank;
+    None alone."""
     if not d.active:
         return None
     import torch
     import torch.distributed as dist
+
+    from labeldiag.measure.sharded import full
 
     worst = None
     scale = None
@@ -121,7 +226,8 @@ def parameter_divergence(model: Any, d: Dist) -> float | None:
         for p in model.parameters():
             if p.numel() == 0:
                 continue
-            ref = p.detach().clone()
+            p = full(p.detach())  # a sharded parameter: every rank's gathered view of the whole tensor
+            ref = p.clone()
             dist.broadcast(ref, src=0)  # rank 0's copy, one tensor at a time (no full model copy)
             a, b = p.detach().float(), ref.float()
             same = (a == b) | (a.isnan() & b.isnan())  # a NaN on every rank is a divergence of the loss, not of ranks

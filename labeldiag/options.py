@@ -43,6 +43,7 @@ class Options:
     task: str | None = None  # single-label, multi-label, regression or pairwise (default: detected)
     label_columns: tuple[str, ...] | None = None  # one 0/1 column per label (multi-label)
     pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
+    shard: str | None = None  # under torchrun / accelerate launch: "ddp" or "fsdp" (None: what fits)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
 
 def validate(opts: Options) -> Options:
     """Check every value and return the options with normalised types."""
+    opts = replace(opts, shard=_shard(opts.shard))
     max_examples = _int("max_examples", opts.max_examples)
     if max_examples <= 0:
         raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
@@ -178,6 +180,16 @@ def validate(opts: Options) -> Options:
                    num_labels=num_labels, device=device,
                    precision=precision, trust_remote_code=bool(opts.trust_remote_code),
                    allow_pickle=bool(opts.allow_pickle), progress=bool(opts.progress))
+
+
+def _shard(value: Any) -> str | None:
+    """--shard ddp|fsdp (auto or empty: pick what fits under a launcher)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in ("ddp", "fsdp", "auto", ""):
+        raise UsageError(f"--shard '{value}' is not one of ddp, fsdp, auto")
+    text = value.strip().lower()
+    return None if text in ("auto", "") else text
 
 
 def _head_request(labels: Any, num_labels: Any) -> tuple[tuple[str, ...] | None, int | None]:

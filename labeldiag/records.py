@@ -227,3 +227,29 @@ class TrainingTrace:
     @property
     def loss_has_grad(self) -> bool:
         return self.census.loss_connected if self.census else True
+
+
+# --- issue 21: sharded runs -----------------------------------------------------------------------
+
+@dataclass
+class HeadAcrossRanks:
+    """The head as each rank loaded / initialised it: a SHA-256 prefix and the L2 norm per rank."""
+    world: int
+    head_parameters: list[str]
+    digests: list[str]  # rank order
+    norms: list[float]
+    max_relative_difference: float | None  # max |head_rank - head_rank0| / max |head|
+
+
+@dataclass
+class ShardedForward:
+    """One batch through a copy of the model's config cut to `layers` blocks, whole and FSDP2-sharded."""
+    world: int
+    layers: int
+    examples: int
+    precision: str
+    tolerance: float
+    logits_relative_difference: float | None = None  # max over ranks of max |sharded - whole| / max |whole|
+    head_grad_relative_difference: float | None = None
+    head_parameters: list[str] = field(default_factory=list)
+    skipped: str | None = None

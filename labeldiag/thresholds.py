@@ -320,3 +320,21 @@ SCORE_COLLAPSE_MAX_STD = 0.01
 # is told from chance at ALPHA with power ~0.9 at 40 pairs), and a one-sided binomial test
 # (chosen > rejected more often than 1/2) that fails at ALPHA.
 PAIRWISE_MIN_PAIRS = 40
+# --- issue 21: sharded runs (FSDP2 / DDP under torchrun or accelerate launch) -------------------
+# Seconds a rank waits inside one collective before the run stops on every rank
+# (init_process_group's timeout; LABELDIAG_DIST_TIMEOUT overrides it). NCCL's own default is
+# 10 minutes; a smoke-train step of a 70B model stays far below it.
+DIST_TIMEOUT_SECONDS = 600.0
+# Bytes per parameter of a full training copy: fp32 weights, gradients and AdamW's two moments.
+SHARD_TRAINING_BYTES_PER_PARAMETER = 16
+# With a launcher and no --shard: DDP (a full copy per rank, no gather per layer) while a copy's
+# training state takes at most this share of one rank's memory, leaving the rest for activations;
+# FSDP2 above it.
+SHARD_DDP_MAX_SHARE = 0.5
+# sharded-forward-mismatch: max |sharded - unsharded| / max |unsharded| of the logits and of the
+# head gradients, per compute precision. Measured on healthy tiny Llama and BERT (2 and 4 gloo
+# ranks, fp32): logits equal to 0 and head gradients to <= 1e-7 (the reduce-scatter's summation
+# order); fp32 allows 1e-4, the half precisions their unit roundoff times ~10 layers' accumulation.
+SHARDED_FORWARD_TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
+# Examples of the batch the 2-layer copy is run on, the same on every rank.
+SHARDED_FORWARD_EXAMPLES = 8

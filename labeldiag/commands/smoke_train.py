@@ -24,6 +24,7 @@ from labeldiag.options import Options, TrainSettings
 
 def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
+    from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
 
     d = from_env()
@@ -35,6 +36,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
     init(d, s.runtime.device)
     try:
+        start_sharding(s, opts, d)
         if s.task.kind != "single-label":
             from labeldiag.commands import shapes
 
@@ -52,7 +54,7 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     from labeldiag.checks.precision import half_precision_weights
     from labeldiag.checks.training import check_ranks, check_training
     from labeldiag.measure.precision import measure_half_precision
-    from labeldiag.distributed import gather, shard
+    from labeldiag.distributed import check_batch_split, gather, shard
     from labeldiag.measure.training import make_batch, preflight, stratified_rows, training_copy
     from labeldiag.records import InitialLoss, TrainingTrace
     from labeldiag.render.progress import phase
@@ -83,6 +85,7 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
                             "not every class is in the batch")
     if d.active and rows.size < d.world:
         raise UsageError(f"only {rows.size} labelled examples for {d.world} ranks; each rank needs at least one")
+    check_batch_split(int(rows.size), d)
     stats = s.encoded.stats
     batch_max_id = max(int(s.encoded.ids[i].max()) for i in rows if len(s.encoded.ids[i]))
     if stats.embedding_rows and batch_max_id >= stats.embedding_rows:
@@ -109,7 +112,7 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     # before the copy: training_copy casts to fp32, which hides half-precision weights
     report.add(half_precision_weights(measure_half_precision(s.loaded.model, settings.lr)))
     with phase("copying the model and a pre-flight forward/backward", opts.progress and d.main):
-        model = training_copy(s.loaded.model, device)
+        model = training_copy(s.loaded.model, device, d=d)
         batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
         trace = fresh_trace()
         first = preflight(model, batch, runtime, trace, d)
@@ -163,7 +166,7 @@ def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, t
     row = next((r for r in tri or [] if r["variant"] == f"lr {rate:g}"), None)
     if row is None:
         seed_everything(opts.seed)
-        model = training_copy(s.loaded.model, s.runtime.device)
+        model = training_copy(s.loaded.model, s.runtime.device, d=d)
         rerun = fresh_trace()
         first = preflight(model, batch, s.runtime, rerun, d)
         _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate), d, opts, f"lr {rate:g}")
@@ -197,7 +200,7 @@ def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dic
             out.append(row)
             continue
         seed_everything(opts.seed)  # every variant starts from the same randomness
-        model = training_copy(s.loaded.model, rt.device, head_only=head_only)
+        model = training_copy(s.loaded.model, rt.device, head_only=head_only, d=d)
         trace = fresh_trace()
         first = preflight(model, batch, rt, trace, d)
         _train(model, batch, rt, trace, dataclasses.replace(settings, lr=rate), d, opts, f"triage: {name}")

@@ -1,0 +1,64 @@
+"""What smoke-train and grad-flow do first under torchrun / accelerate launch: pick DDP or FSDP2, say which
+in the header, and run the checks only a sharded run needs (the head on every rank, the sharded forward)."""
+from __future__ import annotations
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.distributed import Dist, choose_shard
+
+
+def start(s, opts, d: Dist) -> None:
+    """Set d.shard (UsageError for --shard fsdp without a launcher) and add the rank findings to s.report."""
+    from labeldiag.checks.sharding import head_differs_across_ranks, sharded_forward_mismatch
+    from labeldiag.measure.sharded import head_across_ranks, sharded_forward
+    from labeldiag.render.progress import phase
+
+    model = s.loaded.model
+    parameters = sum(p.numel() for p in model.parameters())
+    d.shard, why = choose_shard(d, opts.shard, parameters, s.runtime.device)
+    if not d.active:
+        return
+    label = "FSDP2 (fully_shard per block, then the root)" if d.shard == "fsdp" else "DDP (a full copy per rank)"
+    s.report.device = f"{s.report.device}, {label} over {d.world} ranks"
+    s.report.metrics["shard"] = {"mode": d.shard, "world_size": d.world, "why": why,
+                                 "collective_timeout_seconds": _timeout()}
+    s.report.notes.append(f"sharding: {d.shard} over {d.world} ranks ({why}); a rank that dies or stalls ends the "
+                          f"run on every rank within {_timeout():g} s (LABELDIAG_DIST_TIMEOUT)")
+    with phase("comparing the head across ranks", opts.progress and d.main):
+        s.report.add(head_differs_across_ranks(head_across_ranks(model, d)))
+    if d.shard != "fsdp":
+        return
+    rows, labels = _first_labelled(s)
+    if rows is None:
+        s.report.notes.append("sharded-forward check skipped: no labelled example fits the model")
+        return
+    with phase("a 2-layer copy, whole and sharded, on the same batch", opts.progress and d.main):
+        check = sharded_forward(model, s.encoded, rows, labels, s.runtime, d, opts.seed)
+    if check.skipped:
+        s.report.notes.append(f"sharded-forward check skipped: {check.skipped}")
+    else:
+        s.report.metrics["sharded_forward"] = {
+            "layers": check.layers, "examples": check.examples, "tolerance": check.tolerance,
+            "logits_relative_difference": check.logits_relative_difference,
+            "head_grad_relative_difference": check.head_grad_relative_difference}
+    s.report.add(sharded_forward_mismatch(check))
+
+
+def _timeout() -> float:
+    from labeldiag.distributed import collective_timeout
+
+    return collective_timeout()
+
+
+def _first_labelled(s) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The first few examples with a label inside the head and token ids inside the embedding table."""
+    if s.gold is None:
+        return None, None
+    rows_limit = s.encoded.stats.embedding_rows
+    ok = [i for i in np.flatnonzero((s.gold.indices >= 0) & (s.gold.indices < s.num_classes))
+          if len(s.encoded.ids[i]) and (rows_limit is None or int(s.encoded.ids[i].max()) < rows_limit)]
+    if not ok:
+        return None, None
+    rows = np.asarray(ok[:T.SHARDED_FORWARD_EXAMPLES], dtype=np.int64)
+    return rows, s.gold.indices[rows].astype(np.int64)
