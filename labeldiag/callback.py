@@ -30,8 +30,10 @@ class LabelDiagCallback(TrainerCallback):
     """Add to a Trainer: `Trainer(..., callbacks=[LabelDiagCallback()])`.
 
     `fail_on="error"` (or "warning") stops training when a finding of that severity appears;
-    the default None never stops. `verbose=False` silences the per-evaluation summary. Every Report
-    made is kept in `.reports`, in order (train begin first, then one per evaluation).
+    the default None never stops, and a stop is logged (logger "labeldiag") and noted in the report.
+    `verbose=False` silences the per-evaluation summary. Every Report made is kept in `.reports`, in
+    order: train begin first, then one per evaluation, and one for the training log where the logged
+    loss is found off by the accumulation factor.
     """
 
     def __init__(self, fail_on: str | None = None, verbose: bool = True):

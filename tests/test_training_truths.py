@@ -143,6 +143,16 @@ def test_head_garbage_at_load_and_at_train_begin(parts, tmp_path):
     assert cb.reports[0].has("head-weights-garbage")
 
 
+def test_doctor_ranks_a_garbage_head_first(parts):
+    from labeldiag.checks.diagnosis import rank_findings
+    from labeldiag.findings import Finding
+
+    found = [Finding("label-permutation", "m"), Finding("logit-saturation", "m"), Finding("head-weights-garbage", "m")]
+    ranked = rank_findings(found)
+    assert [e["code"] for e in ranked] == ["head-weights-garbage"]
+    assert ranked[0]["explains"] == ["label-permutation", "logit-saturation"]
+
+
 def test_nan_head_is_garbage_and_a_trained_head_is_not(parts, trained):
     import torch
     from transformers import AutoModelForSequenceClassification

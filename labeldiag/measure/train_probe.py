@@ -92,10 +92,13 @@ def probe_step(model: Any, batch: dict, lr: float, with_updates: bool, backward:
 
 @dataclass
 class TrainingLosses:
-    """Cross-entropy of each training micro-batch, recomputed from the logits and labels it returned."""
+    """Cross-entropy of each training micro-batch, recomputed from the logits and labels it returned.
 
-    values: list[float] = field(default_factory=list)
-    examples: int = 0
+    Kept as tensors on the model's device and read once per Trainer log, so the training loop gets no
+    extra device synchronisation per step."""
+
+    values: list[Any] = field(default_factory=list)  # 0-d tensors
+    counts: list[Any] = field(default_factory=list)  # labelled examples per micro-batch, 0-d tensors
 
     def add(self, logits: Any, labels: Any) -> None:
         """Single-label classification only: [batch, classes] logits and integer class labels."""
@@ -105,18 +108,20 @@ class TrainingLosses:
             return
         if labels.dtype not in (torch.int64, torch.int32) or labels.shape[0] != logits.shape[0]:
             return
-        keep = labels != -100
-        if not bool(keep.any()):
-            return
         with torch.no_grad():
-            value = float(torch.nn.functional.cross_entropy(logits.detach().float()[keep], labels[keep].long()))
-        if math.isfinite(value):
-            self.values.append(value)
-            self.examples += int(keep.sum())
+            keep = labels != -100
+            per_example = torch.nn.functional.cross_entropy(logits.detach().float(), labels.long().clamp(min=0),
+                                                            reduction="none")
+            count = keep.sum()
+            self.values.append((per_example * keep).sum() / count.clamp(min=1))
+            self.counts.append(count)
 
     def record(self, logged_loss: float, accumulation_steps: int) -> LossScaleRecord | None:
-        if not self.values:
+        counts = [int(c) for c in self.counts]
+        values = [float(v) for v, c in zip(self.values, counts) if c > 0]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
             return None
-        return LossScaleRecord(logged_loss=logged_loss, recomputed_loss=sum(self.values) / len(self.values),
-                               micro_batches=len(self.values), accumulation_steps=accumulation_steps,
-                               examples=self.examples)
+        return LossScaleRecord(logged_loss=logged_loss, recomputed_loss=sum(values) / len(values),
+                               micro_batches=len(values), accumulation_steps=accumulation_steps,
+                               examples=sum(counts))
