@@ -11,7 +11,7 @@ whose weights are damaged depends on the gold label only weakly, and no renaming
 Cases (all on a copy in memory; the checkpoint is only read):
   healthy            the checkpoint as it is
   rows-reordered     classifier rows rolled by one (logit i now scores label i-1): names are wrong, model right
-  ffn-scrambled      the entries of one FFN's weight matrices shuffled (layer 2)
+  ffn-scrambled      the entries of one FFN's weight matrices shuffled (layer 2, or the last of fewer)
   residual-noise-S   Gaussian noise of S x each matrix's std added to every layer's output projections
   head-xavier-K      the classifier re-initialised with Xavier-uniform weights (seed K), bias zero
   rows-reordered+noise-0.3  reordered rows on a lightly damaged model (still mostly right under the mapping)
@@ -41,7 +41,8 @@ def scramble_ffn(model, layer: int = 2, seed: int = 0) -> None:
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    block = model.bert.encoder.layer[layer]
+    layers = model.bert.encoder.layer
+    block = layers[min(layer, len(layers) - 1)]
     with torch.no_grad():
         for linear in (block.intermediate.dense, block.output.dense):
             flat = linear.weight.view(-1)

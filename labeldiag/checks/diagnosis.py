@@ -57,15 +57,18 @@ CAUSES: list[tuple[str, set[str], float]] = [
     ("label-permutation", {"cannot-overfit", "slow-convergence", "collapse-during-training"}, 0.9),
 ]
 RANK = {code: i for i, (code, _, _) in enumerate(CAUSES)}
+# warnings that follow from the user's own options (truncation-heavy: their --max-length), not from the
+# model: doctor lists them as notes under the diagnosis, never as a cause of the model's behaviour
+OPTION_CONSEQUENCES = {"truncation-heavy"}
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
 def rank_findings(findings: list[Finding]) -> list[dict[str, Any]]:
     """One ranked list: each entry a cause (or a finding no cause explains) with the symptoms it explains.
 
-    Info findings never rank (they describe, they do not diagnose).
+    Info findings never rank (they describe, they do not diagnose), nor do consequences of the options.
     """
-    problems = [f for f in findings if f.severity != "info"]
+    problems = [f for f in findings if f.severity != "info" and f.code not in OPTION_CONSEQUENCES]
     codes = {f.code for f in problems}
     explained_by: dict[str, str] = {}
     causes = sorted((f for f in problems if f.code in RANK), key=lambda f: RANK[f.code])

@@ -43,7 +43,8 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     better, worse, p_identity = identity_test(table, mapping)
     beats_identity = mapped_acc - identity_acc >= T.PERMUTATION_MIN_GAIN and p_identity < T.ALPHA
     far_above_chance = kappa >= T.PERMUTATION_MIN_KAPPA
-    as_confident = abs(mapped_acc - confidence) <= T.PERMUTATION_MAX_CONFIDENCE_GAP
+    # a trained head is calibrated or over-confident; a random one is far less confident than it is right
+    as_confident = -T.PERMUTATION_MAX_OVERCONFIDENCE <= mapped_acc - confidence <= T.PERMUTATION_MAX_UNDERCONFIDENCE
     evidence = {
         "identity_accuracy": identity_acc, "best_accuracy": mapped_acc, "mean_max_probability": confidence,
         "majority_share": majority, "kappa_over_majority": kappa,
@@ -51,9 +52,11 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
         "right_only_under_mapping": better, "right_only_as_labelled": worse, "identity_p_value": p_identity,
         "rule": (f"label-permutation when the best mapping gains >= {T.PERMUTATION_MIN_GAIN:g} accuracy over the "
                  f"identity (McNemar p < {T.ALPHA:g}), reaches kappa >= {T.PERMUTATION_MIN_KAPPA:g} over the "
-                 f"majority class, and is within {T.PERMUTATION_MAX_CONFIDENCE_GAP:g} of the mean max probability"),
+                 f"majority class, and lies between {T.PERMUTATION_MAX_OVERCONFIDENCE:g} below and "
+                 f"{T.PERMUTATION_MAX_UNDERCONFIDENCE:g} above the mean max probability"),
         "min_gain": T.PERMUTATION_MIN_GAIN, "min_kappa": T.PERMUTATION_MIN_KAPPA,
-        "max_confidence_gap": T.PERMUTATION_MAX_CONFIDENCE_GAP,
+        "max_overconfidence": T.PERMUTATION_MAX_OVERCONFIDENCE,
+        "max_underconfidence": T.PERMUTATION_MAX_UNDERCONFIDENCE,
         "mapping": {str(i): int(mapping[i]) for i in range(c)},
         "mapping_names": {str(i): names[mapping[i]] for i in range(c)}, **dependence,
     }
@@ -73,9 +76,9 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     if beats_identity:
         why = (f"that is too close to chance (kappa {kappa:.2f} over the majority class < {T.PERMUTATION_MIN_KAPPA:g})"
                if not far_above_chance else
-               f"the model's confidence disagrees with it by more than {T.PERMUTATION_MAX_CONFIDENCE_GAP:g}, while a "
-               "trained model under permuted names is as accurate under the mapping as its confidence says")
-        message = (f"the best label mapping reaches only {mapped_acc:.1%} (as labelled {identity_acc:.1%}, mean "
+               "the model's mean confidence is far from that accuracy, while a trained head under permuted "
+               "names is about as accurate under the mapping as it is confident")
+        message = (f"the best label mapping reaches {mapped_acc:.1%} (as labelled {identity_acc:.1%}, mean "
                    f"confidence {confidence:.2f}); {why}, so renaming labels would not repair the model")
     else:
         message = (f"accuracy {identity_acc:.1%} is far below the model's mean confidence {confidence:.2f} and no "

@@ -102,6 +102,8 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     if opts.batch_size < rows.size:
         report.notes.append(f"smoke-train trains on one batch of {rows.size} examples (--max-examples); "
                             "--batch-size is not used")
+    if not s.loaded.audit.missing_head and _names_permuted(s, opts, gold):
+        return report
     local = shard(rows, d)
     device = runtime.device
 
@@ -137,6 +139,31 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     if result is not None and result.rank_divergence is not None:
         report.metrics["ranks_max_relative_difference"] = result.rank_divergence
     return report
+
+
+def _names_permuted(s, opts: Options, gold: np.ndarray) -> bool:
+    """Pre-flight on a trained head: check-logits' own judge on up to SMOKE_LABEL_CHECK_EXAMPLES labelled
+    rows. A label-permutation is reported instead of training: fitting would only relearn the names."""
+    from labeldiag.checks.logits import check_predictions
+    from labeldiag.measure.encode import subset
+    from labeldiag.measure.forward import run_forward
+    from labeldiag.render.progress import phase
+
+    labelled = np.flatnonzero(gold >= 0)
+    rows = np.sort(np.random.default_rng(opts.seed).permutation(labelled)[:T.SMOKE_LABEL_CHECK_EXAMPLES])
+    model = s.loaded.model.to(s.runtime.device).eval()
+    with phase(f"pre-flight: the label mapping on {rows.size} examples", opts.progress):
+        logits = run_forward(model, subset(s.encoded, rows), s.runtime, opts.batch_size,
+                             capture_features=False).logits
+    finite = np.isfinite(logits).all(axis=1)
+    permuted = [f for f in check_predictions(logits[finite], gold[rows][finite], s.names)
+                if f.code == "label-permutation"]
+    if permuted:
+        s.report.add(permuted)
+        s.report.notes.append("training skipped: the trained head predicts the labels under other names (see "
+                              "label-permutation); fitting the batch would only relearn the names, so fix "
+                              "id2label first")
+    return bool(permuted)
 
 
 def _train(model, batch, runtime, trace, settings, d, opts, title):

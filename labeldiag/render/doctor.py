@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from labeldiag.checks.diagnosis import OPTION_CONSEQUENCES
 from labeldiag.errors import strip_control
 from labeldiag.findings import Report
 from labeldiag.render.console import STYLE, section
@@ -19,20 +20,25 @@ def draw_doctor(report: Report, console: Console) -> None:
              for name, info in stages.items()]
     if parts:
         console.print("[bold]stages[/] " + escape("  ·  ".join(parts)))
-    if not report.diagnosis:
-        return
     by_code = {f.code: f for f in report.findings}
-    console.print("\n[bold]diagnosis[/], most likely root cause first:")
-    for entry in report.diagnosis:
-        cause = by_code[entry["code"]]
-        console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
-                                    f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
-                                    strip_control(cause.message)))
-        corrected = cause.evidence.get("suggested_id2label") if cause.code == "label-permutation" else None
-        if corrected:
-            console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
-        for code in entry["explains"]:
-            symptom = by_code[code]
-            console.print(Text.assemble("   explains ", (code, STYLE[symptom.severity]), ": ",
-                                        strip_control(symptom.message), style="dim"))
-        console.print(Text(f"   next: {strip_control(entry['next'])}", style="bold"))
+    if report.diagnosis:
+        console.print("\n[bold]diagnosis[/], most likely root cause first:")
+        for entry in report.diagnosis:
+            cause = by_code[entry["code"]]
+            console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
+                                        f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
+                                        strip_control(cause.message)))
+            corrected = cause.evidence.get("suggested_id2label") if cause.code == "label-permutation" else None
+            if corrected:
+                console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
+            for code in entry["explains"]:
+                symptom = by_code[code]
+                console.print(Text.assemble("   explains ", (code, STYLE[symptom.severity]), ": ",
+                                            strip_control(symptom.message), style="dim"))
+            console.print(Text(f"   next: {strip_control(entry['next'])}", style="bold"))
+    for f in report.findings:
+        if f.code in OPTION_CONSEQUENCES:
+            console.print(Text.assemble("note ", (f.code, STYLE[f.severity]), " (follows from the options given, "
+                                        "not a cause of the model's behaviour): ", strip_control(f.message),
+                                        style="dim"))
+            console.print(Text(f"   fix: {strip_control(f.hint)}", style="dim"))
