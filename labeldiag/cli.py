@@ -49,6 +49,7 @@ TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow co
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
+BaseModel = Annotated[Optional[str], typer.Option("--base-model", help="the base model this one was fine-tuned from (folder or cached hub id; default: the config's _name_or_path when local or cached; never downloaded): tensors far from it are named")]
 
 
 def _version(value: bool) -> None:
@@ -110,10 +111,10 @@ def check_logits(
     batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
-    no_progress: NoProgress = False,
+    no_progress: NoProgress = False, base_model: BaseModel = None,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    options = shared_options(locals())
+    options = shared_options(locals(), base_model=base_model)
     run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -187,15 +188,16 @@ def fix(
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples read from DATA")] = 2048,
     batch_size: BatchSize = 32, device: Device = "auto", seed: Seed = 0, json: JsonPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
-    no_progress: NoProgress = False,
+    no_progress: NoProgress = False, base_model: BaseModel = None,
+    restore_from_base: Annotated[bool, typer.Option("--restore-from-base", help="restore the tensors weights-far-from-base names from the base model (--base-model)")] = False,
 ) -> None:
     """Write a corrected copy of MODEL (never in place) for what its own files can fix, and re-check it."""
-    options = shared_options(locals(), precision="auto")
+    options = shared_options(locals(), precision="auto", base_model=base_model)
 
     def body() -> int:
         from labeldiag.repair import run_fix
 
-        return run_fix(model, data, out, tokenizer, options, json)
+        return run_fix(model, data, out, tokenizer, options, json, restore=restore_from_base)
 
     raise typer.Exit(guarded(body, debug))
 

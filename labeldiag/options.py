@@ -40,6 +40,7 @@ class Options:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     progress: bool = False  # the CLI shows progress bars; the library prints nothing
+    base_model: str | None = None  # check-logits: the base model's folder or cached id (issue 20)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,33 @@ def plan_fixes(report: Report, config: dict[str, Any]) -> list[Fix]:
     return fixes
 
 
+def restore_from_base(report: Report, target: Path) -> Fix | None:
+    """weights-far-from-base (issue 20): the flagged tensors, copied from the base model into target's weights."""
+    from safetensors.torch import load_file, save_file
+
+    from labeldiag.commands.inside import read_base_state
+    from labeldiag.measure.weights import matching_base_tensor
+
+    far = report.get("weights-far-from-base")
+    if far is None:
+        return None
+    base = read_base_state(far.evidence["base_model"])
+    wanted = {t["tensor"] for t in far.evidence["tensors"]}
+    restored = []
+    for file in sorted(target.glob("*.safetensors")):
+        tensors = load_file(str(file))
+        hits = {name: matching_base_tensor(name, tensors[name], base) for name in wanted & set(tensors)}
+        hits = {name: ref for name, ref in hits.items() if ref is not None}
+        if hits:
+            tensors.update({name: ref.to(tensors[name].dtype).contiguous() for name, ref in hits.items()})
+            save_file(tensors, str(file), metadata={"format": "pt"})
+            restored += sorted(hits)
+    if not restored:
+        return None
+    return Fix("weights-far-from-base", f"{len(restored)} tensor(s) restored from the base model "
+               f"{far.evidence['base_model']}: {', '.join(restored)}", {})
+
+
 def check_out_folder(out: str, model: str, data: str) -> Path:
     target = Path(out).expanduser().resolve()
     source = Path(model).expanduser().resolve()
@@ -72,7 +99,7 @@ def check_out_folder(out: str, model: str, data: str) -> Path:
 
 
 def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dict[str, Any],
-            json_path: str | None) -> int:
+            json_path: str | None, restore: bool = False) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -93,7 +120,8 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
     before = check_logits(model, data, tokenizer=tokenizer, **options)
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     fixes = plan_fixes(before, config)
-    if not fixes:
+    restorable = restore and before.has("weights-far-from-base")  # --restore-from-base (issue 20)
+    if not fixes and not restorable:
         found = ", ".join(f.code for f in before.sorted_findings() if f.severity != "info") or "none"
         raise UsageError(f"nothing in MODEL can be fixed confidently from its own files (findings: {found}); "
                          f"run 'labeldiag doctor {model} {data}' for the diagnosis")
@@ -105,6 +133,8 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
             else:
                 config[key] = value
     (target / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    restored = restore_from_base(before, target) if restorable else None
+    fixes += [restored] if restored is not None else []
     after = check_logits(str(target), data, tokenizer=tokenizer, **options)
     table = Table(title=f"labeldiag fix: {escape(str(target))}", title_justify="left")
     table.add_column("finding")
@@ -119,7 +149,8 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
     console.print(table)
     acc = (before.metrics.get("accuracy"), after.metrics.get("accuracy"))
     if None not in acc:
-        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; weights copied unchanged, only config.json edited")
+        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; " + ("tensors restored from the base model" if restored
+                      else "weights copied unchanged, only config.json edited"))
     if json_path:
         after.metrics["fixes"] = [{"code": f.code, "what": f.what, "changes": f.changes} for f in fixes]
         after.metrics["before"] = [f.to_dict() for f in before.sorted_findings()]
