@@ -18,7 +18,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.padding import padding_sensitive_logits
     from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
     from labeldiag.checks.predictions import prediction_findings
-    from labeldiag.commands.inside import inside_findings
+    from labeldiag.commands.inside import inside_findings, resolve_base
     from labeldiag.measure.activations import ActivationTap
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward, whole_batch_rows
@@ -28,6 +28,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
 
     s = prepare(inputs, opts, "check-logits", fresh_head_expected=False)
     report, enc, model = s.report, s.encoded, s.loaded.model
+    base = resolve_base(opts.base_model, s.loaded.info.path)  # issue 20: found (or refused) before any work
     untrained_head = bool(s.loaded.audit.missing_head)
     if untrained_head:
         report.notes.insert(0, "this checkpoint has no trained classification head (see head-uninitialized): its "
@@ -104,7 +105,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
                                "representation_effective_rank": fs["effective_rank"],
                                "representation_source": main.feature_source})
     # issue 20: the model's own weights and activations, and the base model when there is one
-    inside_findings(report, model, activations, s.loaded.info.path, opts.base_model)
+    inside_findings(report, model, activations, base)
     report.metrics["token_stats"] = {
         "max_length": enc.stats.max_length, "truncated_examples": enc.stats.truncated,
         "unk_share": (enc.stats.unk_tokens / enc.stats.content_tokens) if enc.stats.content_tokens else 0.0,

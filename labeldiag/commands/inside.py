@@ -12,8 +12,8 @@ from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 
 
-def inside_findings(report: Report, model: Any, activations: Any, model_path: str | None,
-                    base_model: str | None) -> None:
+def inside_findings(report: Report, model: Any, activations: Any, base: str | None) -> None:
+    """The weight, activation and (with a base folder from resolve_base) base-distance verdicts."""
     from labeldiag.checks.weights import (attention_degenerate, layer_weights_anomalous, residual_stream_anomalous,
                                           weights_far_from_base)
     from labeldiag.measure.weights import base_distances, weight_stats
@@ -26,7 +26,6 @@ def inside_findings(report: Report, model: Any, activations: Any, model_path: st
         report.metrics["attention"] = [asdict(a) for a in activations.attention]
         if not activations.attention:
             report.notes.append(f"attention statistics skipped: {activations.attention_source}")
-    base = resolve_base(base_model, model_path)
     if base is None:
         return
     distances = base_distances(model, read_base_state(base))
