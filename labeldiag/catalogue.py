@@ -624,6 +624,44 @@ _declare(
     "weight the loss by inverse class frequency (class weights in CrossEntropyLoss), oversample the "
     "minority classes, or train longer with a lower learning rate; report macro-F1, not accuracy",
 )
+_declare(
+    "layer-weights-anomalous", "warning", "check-logits",
+    "A weight tensor is out of line with the same tensor in the model's other layers (its RMS a robust "
+    "outlier: a LayerNorm gain multiplied, a projection scaled or swapped), or holds exactly-zero rows or "
+    "columns that no trained weight has.",
+    "A buggy patch, a bad merge or a broken conversion damages one layer while the predictions still look "
+    "alive: accuracy falls without any other verdict.",
+    "compare the named tensors with the checkpoint you started from (labeldiag check-logits --base-model "
+    "BASE), redo the conversion or merge that produced them, or restore them (labeldiag fix "
+    "--restore-from-base)",
+)
+_declare(
+    "residual-stream-anomalous", "warning", "check-logits",
+    "A block of the transformer zeroes or blows up the residual stream: the norm of what it outputs, or how "
+    "much it changes its input, is a robust outlier against the other blocks.",
+    "Every later layer reads the stream this block wrote: a block that scales it by 10 or wipes it "
+    "out degrades every prediction.",
+    "inspect the named block's weights (LayerNorm gain, output projections); compare with the base model "
+    "(--base-model) to find the damaged tensor",
+)
+_declare(
+    "attention-degenerate", "warning", "check-logits",
+    "Every head of one attention layer attends uniformly (query or key projection zeroed), one-hot "
+    "(scores scaled up), or mostly to padding, unlike the other layers.",
+    "An attention layer that looks at nothing in particular, or at one token, or at pads, passes no "
+    "useful context on: the model degrades from inside.",
+    "inspect the named layer's query / key weights and the attention mask the model builds; compare "
+    "with the base model (--base-model)",
+)
+_declare(
+    "weights-far-from-base", "error", "check-logits",
+    "Tensors moved from the base model by orders of magnitude more than the rest of the fine-tune "
+    "(zeroed, scaled, swapped or re-initialised).",
+    "Fine-tuning moves every tensor a little; a tensor that moved a hundred times more was overwritten "
+    "by something other than training.",
+    "restore the named tensors from the base model (labeldiag fix --restore-from-base) and re-check, or "
+    "redo the step (merge, conversion, patch) that wrote them",
+)
 
 
 TABLE_TITLES = {

@@ -85,6 +85,7 @@ NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress b
 Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression or pairwise (default: detected from the labels and config)")]
 PairFields = Annotated[Optional[str], typer.Option("--pair-fields", help="preference data: the chosen and rejected columns (default: chosen,rejected)")]
 LabelColumns = Annotated[Optional[str], typer.Option("--label-columns", help="multi-label data as one 0/1 column per label, in head order, e.g. sport,politics,tech")]
+BaseModel = Annotated[Optional[str], typer.Option("--base-model", help="the base model this one was fine-tuned from (folder or cached hub id; default: the config's _name_or_path when local or cached; never downloaded): tensors far from it are named")]
 
 
 def _version(value: bool) -> None:
@@ -149,11 +150,11 @@ def check_logits(
     batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
     seed: Seed = 0, fail_on: FailOn = "error", json: JsonPath = None, plot: PlotPath = None, html: HtmlPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
-    no_progress: NoProgress = False,
+    no_progress: NoProgress = False, base_model: BaseModel = None,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    options = shared_options(locals())
+    options = shared_options(locals(), base_model=base_model)
     run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -236,15 +237,16 @@ def fix(
     batch_size: BatchSize = 32, max_length: MaxLength = None, device: Device = "auto", precision: Precision = "auto",
     seed: Seed = 0, json: JsonPath = None,
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
-    no_progress: NoProgress = False,
+    no_progress: NoProgress = False, base_model: BaseModel = None,
+    restore_from_base: Annotated[bool, typer.Option("--restore-from-base", help="restore the tensors weights-far-from-base names from the base model (--base-model)")] = False,
 ) -> None:
     """Write a corrected copy of MODEL (never in place) for what its own files prove, and re-check it."""
-    options = shared_options(locals())
+    options = shared_options(locals(), base_model=base_model)
 
     def body() -> int:
         from labeldiag.repair import run_fix
 
-        return run_fix(model, data, out, tokenizer, options, json)
+        return run_fix(model, data, out, tokenizer, {**options, "restore_from_base": restore_from_base}, json)
 
     raise typer.Exit(guarded(body, debug))
 

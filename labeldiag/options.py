@@ -44,6 +44,7 @@ class Options:
     label_columns: tuple[str, ...] | None = None  # one 0/1 column per label (multi-label)
     pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
     shard: str | None = None  # under torchrun / accelerate launch: "ddp" or "fsdp" (None: what fits)
+    base_model: str | None = None  # check-logits: the base model's folder or cached id (issue 20)
 
 
 @dataclass(frozen=True)

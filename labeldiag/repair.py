@@ -4,8 +4,9 @@ Each fixable code has one function (FIXERS) that turns its finding into the file
 proves, or into nothing: id2label/label2id permuted under a label-permutation (whose verdict already
 requires a mapping that explains the model), a label2id rebuilt as the inverse of id2label, a
 problem_type set to single-label only when the data's labels show class indices, and a pad token set to
-the tokenizer's pad id (the tokenizer's eos token becoming its pad token only when it has none). The
-weights are copied byte for byte; check-logits then re-runs on the copy, and a copy whose re-check is
+the tokenizer's pad id (the tokenizer's eos token becoming its pad token only when it has none), and,
+only when the user asks (--restore-from-base), the tensors weights-far-from-base names taken from the
+base model. Otherwise the weights are copied byte for byte; check-logits then re-runs on the copy, and a copy whose re-check is
 not clean (a fixed code still there, a new error, less accuracy than the fix promised) is removed.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from labeldiag.render.output import _resolved
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"  # changes to the tokenizer, saved with save_pretrained (tokenizer_config.json)
+WEIGHTS = "weights"  # tensors of the checkpoint's *.safetensors, restored from the base model
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class Fix:
     promised_accuracy: float | None = None  # what the re-check must reach
 
     def to_dict(self) -> dict[str, Any]:
+        files = {TOKENIZER: "tokenizer_config.json", WEIGHTS: "*.safetensors"}
         return {"code": self.code, "what": self.what, "promised_accuracy": self.promised_accuracy,
-                "changes": [{"file": "tokenizer_config.json" if c.file == TOKENIZER else c.file, "key": c.key,
+                "changes": [{"file": files.get(c.file, c.file), "key": c.key,
                              "before": c.before, "after": c.after} for c in self.changes],
                 "evidence": self.evidence}
 
@@ -55,6 +58,7 @@ class Checkpoint:
     report: Report
     config: dict[str, Any]
     tokenizer_path: str
+    restore_from_base: bool = False  # the user asked for weights-far-from-base's repair
     loaded_tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -119,11 +123,24 @@ def fix_pad_token(finding: Finding, ckpt: Checkpoint) -> Fix | None:
                 Change(CONFIG, "pad_token_id", ckpt.config.get("pad_token_id"), tokenizer.eos_token_id)])
 
 
+def fix_from_base(finding: Finding, ckpt: Checkpoint) -> Fix | None:
+    """weights-far-from-base, only when asked (--restore-from-base): the named tensors taken from the base."""
+    base = finding.evidence.get("base_model")
+    names = [t["tensor"] for t in finding.evidence.get("tensors", [])]
+    if not ckpt.restore_from_base or not base or not names:
+        return None
+    return Fix("weights-far-from-base", f"{len(names)} tensor(s) restored from the base model {base}",
+               [Change(WEIGHTS, name, "far from the base", f"the base's ({base})") for name in names])
+
+
 # one function per code that fix can repair; each returns None when the evidence does not pin the edit down
 FIXERS: dict[str, Callable[[Finding, Checkpoint], Fix | None]] = {
     "label-permutation": fix_label_names, "label-map-inconsistent": fix_label2id,
     "problem-type-mismatch": fix_problem_type, "pad-token-missing": fix_pad_token,
+    "weights-far-from-base": fix_from_base,
 }
+# repaired only when the user asks with this option (it overwrites fine-tuned tensors with the base's)
+OPT_IN = {"weights-far-from-base": "--restore-from-base"}
 
 
 def repairable(finding: Finding, report: Report) -> bool:
@@ -133,7 +150,7 @@ def repairable(finding: Finding, report: Report) -> bool:
             and bool(finding.evidence.get("distinct_labels"))
     if finding.code == "label-map-inconsistent":
         return not report.has("label-permutation")
-    return finding.code in FIXERS
+    return finding.code in FIXERS and finding.code not in OPT_IN
 
 
 def plan_fixes(ckpt: Checkpoint) -> list[Fix]:
@@ -178,6 +195,32 @@ def write_copy(source: Path, target: Path, fixes: list[Fix], ckpt: Checkpoint) -
         for change in tokenizer_changes:
             setattr(tokenizer, change.key, change.after)
         tokenizer.save_pretrained(target)
+    for fix in fixes:
+        names = {c.key for c in fix.changes if c.file == WEIGHTS}
+        if names:
+            restore_tensors(target, names, fix.evidence["base_model"])
+
+
+def restore_tensors(target: Path, names: set[str], base_model: str) -> None:
+    """Overwrite the named tensors in target's *.safetensors with the base model's (UsageError when one of
+    them has no counterpart of the same shape in the base)."""
+    from safetensors.torch import load_file, save_file
+
+    from labeldiag.commands.inside import read_base_state
+    from labeldiag.measure.weights import matching_base_tensor
+
+    base, restored = read_base_state(base_model), set()
+    for file in sorted(target.glob("*.safetensors")):
+        tensors = load_file(str(file))
+        found = {name: matching_base_tensor(name, tensors[name], base) for name in names & set(tensors)}
+        found = {name: ref for name, ref in found.items() if ref is not None}
+        if found:
+            tensors.update({name: ref.to(tensors[name].dtype).contiguous() for name, ref in found.items()})
+            save_file(tensors, str(file), metadata={"format": "pt"})
+            restored |= set(found)
+    if restored != names:
+        raise UsageError(f"--restore-from-base: the base model '{base_model}' has no tensor of the same shape for "
+                         f"{', '.join(sorted(names - restored))}")
 
 
 def recheck_failures(before: Report, after: Report, fixes: list[Fix]) -> list[str]:
@@ -195,7 +238,8 @@ def recheck_failures(before: Report, after: Report, fixes: list[Fix]) -> list[st
     return failed
 
 
-def fix_checkpoint(model: Any, data: Any, out: Any, tokenizer: Any = None, **options: Any) -> Report:
+def fix_checkpoint(model: Any, data: Any, out: Any, tokenizer: Any = None, restore_from_base: bool = False,
+                   **options: Any) -> Report:
     """Write a corrected copy of the checkpoint folder `model` into `out`; return the copy's re-check.
 
     The report's metrics hold "fixes" (each change: file, key, before, after, and the evidence),
@@ -213,7 +257,7 @@ def fix_checkpoint(model: Any, data: Any, out: Any, tokenizer: Any = None, **opt
     existed = target.exists()
     before = check_logits(str(source), data, tokenizer=tokenizer, **options)
     config = json.loads((source / CONFIG).read_text(encoding="utf-8"))
-    ckpt = Checkpoint(before, config, str(tokenizer or source))
+    ckpt = Checkpoint(before, config, str(tokenizer or source), restore_from_base=bool(restore_from_base))
     fixes = plan_fixes(ckpt)
     if not fixes:
         found = ", ".join(f.code for f in before.sorted_findings() if f.severity != "info") or "none"
@@ -283,7 +327,9 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
     console.print(table)
     acc = (after.metrics.get("accuracy_before"), after.metrics.get("accuracy"))
     if None not in acc:
-        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; weights copied unchanged")
+        restored = any(c["file"] == "*.safetensors" for f in after.metrics["fixes"] for c in f["changes"])
+        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; "
+                      + ("tensors restored from the base model" if restored else "weights copied unchanged"))
     if json_path:
         write_json(after, json_path)
     return after.exit_code("error")

@@ -348,3 +348,33 @@ SHARD_DDP_MAX_SHARE = 0.5
 SHARDED_FORWARD_TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
 # Examples of the batch the 2-layer copy is run on, the same on every rank.
 SHARDED_FORWARD_EXAMPLES = 8
+# layer-weights-anomalous: a tensor against the same tensor in the other blocks (at least this many).
+# Robust z of log RMS (median and MAD of the others, MAD at least WEIGHT_LOG_MAD_FLOOR) and the ratio to
+# their median, per kind. Healthy MiniLM-L6 fine-tunes (BBC, tweets; examples/fault_injection.py): LayerNorm
+# gains within 1.2x of their siblings, projection matrices within 1.5x, biases within 3x.
+WEIGHT_MIN_SIBLINGS = 4
+WEIGHT_LOG_MAD_FLOOR = 0.1
+WEIGHT_MAX_Z = 5.0
+WEIGHT_MIN_RATIO = {"norm-gain": 1.5, "norm-bias": 5.0, "matrix": 2.0, "bias": 5.0, "other": 2.0}
+# Exactly-zero rows or columns in a 2-D weight (more than any sibling has): trained weights have none.
+WEIGHT_MIN_ZERO_ROWS = 2
+# residual-stream-anomalous: per block, log(RMS out / RMS in) and log(RMS(out - in) / RMS(in)) against the
+# other blocks (robust z, MAD floor), on the first ACTIVATION_SAMPLE examples of the forward.
+STREAM_LOG_MAD_FLOOR = 0.1
+STREAM_MAX_Z = 5.0
+STREAM_MIN_RATIO = 2.0
+ACTIVATION_SAMPLE = 64
+# attention-degenerate: every head of a layer with normalised entropy (entropy / ln real keys) above this
+# is uniform; with a mean largest weight above this, one-hot; and attention mass on padding above this.
+ATTENTION_UNIFORM_MIN_ENTROPY = 0.98
+ATTENTION_ONE_HOT_MIN_WEIGHT = 0.98
+ATTENTION_MAX_PAD_MASS = 0.2
+# weights-far-from-base: a tensor's |W - W_base| / |W_base| against its siblings' median (or all tensors'
+# median outside the stack), the median floored at BASE_CHANGE_FLOOR so an untouched (frozen) group does not
+# make any move look huge. Healthy MiniLM fine-tunes move each tensor by 0.1-8% and within 10x of siblings.
+BASE_MIN_CHANGE = 0.3
+BASE_MIN_RATIO = 10.0
+BASE_CHANGE_FLOOR = 0.01
+# ...and the other layers' median (mean entropy, mean largest weight, pad mass) at least this far below the
+# bar: a tiny barely-trained model attends near-uniformly in several layers, which is not a fault of one.
+ATTENTION_SIBLING_MARGIN = 0.1

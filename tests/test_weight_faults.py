@@ -132,3 +132,135 @@ def test_the_second_pass_repeats_whole_batches():
         rows = whole_batch_rows(enc, 3, 6, seed)
         again = [sorted(rows[b].tolist()) for b in make_batches(subset(enc, rows), 3)]
         assert all(b in main for b in again) and sum(map(len, again)) == len(rows)
+
+
+# --- the model's insides: a five-block BERT, each fault planted in block 3 ----------------------------
+
+@pytest.fixture(scope="module")
+def six_blocks(trained):
+    from labeldiag.synthetic import TOPICS, build_tokenizer, make_examples, tiny_bert, train
+
+    train_rows = make_examples(300, seed=5)
+    tok = build_tokenizer([r["text"] for r in train_rows])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = tiny_bert(len(tok), list(TOPICS), layers=5, seed=2)
+        train(model, tok, train_rows, steps=120, seed=2)
+    finally:
+        torch.set_num_threads(before)
+    return model.eval(), tok, make_examples(120, seed=6)
+
+
+def block3(m):
+    return m.bert.encoder.layer[3]
+
+
+def named(report, code) -> str:
+    return json.dumps(next(f for f in report.findings if f.code == code).evidence)
+
+
+def test_six_block_healthy_model_gets_none_of_the_new_codes(six_blocks):
+    model, tok, rows = six_blocks
+    report = check(model, tok, rows)
+    assert not codes(report) & (NEW_CODES | {"attention-degenerate"}), [(f.code, f.message) for f in report.findings]
+
+
+@pytest.mark.parametrize("fault, code, where", [
+    ("layernorm-gain-x5", "layer-weights-anomalous", "bert.encoder.layer.3.output.LayerNorm.weight"),
+    ("zero-query-key", "layer-weights-anomalous", "bert.encoder.layer.3.attention.self.query.weight"),
+    ("zero-query-key", "attention-degenerate", "bert.encoder.layer.3"),
+    ("ffn-output-x20", "layer-weights-anomalous", "bert.encoder.layer.3.output.dense.weight"),
+    ("layernorm-gain-x5", "residual-stream-anomalous", "bert.encoder.layer.3"),
+    ("zero-output-row", "layer-weights-anomalous", "classifier.weight"),
+], ids=lambda v: v if isinstance(v, str) and "." not in v else "")
+def test_fault_inside_one_block_is_named(six_blocks, fault, code, where):
+    model, tok, rows = six_blocks
+
+    def plant(m):
+        if fault == "layernorm-gain-x5":
+            block3(m).output.LayerNorm.weight.mul_(5.0)
+        elif fault == "zero-query-key":
+            for lin in (block3(m).attention.self.query, block3(m).attention.self.key):
+                lin.weight.zero_()
+                lin.bias.zero_()
+        elif fault == "ffn-output-x20":
+            block3(m).output.dense.weight.mul_(20.0)
+        elif fault == "zero-output-row":
+            m.classifier.weight[[0, 2]] = 0.0
+
+    report = check(planted(model, plant), tok, rows)
+    assert code in codes(report), [(f.code, f.message) for f in report.findings]
+    assert where in named(report, code)
+
+
+def test_a_tensor_overwritten_after_fine_tuning_is_far_from_the_base(six_blocks, tmp_path):
+    model, tok, rows = six_blocks
+    model.save_pretrained(tmp_path / "base")
+
+    def fine_tune(m):  # every tensor moves a little, as training does
+        g = torch.Generator().manual_seed(0)
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.01 * p.abs().mean())
+
+    tuned = planted(model, fine_tune)
+    healthy = check(tuned, tok, rows, base_model=str(tmp_path / "base"))
+    assert "weights-far-from-base" not in codes(healthy) and healthy.metrics["base_model"]
+
+    def reinit(m):
+        fine_tune(m)
+        block3(m).attention.self.query.weight.normal_(0.0, 0.02, generator=torch.Generator().manual_seed(1))
+
+    report = check(planted(model, reinit), tok, rows, base_model=str(tmp_path / "base"))
+    f = next(f for f in report.findings if f.code == "weights-far-from-base")
+    assert f.severity == "error"
+    assert [t["tensor"] for t in f.evidence["tensors"]] == ["bert.encoder.layer.3.attention.self.query.weight"]
+
+
+def test_a_base_model_that_is_not_there_is_a_usage_error(loaded, tmp_path):
+    model, tok, rows = loaded
+    with pytest.raises(labeldiag.UsageError, match="--base-model"):
+        check(model, tok, rows[:20], base_model=str(tmp_path / "nowhere"))
+
+
+def test_doctor_ranks_a_damaged_layer_over_the_predictions_it_degrades():
+    from labeldiag.checks.diagnosis import rank_findings
+    from labeldiag.findings import Finding
+
+    found = [Finding("classes-never-predicted", "two classes never predicted"),
+             Finding("residual-stream-anomalous", "block 2 blows up the stream"),
+             Finding("layer-weights-anomalous", "layer 2's FFN output is 10x its siblings"),
+             Finding("weights-far-from-base", "layer 2's FFN output moved 9x its norm")]
+    ranked = rank_findings(found)
+    assert [e["code"] for e in ranked] == ["weights-far-from-base"]
+    assert set(ranked[0]["explains"]) == {"classes-never-predicted", "residual-stream-anomalous",
+                                          "layer-weights-anomalous"}
+
+
+def test_fix_restores_the_overwritten_tensor_from_the_base(six_blocks, tmp_path):
+    from helpers import run_cli, write_jsonl
+    from safetensors.torch import load_file
+
+    from labeldiag.synthetic import save_tokenizer
+
+    model, tok, rows = six_blocks
+    model.save_pretrained(tmp_path / "base")
+
+    def overwrite(m):
+        block3(m).attention.self.key.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(1))
+
+    broken = tmp_path / "broken"
+    planted(model, overwrite).save_pretrained(broken)
+    save_tokenizer(tok, broken)
+    data = write_jsonl(rows, tmp_path / "rows.jsonl")
+    before = load_file(str(broken / "model.safetensors"))
+    res = run_cli("fix", broken, data, "--out", tmp_path / "fixed", "--device", "cpu", "--base-model",
+                  tmp_path / "base", "--restore-from-base", "--json", tmp_path / "fix.json")
+    assert res.code == 0, res.out + res.err
+    report = json.loads((tmp_path / "fix.json").read_text())
+    assert "weights-far-from-base" in {f["code"] for f in report["metrics"]["before"]}
+    assert "weights-far-from-base" not in {f["code"] for f in report["findings"]}
+    fixed = load_file(str(tmp_path / "fixed" / "model.safetensors"))
+    key = "bert.encoder.layer.3.attention.self.key.weight"
+    assert torch.equal(fixed[key], model.state_dict()[key]) and not torch.equal(before[key], fixed[key])
+    assert load_file(str(broken / "model.safetensors"))[key].equal(before[key])  # the original is untouched

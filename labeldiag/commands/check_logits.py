@@ -18,6 +18,8 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.padding import padding_sensitive_logits
     from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
     from labeldiag.checks.predictions import prediction_findings
+    from labeldiag.commands.inside import inside_findings, resolve_base
+    from labeldiag.measure.activations import ActivationTap
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward, whole_batch_rows
     from labeldiag.measure.padding import padding_sides, probe_padding
@@ -30,6 +32,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
 
         return shapes.check_logits(s)
     report, enc, model = s.report, s.encoded, s.loaded.model
+    base = resolve_base(opts.base_model, s.loaded.info.path)  # issue 20: found (or refused) before any work
     untrained_head = bool(s.loaded.audit.missing_head)
     if untrained_head:
         report.notes.insert(0, "this checkpoint has no trained classification head (see head-uninitialized): its "
@@ -44,8 +47,13 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     model.to(s.runtime.device)
     model.eval()
     n = len(enc.ids)
-    with progress_bar(n, "forward", opts.progress) as advance:
-        main = run_forward(model, enc, s.runtime, opts.batch_size, feature_rows=T.FEATURE_SAMPLE, progress=advance)
+    tap = ActivationTap(model, T.ACTIVATION_SAMPLE)  # issue 20: activations read during this forward
+    try:
+        with progress_bar(n, "forward", opts.progress) as advance:
+            main = run_forward(model, enc, s.runtime, opts.batch_size, feature_rows=T.FEATURE_SAMPLE,
+                               progress=advance)
+    finally:
+        activations = tap.close()
     logits = main.logits
     report.metrics["forward_seconds"] = round(main.seconds, 3)
     report.metrics["examples_per_second"] = round(n / main.seconds, 1) if main.seconds > 0 else None
@@ -100,6 +108,8 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
                                "representation_relative_spread": fs["relative_spread"],
                                "representation_effective_rank": fs["effective_rank"],
                                "representation_source": main.feature_source})
+    # issue 20: the model's own weights and activations, and the base model when there is one
+    inside_findings(report, model, activations, base)
     report.metrics["token_stats"] = {
         "max_length": enc.stats.max_length, "truncated_examples": enc.stats.truncated,
         "unk_share": (enc.stats.unk_tokens / enc.stats.content_tokens) if enc.stats.content_tokens else 0.0,
