@@ -40,13 +40,16 @@ def any_sharded(named: list[tuple[str, Any]]) -> bool:
 
 # --- wrapping -----------------------------------------------------------------------------------
 
-def shard_model(model: Any) -> int:
+def shard_model(model: Any, device: Any) -> int:
     """fully_shard every transformer block, then the root (embeddings, norm, head); returns the blocks sharded.
 
     Blocks are the classes the model names in _no_split_modules (transformers' own unit of placement),
     else the items of its layer stack. The head joins the root's group: gathered in the root's forward,
-    so every rank reads the whole head there and through full().
+    so every rank reads the whole head there and through full(). A model still on the CPU moves to
+    `device` one group at a time as it is sharded, so a GPU never holds more than one whole block.
     """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     from labeldiag.measure.hooks import find_layer_stack
@@ -55,17 +58,18 @@ def shard_model(model: Any) -> int:
     blocks = [m for m in model.modules() if m is not model and type(m).__name__ in names]
     if not blocks:
         blocks = find_layer_stack(model)[1]
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))  # the run's device, not the host's GPU
     for block in blocks:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     return len(blocks)
 
 
 def sharded_copy(model: Any, device: Any) -> Any:
     """A deep copy on `device`, FSDP2-sharded; the caller's model is left as it was."""
-    net = copy.deepcopy(model).to(device)
+    net = copy.deepcopy(model)
     net.zero_grad(set_to_none=True)
-    shard_model(net)
+    shard_model(net, device)
     return net
 
 
@@ -210,7 +214,7 @@ def sharded_forward(model: Any, enc: Any, rows: np.ndarray, labels: np.ndarray, 
     batch = make_batch(whole, enc, rows, labels, runtime.device, global_rows=int(len(rows)))
     sharded = copy.deepcopy(whole)
     ref_logits, ref_grads = _pass(whole, batch, runtime, head)
-    shard_model(sharded)
+    shard_model(sharded, runtime.device)
     logits, grads = _pass(sharded, batch, runtime, head)
     worst = torch.tensor([_relative(logits, ref_logits),
                           max((_relative(g, r) for g, r in zip(grads, ref_grads)), default=0.0)])

@@ -323,7 +323,7 @@ def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | No
         head = head_parameter_names(net)
         for n, p in net.named_parameters():
             p.requires_grad_(n in head)
-    net = net.to(device)
     if d is not None and d.shard == "fsdp":
-        shard_model(net)
-    return net
+        shard_model(net, device)  # moves each group to the device as it shards it
+        return net
+    return net.to(device)
