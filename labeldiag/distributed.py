@@ -187,6 +187,9 @@ def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
                 raise SystemExit(2) from None
             raise
         except Exception as exc:
+            if d.active and (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"):
+                raise RankFailure(f"rank {d.rank} of {d.world}: out of memory; lower --max-examples or --batch-size, "
+                                  "or shard with --shard fsdp over more ranks") from exc
             failure = collective_failure(exc, d) if d.active else None
             if failure is None:
                 raise
