@@ -3,6 +3,7 @@
 #   1. the test suite's GPU-marked tests (pytest -m gpu)
 #   2. benchmarks/bench_gpu.py: smoke-train bf16 vs a plain bf16 AdamW loop (steps/s, peak memory,
 #      MFU estimate), check-logits vs a plain loop, a 2-process torchrun smoke-train on 2+ GPUs
+#   3. on 2+ GPUs: benchmarks/bench_fsdp.py, smoke-train --shard fsdp vs a plain FSDP2 loop (issue 21)
 # and writes a Markdown table.  Usage (with the virtualenv active, examples extra installed):
 #   bash benchmarks/gpu.sh [OUT.md]          (default benchmarks/gpu-results.md)
 # Without a CUDA device it prints 'no CUDA device: skipped' and exits 0.
@@ -33,5 +34,31 @@ left=$((470 - (SECONDS - start)))
 timeout "$left" "$py" benchmarks/bench_gpu.py --out "$out" --pytest-summary "${summary:-no summary (exit $tests_rc)}"
 bench_rc=$?
 [ "$bench_rc" -eq 124 ] && echo "bench_gpu.py ran past the 8-minute budget; $out may be missing"
-echo "gpu.sh: pytest exit $tests_rc, benchmark exit $bench_rc, $((SECONDS - start)) s"
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+
+# FSDP2 (issue 21): smoke-train --shard fsdp against a plain FSDP2 loop with the same wrapping and batch
+# (benchmarks/bench_fsdp.py: steps/s, peak CUDA memory per rank), on the largest Llama the GPUs allow:
+# 40 % of all GPUs' memory for 16 bytes per parameter of training state, and the host's memory and disk for
+# the fp32 checkpoint each rank loads. FSDP_SECONDS (default 300) bounds it, outside the 8 minutes above.
+# NCCL takes one device per rank, so this needs 2 or more GPUs.
+fsdp_rc=0
+gpus="$("$py" -c "import torch; print(torch.cuda.device_count())")"
+if [ "$gpus" -ge 2 ]; then
+    layers="$("$py" - "$gpus" <<'PY'
+import os, shutil, sys
+import torch
+n = int(sys.argv[1])
+per_layer = 4 * 4096**2 + 3 * 4096 * (4096 * 8 // 3)  # attention + MLP parameters of one hidden-4096 block
+gpu = sum(torch.cuda.get_device_properties(i).total_memory for i in range(n))
+host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+disk = shutil.disk_usage(os.environ.get("TMPDIR", "/tmp")).free
+print(max(2, int(min(0.4 * gpu / 16, 0.3 * host / (n * 4 * 2), 0.3 * disk / 4) // per_layer)))
+PY
+)"
+    timeout "${FSDP_SECONDS:-300}" "$py" benchmarks/bench_fsdp.py --device cuda --ranks "$gpus" --hidden 4096 \
+        --layers "$layers" --steps 10 --pairs 3 | tee -a "$out"
+    fsdp_rc=${PIPESTATUS[0]}
+else
+    echo "FSDP2: skipped, $gpus GPU (one process per GPU needs 2 or more)" | tee -a "$out"
+fi
+echo "gpu.sh: pytest exit $tests_rc, benchmark exit $bench_rc, FSDP2 exit $fsdp_rc, $((SECONDS - start)) s"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$fsdp_rc" -eq 0 ]

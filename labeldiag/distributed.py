@@ -129,14 +129,30 @@ class RankFailure(UsageError):
 
 
 def collective_failure(exc: BaseException, d: Dist) -> RankFailure | None:
-    """A RankFailure for an error raised inside a collective (a peer gone or timed out); None otherwise."""
+    """A RankFailure when `exc`, or an error it was raised from, is a collective that lost a peer or timed
+    out (gloo / NCCL); None for any other error."""
+    seen = exc
+    while seen is not None:
+        failure = _peer_failure(seen, d)
+        if failure is not None:
+            return failure
+        seen = seen.__cause__
+    return None
+
+
+PEER_GONE = ("connection closed by peer", "connection reset by peer", "broken pipe", "connection refused",
+             "nccl communicator was aborted", "remote process exited")
+
+
+def _peer_failure(exc: BaseException, d: Dist) -> RankFailure | None:
+    if not isinstance(exc, RuntimeError):  # torch's DistBackendError and gloo's errors are RuntimeErrors
+        return None
     text = " ".join(str(exc).split())
     low = text.lower()
     if "timed out" in low or "timeout" in low:
         cause = (f"the other ranks did not reach the same collective within {collective_timeout():g} s "
                  "(a rank stalled, hung or was stopped)")
-    elif any(k in low for k in ("connection closed", "connection reset", "broken pipe", "connection refused",
-                                "peer", "socket")):
+    elif any(k in low for k in PEER_GONE):
         cause = "another rank closed its connection (it died, was killed or ran out of memory)"
     else:
         return None
@@ -145,13 +161,24 @@ def collective_failure(exc: BaseException, d: Dist) -> RankFailure | None:
 
 
 def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
-    """The same usage error on every rank is printed once, by rank 0; a rank's own failure by that rank."""
+    """The same usage error on every rank is printed once, by rank 0; a collective that failed, by each rank,
+    as one line naming it (RankFailure)."""
     def wrapped() -> int:
         d = from_env()
+        if d.active:
+            _stop_on_sigterm()
         try:
-            return body()
+            code = body()
+            # findings at --fail-on are rank 0's exit code: a launcher stops every rank when one exits nonzero,
+            # which would kill rank 0 before it writes the report
+            return 0 if d.active and not d.main and code == 1 else code
         except RankFailure:
             raise
+        except _Stopped:
+            if not d.main:  # one line per run: rank 0's, or the failing rank's own
+                raise SystemExit(143) from None
+            raise RankFailure(f"rank {d.rank} of {d.world}: stopped by the launcher (SIGTERM), which stops every rank "
+                              "once one has failed; its summary names the failed rank and exit code") from None
         except UsageError as exc:  # a collective that failed inside the model's backward arrives wrapped
             failure = collective_failure(exc, d) if d.active else None
             if failure is not None:
@@ -160,6 +187,9 @@ def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
                 raise SystemExit(2) from None
             raise
         except Exception as exc:
+            if d.active and (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"):
+                raise RankFailure(f"rank {d.rank} of {d.world}: out of memory; lower --max-examples or --batch-size, "
+                                  "or shard with --shard fsdp over more ranks") from exc
             failure = collective_failure(exc, d) if d.active else None
             if failure is None:
                 raise
@@ -241,3 +271,21 @@ def parameter_divergence(model: Any, d: Dist) -> float | None:
         dist.all_reduce(both, op=dist.ReduceOp.MAX)
         w, s = both.tolist()
     return w / s if s > 0 else w
+
+
+class _Stopped(BaseException):
+    """SIGTERM arrived (a launcher stopping the ranks); a BaseException so no `except Exception` swallows it."""
+
+
+def _stop_on_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise _Stopped()
+
+    signal.signal(signal.SIGTERM, stop)
+

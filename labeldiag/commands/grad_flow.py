@@ -1,6 +1,7 @@
 """grad-flow: one forward/backward pass; where does the gradient go (and where not)?"""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,8 +21,14 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.measure.learning_rate import update_ratios
     from labeldiag.measure.precision import measure_half_precision
     from labeldiag.render.progress import phase
+    from labeldiag.commands.sharding import start as start_sharding
+    from labeldiag.distributed import from_env, init, local_device, shutdown
+    from labeldiag.measure.sharded import sharded_copy
 
     lr = settings.lr
+    d = from_env()
+    if d.active:  # under a launcher: this rank's device; rank 0 alone shows progress
+        opts = dataclasses.replace(opts, device=local_device(d, opts.device), progress=opts.progress and d.main)
     s = prepare(inputs, opts, "grad-flow", fresh_head_expected=True)
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
@@ -35,7 +42,15 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     enc = subset(enc, rows)
     if s.label_token_ids is not None:
         _require_label_tokens(enc, s.label_token_ids, ",".join(opts.label_tokens))
-    model.to(s.runtime.device)
+    init(d, s.runtime.device)
+    start_sharding(s, opts, d)
+    if d.shard == "fsdp":  # a sharded copy: fully_shard changes the modules it wraps
+        model = sharded_copy(model, s.runtime.device)
+        report.notes.append(f"FSDP2 shards the parameters, not the data: every rank passes the same {len(enc.ids)} "
+                            "examples, so the averaged gradient is the one-process gradient; the table reads "
+                            "whole (gathered) parameters and gradients")
+    else:
+        model.to(s.runtime.device)
     report.add(half_precision_weights(measure_half_precision(model, lr)))
     words = list(opts.label_tokens) if opts.label_tokens else None
     with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress):
@@ -59,6 +74,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     if heat and heat["grad_norm"]:  # where the label tokens sit, so the figure can mark those positions
         heat["label_share"] = _label_position_share(enc, s.label_token_ids, s.label_positions,
                                                     len(heat["grad_norm"][0]))
+    shutdown(d)
     return report
 
 

@@ -16,6 +16,7 @@ from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate, make_batches
 from labeldiag.measure.parameters import census
+from labeldiag.measure.sharded import any_sharded, gathered
 from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
                                      forward_params, logits_tensor)
 from labeldiag.measure.hooks import ActivationWatch, CallOrder, HiddenGradTap, NonFiniteWatch, dropout_disabled
@@ -97,7 +98,7 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
                     loss, loss_source = _loss_of(output, y, len(idx), accepts_labels)
                 value = float(loss.detach())
                 total_loss += share * value
-                if idx is batches[0] and trainable:
+                if idx is batches[0] and trainable and not any_sharded(all_params):  # autograd.grad cannot reach FSDP2's sharded parameters
                     components = _loss_components(output, model, base_prefix)
                 if not math.isfinite(value):
                     nonfinite_loss = True
@@ -120,7 +121,7 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
             watch.close()
             if tap is not None:
                 tap.close()
-        layers = layer_stats(all_params, lr, base_prefix, order.order, skip_grads=nonfinite_loss)
+        layers = layer_stats(gathered(all_params), lr, base_prefix, order.order, skip_grads=nonfinite_loss)
         table_name = {n: lg.name for lg in layers for n in lg.no_grad_names + lg.frozen_names}
         reach = census(all_params, loss_connected=connected, backward_ran=not nonfinite_loss,
                        layer_of=lambda n: table_name.get(n, n), checkpointing=checkpointing_on(model))

@@ -88,6 +88,8 @@ class LabelAccumulator:
 def _embedding_rows(model: Any, token_ids: list[int], words: list[str]) -> tuple[dict | None, float | None]:
     import torch
 
+    from labeldiag.measure.sharded import full
+
     try:
         emb = model.get_input_embeddings()
     except Exception:
@@ -96,7 +98,7 @@ def _embedding_rows(model: Any, token_ids: list[int], words: list[str]) -> tuple
     if weight is None or weight.grad is None:
         return None, None
     with torch.no_grad():
-        norms = torch.linalg.vector_norm(weight.grad.float(), dim=1)
+        norms = torch.linalg.vector_norm(full(weight.grad).float(), dim=1)  # whole table when sharded
         got = norms[norms > 0]
         median = float(got.median()) if got.numel() else 0.0
         rows = {w: float(norms[t]) for w, t in zip(words, token_ids) if 0 <= t < norms.shape[0]}

@@ -40,13 +40,16 @@ def any_sharded(named: list[tuple[str, Any]]) -> bool:
 
 # --- wrapping -----------------------------------------------------------------------------------
 
-def shard_model(model: Any) -> int:
+def shard_model(model: Any, device: Any) -> int:
     """fully_shard every transformer block, then the root (embeddings, norm, head); returns the blocks sharded.
 
     Blocks are the classes the model names in _no_split_modules (transformers' own unit of placement),
     else the items of its layer stack. The head joins the root's group: gathered in the root's forward,
-    so every rank reads the whole head there and through full().
+    so every rank reads the whole head there and through full(). A model still on the CPU moves to
+    `device` one group at a time as it is sharded, so a GPU never holds more than one whole block.
     """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     from labeldiag.measure.hooks import find_layer_stack
@@ -55,17 +58,47 @@ def shard_model(model: Any) -> int:
     blocks = [m for m in model.modules() if m is not model and type(m).__name__ in names]
     if not blocks:
         blocks = find_layer_stack(model)[1]
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))  # the run's device, not the host's GPU
     for block in blocks:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     return len(blocks)
 
 
-def sharded_copy(model: Any, device: Any) -> Any:
-    """A deep copy on `device`, FSDP2-sharded; the caller's model is left as it was."""
-    net = copy.deepcopy(model).to(device)
-    net.zero_grad(set_to_none=True)
-    shard_model(net)
+def sharded_copy(model: Any, device: Any, dtype: Any = None, trainable: set[str] | None = None) -> Any:
+    """An FSDP2-sharded copy on `device` that never holds a second whole model: the copy is made on the meta
+    device, sharded, then each rank fills its own slices from `model` one tensor at a time.
+
+    `dtype` casts floating tensors (None keeps them); `trainable` names the parameters that keep
+    requires_grad (None: as in `model`). The caller's model is left as it was.
+    """
+    import torch
+    from torch.distributed.tensor import distribute_tensor
+
+    def meta(t: Any) -> Any:
+        cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+        return torch.empty_like(t, device="meta", dtype=cast)
+
+    memo: dict[int, Any] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) not in memo:  # tied weights stay tied
+            grad = p.requires_grad if trainable is None else name in trainable
+            memo[id(p)] = torch.nn.Parameter(meta(p), requires_grad=grad)
+    for b in model.buffers():
+        memo.setdefault(id(b), meta(b))
+    net = copy.deepcopy(model, memo)
+    shard_model(net, device)
+    net.to_empty(device=device)
+    source = dict(model.named_parameters(remove_duplicate=False))
+    buffers = dict(model.named_buffers(remove_duplicate=False))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            whole = source[name].detach().to(device, p.dtype)
+            piece = distribute_tensor(whole, p.device_mesh, p.placements, src_data_rank=None)  # no traffic
+            local(p).copy_(piece.to_local())
+            del whole, piece
+        for name, b in net.named_buffers():
+            b.copy_(buffers[name])
     return net
 
 
@@ -208,9 +241,8 @@ def sharded_forward(model: Any, enc: Any, rows: np.ndarray, labels: np.ndarray, 
     whole.eval()  # no dropout: both passes must be the same function
     head = sorted(head_parameter_names(whole))
     batch = make_batch(whole, enc, rows, labels, runtime.device, global_rows=int(len(rows)))
-    sharded = copy.deepcopy(whole)
+    sharded = sharded_copy(whole, runtime.device)
     ref_logits, ref_grads = _pass(whole, batch, runtime, head)
-    shard_model(sharded)
     logits, grads = _pass(sharded, batch, runtime, head)
     worst = torch.tensor([_relative(logits, ref_logits),
                           max((_relative(g, r) for g, r in zip(grads, ref_grads)), default=0.0)])

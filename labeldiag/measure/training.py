@@ -21,7 +21,7 @@ from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
 from labeldiag.measure.parameters import census
-from labeldiag.measure.sharded import grad_norm, local_snapshot, shard_model, unchanged
+from labeldiag.measure.sharded import grad_norm, local_snapshot, sharded_copy, unchanged
 from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
                                      forward_params, logits_tensor)
 from labeldiag.options import TrainSettings
@@ -315,6 +315,8 @@ def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | No
 
     import torch
 
+    if d is not None and d.shard == "fsdp":  # no second whole copy: filled slice by slice after sharding
+        return sharded_copy(model, device, torch.float32, head_parameter_names(model) if head_only else None)
     net = copy.deepcopy(model)
     net.zero_grad(set_to_none=True)  # the caller's .grad must not count as reached by our backward
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in net.parameters()):
@@ -323,7 +325,4 @@ def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | No
         head = head_parameter_names(net)
         for n, p in net.named_parameters():
             p.requires_grad_(n in head)
-    net = net.to(device)
-    if d is not None and d.shard == "fsdp":
-        shard_model(net)
-    return net
+    return net.to(device)
