@@ -195,7 +195,7 @@ def multilabel_gold(raw: list[Any], id2label: dict[int, str], num_labels: int) -
         return MultiLabelGold(matrix=matrix, names=names)
     ragged = next((n for n, row in enumerate(rows) if len(row) != len(rows[0])), None) if any(lists) else None
     if ragged is not None:
-        raise UsageError(f"the multi-hot vectors are ragged: example {ragged} has {len(rows[ragged])} entries, "
+        raise UsageError(f"the multi-label vectors are ragged: example {ragged} has {len(rows[ragged])} entries, "
                          f"example 0 has {len(rows[0])}; give every example one entry per label")
     for n, row in enumerate(rows):
         values = [_label_number(x, n) for x in row]
