@@ -130,7 +130,7 @@ def finetune(kind: str, train: list[dict], out: Path, steps: int, batch_size: in
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     model.save_pretrained(out / "model")
     tok.save_pretrained(out / "model")
@@ -138,8 +138,8 @@ def finetune(kind: str, train: list[dict], out: Path, steps: int, batch_size: in
             "first_loss": round(losses[0], 4), "last_loss": round(sum(losses[-10:]) / 10, 4)}
 
 
-BUILD = {"multilabel": (multilabel_examples, 800, 300, 120), "regression": (regression_examples, 2000, 300, 150),
-         "pairwise": (pairwise_examples, 600, 200, 80)}
+BUILD = {"multilabel": (multilabel_examples, 800, 300, 120), "regression": (regression_examples, 2000, 300, 100),
+         "pairwise": (pairwise_examples, 600, 200, 60)}
 
 
 def main(argv=None) -> int:

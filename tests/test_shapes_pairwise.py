@@ -19,7 +19,9 @@ def built(tmp_path_factory):
 
 
 def test_healthy_reward_model_gets_metrics_and_no_problem(built, tmp_path):
-    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", "--plot", tmp_path / "figure.png",
+                tmp=tmp_path)
+    assert (tmp_path / "figure.png").stat().st_size > 1000
     assert r.code == 0 and r.problems() == [], r.out
     assert r.report["model"]["task"] == "pairwise" and "task   pairwise" in r.out
     m = r.report["metrics"]["pairwise"]
