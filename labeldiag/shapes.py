@@ -69,6 +69,7 @@ class PairwiseSummary:
     bradley_terry_loss: float  # mean -log sigmoid(chosen - rejected)
     score_mean: float
     score_std: float  # across every scored text, chosen and rejected
+    margin_histogram: tuple[tuple[float, ...], tuple[int, ...]]  # (edges, counts) for the figure
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class RegressionSummary:
     target_rms: float
     prediction_mean: float
     prediction_std: float
+    # the targets in up to 10 quantile bins: (mean target, mean prediction) per bin, for the figure
+    binned: tuple[tuple[float, float], ...]
 
 
 # --- detection ----------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def multilabel_gold(raw: list[Any], id2label: dict[int, str], num_labels: int) -
         return MultiLabelGold(matrix=matrix, names=names)
     ragged = next((n for n, row in enumerate(rows) if len(row) != len(rows[0])), None) if any(lists) else None
     if ragged is not None:
-        raise UsageError(f"the multi-hot vectors are ragged: example {ragged} has {len(rows[ragged])} entries, "
+        raise UsageError(f"the multi-label vectors are ragged: example {ragged} has {len(rows[ragged])} entries, "
                          f"example 0 has {len(rows[0])}; give every example one entry per label")
     for n, row in enumerate(rows):
         values = [_label_number(x, n) for x in row]
@@ -376,7 +379,13 @@ def summarize_regression(predictions: np.ndarray, targets: np.ndarray, resamples
         spearman=spearman, spearman_p=rank_permutation_p(pred, y, resamples, seed), permutations=resamples,
         mse=residual / len(y), target_mean=float(y.mean()), target_std=float(y.std()),
         target_rms=float(np.sqrt((y ** 2).mean())), prediction_mean=float(pred.mean()),
-        prediction_std=float(pred.std()))
+        prediction_std=float(pred.std()), binned=_binned(y, pred))
+
+
+def _binned(y: np.ndarray, pred: np.ndarray, bins: int = 10) -> tuple[tuple[float, float], ...]:
+    order = np.argsort(y, kind="stable")
+    return tuple((float(y[part].mean()), float(pred[part].mean()))
+                 for part in np.array_split(order, min(bins, len(y))) if part.size)
 
 
 def shaped_gold(task: TaskShape, examples: Any, info: Any,
@@ -421,4 +430,9 @@ def summarize_pairwise(chosen: np.ndarray, rejected: np.ndarray) -> PairwiseSumm
         binomial_p=p, margin_mean=float(margin.mean()), margin_std=float(margin.std()),
         margin_quantiles=tuple(float(q) for q in np.percentile(margin, [5, 25, 50, 75, 95])),
         bradley_terry_loss=float(-log_expit(margin).mean()), score_mean=float(scores.mean()),
-        score_std=float(scores.std()))
+        score_std=float(scores.std()), margin_histogram=_histogram(margin))
+
+
+def _histogram(values: np.ndarray, bins: int = 20) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    counts, edges = np.histogram(values, bins=bins if np.ptp(values) > 0 else 1)
+    return tuple(float(e) for e in edges), tuple(int(c) for c in counts)

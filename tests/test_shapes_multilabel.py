@@ -38,7 +38,9 @@ def zero_weight(t):
 
 
 def test_healthy_multilabel_model_gets_metrics_and_no_problem(built, tmp_path):
-    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", "--plot", tmp_path / "figure.png",
+                tmp=tmp_path)
+    assert (tmp_path / "figure.png").stat().st_size > 1000
     assert r.code == 0 and r.problems() == [], r.out
     assert r.report["model"]["task"] == "multi-label"
     assert "task   multi-label" in r.out

@@ -19,7 +19,9 @@ def built(tmp_path_factory):
 
 
 def test_healthy_reward_model_gets_metrics_and_no_problem(built, tmp_path):
-    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", "--plot", tmp_path / "figure.png",
+                tmp=tmp_path)
+    assert (tmp_path / "figure.png").stat().st_size > 1000
     assert r.code == 0 and r.problems() == [], r.out
     assert r.report["model"]["task"] == "pairwise" and "task   pairwise" in r.out
     m = r.report["metrics"]["pairwise"]
@@ -68,3 +70,12 @@ def test_smoke_train_bradley_terry_from_a_fresh_head(built, tmp_path):
     r = run_cli("smoke-train", model, built["data"], "--max-examples", "16", "--steps", "3", "--no-progress",
                 "--model-class", f"{zoo}:UnscaledLogitsBert", tmp=tmp_path)
     assert "loss-at-init-off" in r.codes(), r.out
+
+
+def test_doctor_runs_every_stage_a_pairwise_scorer_takes(built, tmp_path):
+    r = run_cli("doctor", built["checkpoint"], built["data"], "--max-examples", "64", "--steps", "5", "--no-progress",
+                tmp=tmp_path)
+    assert r.code == 0 and r.problems() == [], r.out
+    stages = r.report["metrics"]["stages"]
+    assert stages["smoke-train"]["ran"] and stages["grad-flow"]["ran"]
+    assert "pairwise accuracy" in r.out

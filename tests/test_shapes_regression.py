@@ -21,7 +21,9 @@ def model(built, tmp_path):
 
 
 def test_healthy_regressor_gets_metrics_and_no_problem(built, tmp_path):
-    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", "--plot", tmp_path / "figure.png",
+                tmp=tmp_path)
+    assert (tmp_path / "figure.png").stat().st_size > 1000
     assert r.code == 0 and r.problems() == [], r.out
     assert r.report["model"]["task"] == "regression" and "task   regression" in r.out
     m = r.report["metrics"]["regression"]

@@ -132,7 +132,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     if positions is not None:
         _require_positions_inside(positions, encoded, loaded.tokenizer)
     if shaped is not None:
-        report.data["label_counts"] = shape_label_counts(shaped)
+        report.data["label_counts"], report.data["labelled"] = shape_label_counts(shaped), True
     return Session(opts=opts, report=report, runtime=runtime, loaded=loaded, examples=examples, encoded=encoded,
                    gold=gold, names=names, num_classes=num_classes, label_positions=positions,
                    label_token_ids=token_ids, task=task, shaped_gold=shaped)

@@ -33,6 +33,10 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
         return report
+    if s.task.kind == "pairwise":  # its loss is per example; the Bradley-Terry loss couples two texts
+        report.notes.append("grad-flow measures a loss per example, so it does not take preference pairs; "
+                            "smoke-train trains them with the Bradley-Terry loss")
+        return report
     if s.task.kind != "single-label":
         from labeldiag.commands.shapes import labelled_rows
 

@@ -160,9 +160,6 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
 
 def labelled_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
     """grad-flow's examples and float targets: multi-hot rows [N, K] or real targets [N]."""
-    if s.task.kind == "pairwise":
-        raise UsageError(f"{command} does not take preference pairs yet; smoke-train trains them with the "
-                         "Bradley-Terry loss")
     gold = s.shaped_gold
     if gold is None:
         raise UsageError(f"{command} needs labelled examples; DATA has no label column (pass --label-field or "

@@ -75,6 +75,10 @@ def confusion_figure_data(matrix: list[list[int]], names: list) -> dict:
 def plot_confusion(report: Report, path: str | None):
     import numpy as np
 
+    from labeldiag.render.shapes import plot_shape
+
+    if plot_shape(report, path):
+        return
     m = report.metrics
     matrix, names = m.get("confusion_matrix"), m.get("confusion_labels") or []
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
