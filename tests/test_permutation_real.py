@@ -1,0 +1,44 @@
+"""On a real fine-tuned MiniLM (BBC News, 5 topics): reordered output rows keep label-permutation, a
+Xavier-initialised head does not get it (issue 23; the full calibration is examples/damaged_models.py).
+
+Reuses an existing realmodels.py build (a folder holding model/ and test.jsonl), named by
+LABELDIAG_REAL_BBC, default /work/shared_models/bbc; skipped when there is none (building one takes minutes).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+BBC = Path(os.environ.get("LABELDIAG_REAL_BBC", "/work/shared_models/bbc"))
+if not (BBC / "model" / "config.json").is_file():
+    pytest.skip(f"no real BBC build at {BBC} (set LABELDIAG_REAL_BBC)", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from damaged_models import reorder_rows, xavier_head  # noqa: E402
+
+
+def test_real_reordered_rows_keep_the_verdict_and_a_xavier_head_does_not_get_it():
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from labeldiag import check_logits
+
+    torch.set_num_threads(2)
+    tokenizer = AutoTokenizer.from_pretrained(BBC / "model")
+    base = AutoModelForSequenceClassification.from_pretrained(BBC / "model").eval()
+    verdicts = {}
+    for name, plant in (("reordered", reorder_rows), ("xavier", lambda m: xavier_head(m, 0))):
+        model = copy.deepcopy(base)
+        plant(model)
+        report = check_logits(model, str(BBC / "test.jsonl"), tokenizer=tokenizer, max_examples=120, max_length=48,
+                              device="cpu")
+        verdicts[name] = report
+    permuted = verdicts["reordered"].get("label-permutation")
+    assert permuted is not None and permuted.evidence["best_accuracy"] > 0.85
+    assert not verdicts["xavier"].has("label-permutation")
+    assert verdicts["xavier"].has("predictions-weakly-informative"), [f.code for f in verdicts["xavier"].findings]
