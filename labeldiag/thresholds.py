@@ -251,9 +251,12 @@ WEIGHT_MAX_Z = 5.0
 WEIGHT_MIN_RATIO = {"norm-gain": 1.5, "norm-bias": 5.0, "matrix": 2.0, "bias": 5.0, "other": 2.0}
 # Exactly-zero rows or columns in a 2-D weight (more than any sibling has): trained weights have none.
 WEIGHT_MIN_ZERO_ROWS = 2
-# residual-stream-anomalous: per block, log(RMS out / RMS in) and log(RMS(out - in) / RMS(in)) against the
+# residual-stream-anomalous: per block (the first left out), log of the median token update |out - in| against the
 # other blocks (robust z, MAD floor), on the first ACTIVATION_SAMPLE examples of the forward.
 STREAM_LOG_MAD_FLOOR = 0.1
+# Blocks judged (after the first): a damaged block disturbs the next one's update too, so the median of
+# five still stands on three sound blocks.
+STREAM_MIN_BLOCKS = 5
 STREAM_MAX_Z = 5.0
 STREAM_MIN_RATIO = 2.0
 ACTIVATION_SAMPLE = 64

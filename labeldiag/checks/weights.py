@@ -93,29 +93,37 @@ def _describe(r: dict) -> str:
 
 
 def residual_stream_anomalous(acts: Activations | None) -> list[Finding]:
-    """A block that zeroes or blows up the residual stream: robust z over the blocks of log(RMS out / RMS in)
-    and of log(change), |z| >= STREAM_MAX_Z with a ratio to the other blocks' median beyond STREAM_MIN_RATIO."""
-    if acts is None or len(acts.blocks) < T.WEIGHT_MIN_SIBLINGS:
+    """A block whose update of the residual stream (median over tokens of |out - in|) is a robust outlier
+    against the other blocks': |z| of the log >= STREAM_MAX_Z and a ratio to their median beyond
+    STREAM_MIN_RATIO. The first block is left out: it acts on the raw embeddings, whose scale differs
+    from the stream's in pre-LayerNorm models. Post-LayerNorm blocks (BERT) rescale their output, so a
+    multiplied gain shows as a block whose update (and the next block's) is far larger than the others'.
+    """
+    blocks = list(acts.blocks[1:]) if acts is not None else []
+    if len(blocks) < T.STREAM_MIN_BLOCKS:
         return []
+    logs = np.log(np.clip(np.array([b.median_update for b in blocks]), 1e-30, None))
+    # median and MAD over all judged blocks, the block itself included: a damaged block also disturbs the
+    # next one's update, and two outliers among five must not move the yardstick
+    median = float(np.median(logs))
+    z = (logs - median) / max(1.4826 * float(np.median(np.abs(logs - median))), T.STREAM_LOG_MAD_FLOOR)
     rows = []
-    for statistic, values in (("output/input RMS", [b.rms_out / max(b.rms_in, 1e-30) for b in acts.blocks]),
-                              ("relative change", [b.change for b in acts.blocks])):
-        logs = np.log(np.clip(np.array(values), 1e-30, None))
-        z = robust_z(logs, T.STREAM_LOG_MAD_FLOOR)
-        for i, (b, zi, li) in enumerate(zip(acts.blocks, z, logs)):
-            ratio = math.exp(li - float(np.median(np.delete(logs, i))))
-            if abs(zi) >= T.STREAM_MAX_Z and (ratio >= T.STREAM_MIN_RATIO or ratio <= 1 / T.STREAM_MIN_RATIO):
-                rows.append({"block": b.name, "statistic": statistic, "value": math.exp(li), "ratio": ratio,
-                             "robust_z": float(zi), "rms_in": b.rms_in, "rms_out": b.rms_out})
+    for b, zi, li in zip(blocks, z, logs):
+        ratio = math.exp(li - median)
+        if abs(zi) >= T.STREAM_MAX_Z and (ratio >= T.STREAM_MIN_RATIO or ratio <= 1 / T.STREAM_MIN_RATIO):
+            rows.append({"block": b.name, "statistic": "median update |out - in|", "value": b.median_update,
+                         "ratio": ratio, "robust_z": float(zi), "rms_in": b.rms_in, "rms_out": b.rms_out})
     if not rows:
         return []
-    shown = "; ".join(f"{r['block']}: {r['statistic']} {r['value']:.3g}, {r['ratio']:.3g}x the other blocks' "
-                      f"median (z = {r['robust_z']:.1f})" for r in rows[:4])
+    shown = "; ".join(f"{r['block']} {'blows up' if r['ratio'] > 1 else 'barely changes'} the stream: median update "
+                      f"{r['value']:.3g}, {r['ratio']:.3g}x the other blocks' median (z = {r['robust_z']:.1f}; "
+                      f"stream RMS {r['rms_in']:.3g} -> {r['rms_out']:.3g})" for r in rows[:4])
     return [Finding(
         "residual-stream-anomalous",
-        f"{len({r['block'] for r in rows})} block(s) change the residual stream far unlike the others: {shown}",
+        f"{len(rows)} block(s) change the residual stream far unlike the others: {shown}",
         {"blocks": rows, "examples": acts.examples, "n_blocks": len(acts.blocks),
-         "test": f"robust z-score over the blocks (|z| >= {T.STREAM_MAX_Z:g}, ratio beyond {T.STREAM_MIN_RATIO:g}x)"},
+         "test": f"robust z-score of the log median update over blocks 1..{len(acts.blocks) - 1} "
+                 f"(|z| >= {T.STREAM_MAX_Z:g}, ratio beyond {T.STREAM_MIN_RATIO:g}x)"},
     )]
 
 
