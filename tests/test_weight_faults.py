@@ -169,7 +169,7 @@ def test_six_block_healthy_model_gets_none_of_the_new_codes(six_blocks):
 @pytest.mark.parametrize("fault, code, where", [
     ("layernorm-gain-x5", "layer-weights-anomalous", "bert.encoder.layer.3.output.LayerNorm.weight"),
     ("zero-query-key", "layer-weights-anomalous", "bert.encoder.layer.3.attention.self.query.weight"),
-    ("zero-query-key", "attention-degenerate", "bert.encoder.layer.3"),
+    ("query-x100", "attention-degenerate", "bert.encoder.layer.3"),
     ("ffn-output-x20", "layer-weights-anomalous", "bert.encoder.layer.3.output.dense.weight"),
     ("layernorm-gain-x5", "residual-stream-anomalous", "bert.encoder.layer.3"),
     ("zero-output-row", "layer-weights-anomalous", "classifier.weight"),
@@ -184,6 +184,9 @@ def test_fault_inside_one_block_is_named(six_blocks, fault, code, where):
             for lin in (block3(m).attention.self.query, block3(m).attention.self.key):
                 lin.weight.zero_()
                 lin.bias.zero_()
+        elif fault == "query-x100":
+            block3(m).attention.self.query.weight.mul_(100.0)
+            block3(m).attention.self.query.bias.mul_(100.0)
         elif fault == "ffn-output-x20":
             block3(m).output.dense.weight.mul_(20.0)
         elif fault == "zero-output-row":

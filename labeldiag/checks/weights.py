@@ -53,6 +53,8 @@ def layer_weights_anomalous(stats: list[TensorStats]) -> list[Finding]:
         z = robust_z(logs, T.WEIGHT_LOG_MAD_FLOOR)
         for s, zi, li in zip(group, z, logs):
             others = np.delete(logs, group.index(s))
+            if max(s.rms, math.exp(float(np.median(others)))) < T.WEIGHT_NEAR_ZERO_RMS:
+                continue  # both at their zero init: differences are noise
             ratio = math.exp(li - float(np.median(others)))
             limit = T.WEIGHT_MIN_RATIO.get(s.kind, T.WEIGHT_MIN_RATIO["matrix"])
             if abs(zi) >= T.WEIGHT_MAX_Z and (ratio >= limit or ratio <= 1 / limit):
