@@ -81,7 +81,8 @@ def layer_weights_anomalous(stats: list[TensorStats]) -> list[Finding]:
             f"and exactly-zero rows / columns (>= {T.WEIGHT_MIN_ZERO_ROWS}) no sibling has")
     return [Finding(
         "layer-weights-anomalous",
-        f"{len(rows)} weight tensor{'s are' if len(rows) > 1 else ' is'} out of line with {'their' if len(rows) > 1 else 'its'}"
+        f"{len(rows)} weight tensor{'s are' if len(rows) > 1 else ' is'} out of line with "
+        f"{'their' if len(rows) > 1 else 'its'}"
         f" sibling layers: {shown}",
         {"tensors": rows, "test": test, "n_tensors": len(stats)},
     )]
@@ -146,9 +147,10 @@ def attention_degenerate(acts: Activations | None) -> list[Finding]:
         weight = float(np.median([np.mean(o.max_weight_per_head) for o in others]))
         pad = float(np.median([o.pad_mass for o in others]))
         margin = T.ATTENTION_SIBLING_MARGIN
-        if min(a.entropy_per_head) >= T.ATTENTION_UNIFORM_MIN_ENTROPY and entropy <= T.ATTENTION_UNIFORM_MIN_ENTROPY - margin:
+        uniform, one_hot = T.ATTENTION_UNIFORM_MIN_ENTROPY, T.ATTENTION_ONE_HOT_MIN_WEIGHT
+        if min(a.entropy_per_head) >= uniform and entropy <= uniform - margin:
             kinds[a.name] = ("uniform", a)
-        elif min(a.max_weight_per_head) >= T.ATTENTION_ONE_HOT_MIN_WEIGHT and weight <= T.ATTENTION_ONE_HOT_MIN_WEIGHT - margin:
+        elif min(a.max_weight_per_head) >= one_hot and weight <= one_hot - margin:
             kinds[a.name] = ("one-hot", a)
         elif a.pad_mass >= T.ATTENTION_MAX_PAD_MASS and pad <= T.ATTENTION_MAX_PAD_MASS - margin:
             kinds[a.name] = ("on padding", a)
