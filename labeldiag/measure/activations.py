@@ -1,6 +1,6 @@
 """Activation statistics read by hooks during check-logits' own forward pass (no extra pass), on its first
 batches up to a bounded number of examples: the residual stream's norm after each block and how much each
-block changes it, and, for BERT-style self-attention (separate query / key projections), each layer's
+block changes it (its update), and, for BERT-style self-attention (separate query / key projections), each layer's
 attention entropy, one-hotness and mass on padding.
 """
 from __future__ import annotations
@@ -14,13 +14,16 @@ from labeldiag.measure.hooks import _first_tensor, find_layer_stack
 
 @dataclass(frozen=True)
 class BlockStats:
-    """One block of the stack: RMS of the stream entering and leaving it, and RMS(out - in) / RMS(in)."""
+    """One block of the stack: RMS of the stream entering and leaving it, RMS(out - in) / RMS(in), and the
+    median over tokens of |out - in| (the block's update; a median, so that the few tokens with massive
+    activations some decoders keep do not decide it)."""
 
     name: str
     index: int
     rms_in: float
     rms_out: float
     change: float
+    median_update: float
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,13 @@ class ActivationTap:
                 return None
             real = self.mask.to(x.device)
             xin, yout = x[real].float(), y[real].float()
-            s = self.sums.setdefault(index, [0.0, 0.0, 0.0, 0])
+            s = self.sums.setdefault(index, [0.0, 0.0, 0.0, 0, []])
+            update = yout - xin
             s[0] += float((xin ** 2).sum())
             s[1] += float((yout ** 2).sum())
-            s[2] += float(((yout - xin) ** 2).sum())
+            s[2] += float((update ** 2).sum())
             s[3] += xin.numel()
+            s[4].append(torch.linalg.vector_norm(update, dim=-1).cpu())
             return None
         return hook
 
@@ -140,8 +145,11 @@ class ActivationTap:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        import torch
+
         blocks = tuple(BlockStats(name=f"{self.stack_name}.{i}", index=i, rms_in=math.sqrt(s[0] / s[3]),
-                                  rms_out=math.sqrt(s[1] / s[3]), change=math.sqrt(s[2] / max(s[0], 1e-30)))
+                                  rms_out=math.sqrt(s[1] / s[3]), change=math.sqrt(s[2] / max(s[0], 1e-30)),
+                                  median_update=float(torch.cat(s[4]).median()))
                        for i, s in sorted(self.sums.items()) if s[3])
         attention = []
         for i, a in sorted(self.attn.items()):
