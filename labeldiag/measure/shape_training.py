@@ -112,5 +112,8 @@ def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray,
             trace.fit_step = step
             trace.fit_seconds = time.perf_counter() - start
             break
+    # the Bradley-Terry loss sees only score differences, so the bias of a one-score head gets no gradient
+    # by construction: not a parameter left behind
     with torch.no_grad():
-        trace.unchanged = [n for n, p, old in zip(names, params, snapshot) if torch.equal(p.detach().cpu(), old)]
+        trace.unchanged = [n for n, p, old in zip(names, params, snapshot) if torch.equal(p.detach().cpu(), old)
+                           and not (kind == "pairwise" and p.numel() == 1)]
