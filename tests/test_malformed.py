@@ -282,7 +282,7 @@ CASES: dict[str, Case] = {
     "data-text-field-misspelt": Case(lambda c: (c.model, c.data, ["--text-field", "txet"]), "did you mean 'text'"),
     "data-label-field-misspelt": Case(lambda c: (c.model, c.data, ["--label-field", "lable"]), "did you mean 'label'"),
     "data-mixed-label-types": Case(lambda c: (c.model, c.labelled(["sport", 1, "tech", 2]), []), "mix types"),
-    "data-multi-label": Case(lambda c: (c.model, c.labelled([[0, 1], [1]]), []), "multi-hot"),
+    "data-multi-label": Case(lambda c: (c.model, c.labelled([[0, 1], [1]]), []), "multi-label"),
     "data-nan-labels": Case(lambda c: (c.model, c.file("d.json", '[{"text": "a b", "label": NaN}]'), []), "NaN"),
     "data-some-labels-missing": Case(lambda c: (c.model, c.labelled(["sport", None, "tech"]), []), "no value"),
     "data-text-not-string": Case(lambda c: (c.model, c.rows([{"text": {"a": 1}, "label": "sport"}]), []),
