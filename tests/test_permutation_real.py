@@ -1,41 +1,35 @@
 """On a real fine-tuned MiniLM (BBC News, 5 topics): reordered output rows keep label-permutation, a
 Xavier-initialised head does not get it (issue 23; the full calibration is examples/damaged_models.py).
 
-Reuses an existing realmodels.py build (a folder holding model/ and test.jsonl), named by
-LABELDIAG_REAL_BBC, default /work/shared_models/bbc; skipped when there is none (building one takes minutes).
+Uses the session's real BBC build (conftest's real_bbc, shared with the other real-model modules).
 """
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-BBC = Path(os.environ.get("LABELDIAG_REAL_BBC", "/work/shared_models/bbc"))
-if not (BBC / "model" / "config.json").is_file():
-    pytest.skip(f"no real BBC build at {BBC} (set LABELDIAG_REAL_BBC)", allow_module_level=True)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-models")]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from damaged_models import reorder_rows, xavier_head  # noqa: E402
 
 
-def test_real_reordered_rows_keep_the_verdict_and_a_xavier_head_does_not_get_it():
-    import torch
+def test_real_reordered_rows_keep_the_verdict_and_a_xavier_head_does_not_get_it(real_bbc):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from labeldiag import check_logits
 
-    torch.set_num_threads(2)
-    tokenizer = AutoTokenizer.from_pretrained(BBC / "model")
-    base = AutoModelForSequenceClassification.from_pretrained(BBC / "model").eval()
+    checkpoint, test = real_bbc
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    base = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     verdicts = {}
     for name, plant in (("reordered", reorder_rows), ("xavier", lambda m: xavier_head(m, 0))):
         model = copy.deepcopy(base)
         plant(model)
-        report = check_logits(model, str(BBC / "test.jsonl"), tokenizer=tokenizer, max_examples=120, max_length=48,
+        report = check_logits(model, str(test), tokenizer=tokenizer, max_examples=120, max_length=48,
                               device="cpu")
         verdicts[name] = report
     permuted = verdicts["reordered"].get("label-permutation")
