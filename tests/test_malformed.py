@@ -510,7 +510,8 @@ def test_ten_megabyte_line_works_or_fails_fast(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     t0 = time.perf_counter()
     result = run_cli("check-logits", trained["checkpoint"], data, "--device", "cpu", "--no-progress", tmp=tmp_path)
-    assert time.perf_counter() - t0 < 60
+    # a bound against a hang, not a speed test: ~40 s alone, 76 s beside two busy test workers on 2 cores
+    assert time.perf_counter() - t0 < 150
     assert result.code in (0, 1) or (result.code == 2 and len(result.err.strip().splitlines()) == 1), result.err
     assert "Traceback" not in result.err
     if result.code in (0, 1):
