@@ -95,6 +95,7 @@ def main() -> int:
 
     from labeldiag import check_logits
     from labeldiag.checks.logits import best_mapping
+    from labeldiag.checks.mapping import cohens_kappa
 
     folder = Path(args.folder)
     tokenizer = AutoTokenizer.from_pretrained(folder / "model")
@@ -108,8 +109,7 @@ def main() -> int:
         report = check_logits(model, data, tokenizer=tokenizer, max_length=128)
         table = np.array(report.metrics["confusion_matrix"])
         mapped = table[best_mapping(table), np.arange(table.shape[1])].sum() / table.sum()
-        chance = (table.sum(1) / table.sum()).max()
-        kappa = (mapped - chance) / (1 - chance)
+        kappa = cohens_kappa(table, best_mapping(table))
         verdict = [f"{f.code} ({f.severity})" for f in report.sorted_findings() if f.code in KEPT]
         print(f"{name:26} {report.metrics['accuracy']:8.1%} {mapped:7.1%} "
               f"{report.metrics['mean_max_probability']:6.2f} {kappa:6.2f}  {', '.join(verdict) or '-'}")

@@ -29,6 +29,18 @@ def identity_test(table: np.ndarray, mapping: np.ndarray) -> tuple[int, int, flo
     return better, worse, p_value
 
 
+def cohens_kappa(table: np.ndarray, mapping: np.ndarray) -> float:
+    """Agreement of the mapped predictions with the gold labels beyond what both marginals give by chance.
+
+    Chance uses the gold and the predicted class shares, so a skewed label set (70 % one class) does not
+    make a swapped binary model look uninformative, as a kappa over the majority share would.
+    """
+    n = table.sum()
+    observed = table[mapping, np.arange(table.shape[1])].sum() / n
+    expected = float((table.sum(1)[mapping] * table.sum(0)).sum() / n**2)
+    return float((observed - expected) / (1 - expected)) if expected < 1 else 0.0
+
+
 def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, names: list[str],
                   dependence: dict) -> list[Finding]:
     """label-permutation when the best mapping beats the identity and explains the model, else
@@ -39,7 +51,7 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     identity_acc = float(np.trace(table) / n)
     mapped_acc = float(table[mapping, np.arange(c)].sum() / n)
     majority = float(table.sum(1).max() / n)
-    kappa = (mapped_acc - majority) / (1 - majority) if majority < 1 else 0.0
+    kappa = cohens_kappa(table, mapping)
     better, worse, p_identity = identity_test(table, mapping)
     beats_identity = mapped_acc - identity_acc >= T.PERMUTATION_MIN_GAIN and p_identity < T.ALPHA
     far_above_chance = kappa >= T.PERMUTATION_MIN_KAPPA
@@ -47,12 +59,13 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     as_confident = -T.PERMUTATION_MAX_OVERCONFIDENCE <= mapped_acc - confidence <= T.PERMUTATION_MAX_UNDERCONFIDENCE
     evidence = {
         "identity_accuracy": identity_acc, "best_accuracy": mapped_acc, "mean_max_probability": confidence,
-        "majority_share": majority, "kappa_over_majority": kappa,
+        "majority_share": majority, "cohens_kappa": kappa,
+        "kappa_test": "Cohen's kappa of the mapped predictions against the gold labels (chance from both marginals)",
         "identity_test": "exact one-sided McNemar test, best mapping vs identity on the examples they disagree on",
         "right_only_under_mapping": better, "right_only_as_labelled": worse, "identity_p_value": p_identity,
         "rule": (f"label-permutation when the best mapping gains >= {T.PERMUTATION_MIN_GAIN:g} accuracy over the "
-                 f"identity (McNemar p < {T.ALPHA:g}), reaches kappa >= {T.PERMUTATION_MIN_KAPPA:g} over the "
-                 f"majority class, and lies between {T.PERMUTATION_MAX_OVERCONFIDENCE:g} below and "
+                 f"identity (McNemar p < {T.ALPHA:g}), reaches Cohen's kappa >= "
+                 f"{T.PERMUTATION_MIN_KAPPA:g}, and lies between {T.PERMUTATION_MAX_OVERCONFIDENCE:g} below and "
                  f"{T.PERMUTATION_MAX_UNDERCONFIDENCE:g} above the mean max probability"),
         "min_gain": T.PERMUTATION_MIN_GAIN, "min_kappa": T.PERMUTATION_MIN_KAPPA,
         "max_overconfidence": T.PERMUTATION_MAX_OVERCONFIDENCE,
@@ -74,7 +87,7 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     if not (beats_identity or overclaims):
         return []
     if beats_identity:
-        why = (f"that is too close to chance (kappa {kappa:.2f} over the majority class < {T.PERMUTATION_MIN_KAPPA:g})"
+        why = (f"that is too close to chance (Cohen's kappa {kappa:.2f} < {T.PERMUTATION_MIN_KAPPA:g})"
                if not far_above_chance else
                "the model's mean confidence is far from that accuracy, while a trained head under permuted "
                "names is about as accurate under the mapping as it is confident")
