@@ -16,18 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class Rows:
-    def __init__(self, tokenizer, rows, label2id):
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=128)
-        self.items = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                       "labels": label2id[r["label"]]} for i, r in enumerate(rows)]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from labeldiag.synthetic import TokenizedRows
 
 
 def accuracy(eval_pred):
@@ -47,8 +36,9 @@ def trainer_for(folder: Path, rows: list[dict], eval_rows: list[dict], lr: float
                              use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0)
     torch.manual_seed(0)
     label2id = model.config.label2id
-    return Trainer(model=model, args=args, train_dataset=Rows(tokenizer, rows, label2id),
-                   eval_dataset=Rows(tokenizer, eval_rows, label2id), data_collator=DataCollatorWithPadding(tokenizer),
+    return Trainer(model=model, args=args, train_dataset=TokenizedRows(tokenizer, rows, label2id, max_length=128),
+                   eval_dataset=TokenizedRows(tokenizer, eval_rows, label2id, max_length=128),
+                   data_collator=DataCollatorWithPadding(tokenizer),
                    callbacks=callbacks, compute_metrics=accuracy)
 
 
@@ -103,7 +93,7 @@ def planted_faults(folder: Path) -> dict:
                                      save_strategy="no", report_to=[], use_cpu=True, seed=0, disable_tqdm=True,
                                      dataloader_num_workers=0, **extra)
             torch.manual_seed(0)
-            train = Rows(tokenizer, rows, model.config.label2id)
+            train = TokenizedRows(tokenizer, rows, model.config.label2id, max_length=128)
             Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer),
                     callbacks=[cb]).train()
         return [f"{f.code} ({f.severity}): {f.message}" for r in cb.reports for f in r.findings if f.severity != "info"]

@@ -27,7 +27,7 @@ standalone through ``FILE.py:Class``.
 """
 
 import math
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch

@@ -108,6 +108,21 @@ def accuracy(model: Any, tokenizer: Any, rows: list[dict]) -> float:
     return float((pred == gold).float().mean())
 
 
+class TokenizedRows:
+    """Rows tokenized once, as a map-style dataset a transformers Trainer reads (tests, benchmarks)."""
+
+    def __init__(self, tokenizer: Any, rows: list[dict], label2id: dict[str, int], max_length: int = 32):
+        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
+        self.items = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+                       "labels": label2id[r["label"]]} for i, r in enumerate(rows)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
 def save_tokenizer(tokenizer: Any, path: str | Path) -> None:
     """save_pretrained, with a tokenizer_class that transformers 4.x can load too."""
     tokenizer.save_pretrained(path)

@@ -95,6 +95,31 @@ def save_tiny(model: Any, tokenizer: Any, path: Path) -> Path:
     return Path(path)
 
 
+def tiny_trainer(tmp_path: Path, tokenizer: Any, model: Any, train_rows: list[dict], eval_rows: list[dict] | None,
+                 callbacks: list, lr: float = 1e-4, steps: int = 2, eval_every: int | None = None,
+                 batch_size: int = 16, compute_metrics: Any = None, optimizers: tuple = (None, None),
+                 **extra: Any) -> Any:
+    """A transformers Trainer over tokenized synthetic rows on CPU, evaluating every `eval_every` steps
+    (default: at the end) when there are evaluation rows; seeded, so two runs take the same steps."""
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from labeldiag.synthetic import TokenizedRows
+
+    every = eval_every or steps
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=lr, max_steps=steps,
+                             per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
+                             eval_strategy="steps" if eval_rows else "no", eval_steps=every, logging_steps=every,
+                             save_strategy="no", report_to=[], use_cpu=True, seed=0, disable_tqdm=True,
+                             dataloader_num_workers=0, **extra)
+    torch.manual_seed(0)
+    label2id = model.config.label2id
+    return Trainer(model=model, args=args, train_dataset=TokenizedRows(tokenizer, train_rows, label2id),
+                   eval_dataset=TokenizedRows(tokenizer, eval_rows, label2id) if eval_rows else None,
+                   data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks,
+                   compute_metrics=compute_metrics, optimizers=optimizers)
+
+
 def skip_without_examples_extra() -> None:
     """Skip the calling test module when the `examples` extra (real MiniLM, BBC, tweets) is absent."""
     import importlib.util

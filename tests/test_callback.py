@@ -5,36 +5,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-
-class Rows:
-    """A torch Dataset of tokenized synthetic examples."""
-
-    def __init__(self, tokenizer, rows, label2id):
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=32)
-        self.items = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                       "labels": label2id[r["label"]]} for i, r in enumerate(rows)]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from helpers import tiny_trainer  # noqa: E402
 
 
 def _trainer(tmp_path, tokenizer, model, train_rows, eval_rows, lr, steps, callbacks, optimizers=(None, None),
              eval_every=None):
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=lr, max_steps=steps,
-                             per_device_train_batch_size=16, per_device_eval_batch_size=64, eval_strategy="steps",
-                             eval_steps=eval_every or steps // 2, logging_steps=eval_every or steps // 2, save_strategy="no", report_to=[],
-                             use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0)
-    label2id = model.config.label2id
-    torch.manual_seed(0)
-    return Trainer(model=model, args=args, train_dataset=Rows(tokenizer, train_rows, label2id),
-                   eval_dataset=Rows(tokenizer, eval_rows, label2id), data_collator=DataCollatorWithPadding(tokenizer),
-                   callbacks=callbacks, optimizers=optimizers)
+    return tiny_trainer(tmp_path, tokenizer, model, train_rows, eval_rows, callbacks, lr=lr, steps=steps,
+                        eval_every=eval_every or steps // 2, optimizers=optimizers)
 
 
 @pytest.fixture(scope="module")

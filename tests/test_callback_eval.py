@@ -10,18 +10,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-
-class Rows:
-    def __init__(self, tokenizer, rows, label2id):
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=32)
-        self.items = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                       "labels": label2id[r["label"]]} for i, r in enumerate(rows)]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from helpers import tiny_trainer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +33,8 @@ def accuracy(eval_pred):
 
 
 def trainer_for(tmp_path, tokenizer, model, train_rows, eval_rows, callbacks, lr=1e-4, steps=2, **extra):
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=lr, max_steps=steps,
-                             per_device_train_batch_size=16, per_device_eval_batch_size=64, eval_strategy="steps",
-                             eval_steps=steps, logging_steps=steps, save_strategy="no", report_to=[], use_cpu=True,
-                             seed=0, disable_tqdm=True, dataloader_num_workers=0, **extra)
-    torch.manual_seed(0)
-    label2id = model.config.label2id
-    return Trainer(model=model, args=args, train_dataset=Rows(tokenizer, train_rows, label2id),
-                   eval_dataset=Rows(tokenizer, eval_rows, label2id), data_collator=DataCollatorWithPadding(tokenizer),
-                   callbacks=callbacks, compute_metrics=accuracy)
+    return tiny_trainer(tmp_path, tokenizer, model, train_rows, eval_rows, callbacks, lr=lr, steps=steps,
+                        compute_metrics=accuracy, **extra)
 
 
 def test_evaluation_is_judged_on_exactly_the_evaluation_set(parts, tmp_path):

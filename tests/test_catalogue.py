@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from helpers import run_cli
 from labeldiag.catalogue import CATALOGUE, readme_tables

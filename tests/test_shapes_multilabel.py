@@ -3,7 +3,6 @@ real in a tiny BCE-trained BERT, problem-type-mismatch both ways, bad input, smo
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from tests.test_callback_eval import Rows, model_for  # noqa: E402  (shared tiny-Trainer pieces)
+from helpers import tiny_trainer  # noqa: E402
+from tests.test_callback_eval import model_for  # noqa: E402  (shared tiny-Trainer pieces)
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +23,7 @@ def parts():
 
 
 def train(tmp_path, tokenizer, model, rows, eval_rows, cb, steps=2, **extra):
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=1e-4, max_steps=steps,
-                             per_device_train_batch_size=8, per_device_eval_batch_size=32, logging_steps=steps,
-                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True, seed=0,
-                             disable_tqdm=True, dataloader_num_workers=0, **extra)
-    torch.manual_seed(0)
-    label2id = model.config.label2id
-    trainer = Trainer(model=model, args=args, train_dataset=Rows(tokenizer, rows, label2id),
-                      data_collator=DataCollatorWithPadding(tokenizer), callbacks=[cb])
+    trainer = tiny_trainer(tmp_path, tokenizer, model, rows, None, [cb], lr=1e-4, steps=steps, batch_size=8, **extra)
     trainer.train()
     return trainer
 

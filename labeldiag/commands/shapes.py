@@ -90,7 +90,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     """Fit one fixed batch with BCE (multi-label), MSE (regression) or Bradley-Terry (pairwise) on the logits."""
     from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
     from labeldiag.checks.regression import targets_unscaled
-    from labeldiag.checks.training import check_training
+    from labeldiag.checks.training import check_training, fit_rule
     from labeldiag.measure.shape_training import train_shape
     from labeldiag.measure.training import training_copy
     from labeldiag.records import InitialLoss, TrainingTrace
@@ -133,7 +133,8 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
                     "target")
     with phase(f"training a copy on {rows.size} examples", opts.progress):
         model = training_copy(s.loaded.model, s.runtime.device)
-        train_shape(model, s.encoded, rows, targets, s.task.kind, s.runtime, settings, trace)
+        train_shape(model, s.encoded, rows, targets, s.task.kind, s.runtime, settings, trace,
+                    lambda t: fit_rule(t, settings.target_loss))
         del model
     report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census) + parameters_disconnected(trace.census))
     if s.task.kind != "regression":  # mean BCE per label and the Bradley-Terry loss both start at ln 2

@@ -168,6 +168,7 @@ def _names_permuted(s, opts: Options, gold: np.ndarray) -> bool:
 
 def _train(model, batch, runtime, trace, settings, d, opts, title):
     """Train unless it cannot start; None when it could not."""
+    from labeldiag.checks.training import fit_rule
     from labeldiag.measure.training import train_on_batch
     from labeldiag.render.smoke_train import live_view
 
@@ -178,7 +179,8 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
     if trace.skipped:
         return None
     with live_view(settings.steps, title, opts.progress and d.main) as on_step:
-        return train_on_batch(model, batch, runtime, trace, settings, d, on_step=on_step)
+        return train_on_batch(model, batch, runtime, trace, settings, d,
+                              lambda t: fit_rule(t, settings.target_loss), on_step=on_step)
 
 
 def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):

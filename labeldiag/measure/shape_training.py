@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.checks.training import fit_rule
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
 from labeldiag.measure.parameters import census
 from labeldiag.measure.runtime import Runtime, call_model, filter_inputs, forward_params, logits_tensor
+from labeldiag.measure.training import FitRule, stop_at
 from labeldiag.options import TrainSettings
 from labeldiag.records import TrainingTrace
 
@@ -47,7 +47,7 @@ def shape_loss(kind: str, logits: Any, targets: Any, target_var: float) -> tuple
 
 
 def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray, kind: str, runtime: Runtime,
-                settings: TrainSettings, trace: TrainingTrace) -> None:
+                settings: TrainSettings, trace: TrainingTrace, fitted: FitRule) -> None:
     """Pre-flight backward (census, loss at init), then AdamW on the fixed batch until fitted, diverged or
     out of steps; fills `trace` (classification_losses hold the fit measure)."""
     import torch
@@ -104,13 +104,7 @@ def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray,
         if kind == "multi-label":
             predicted = (logits.detach() >= 0).cpu().numpy()
             trace.distinct_predictions.append(len({r.tobytes() for r in np.packbits(predicted, axis=1)}))
-        if not math.isfinite(loss_v) or loss_v > limit:
-            trace.diverged_step = step
-            break
-        trace.fit_rule = fit_rule(trace, settings.target_loss)
-        if trace.fit_rule is not None:
-            trace.fit_step = step
-            trace.fit_seconds = time.perf_counter() - start
+        if stop_at(step, loss_v, limit, trace, fitted, start):
             break
     # the Bradley-Terry loss sees only score differences, so the bias of a one-score head gets no gradient
     # by construction: not a parameter left behind

@@ -15,7 +15,6 @@ from typing import Any, Callable
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.checks.training import fit_rule
 from labeldiag.distributed import Dist, all_reduce_sum, parameter_divergence
 from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
@@ -185,10 +184,27 @@ def _check_width(logits: Any, trace: TrainingTrace) -> None:
 
 # --- the training loop --------------------------------------------------------------------------
 
+FitRule = Callable[[TrainingTrace], "str | None"]
+
+
+def stop_at(step: int, loss: float, limit: float, trace: TrainingTrace, fitted: FitRule, start: float) -> bool:
+    """Record a divergence or a fit at `step` in `trace`; True when the run should stop there."""
+    if not math.isfinite(loss) or loss > limit:
+        trace.diverged_step = step
+        return True
+    trace.fit_rule = fitted(trace)
+    if trace.fit_rule is None:
+        return False
+    trace.fit_step = step
+    trace.fit_seconds = time.perf_counter() - start
+    return True
+
+
 def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, settings: TrainSettings,
-                   d: Dist, *,
+                   d: Dist, fitted: FitRule, *,
                    on_step: Callable[[int, float, float, float], None] | None = None) -> RunResult:
-    """Train `model` (a copy: it is changed) on the fixed batch until fitted, diverged or out of steps."""
+    """Train `model` (a copy: it is changed) on the fixed batch until `fitted` names a rule, it diverges or
+    it runs out of steps."""
     import torch
 
     result = RunResult(trace=trace)
@@ -247,13 +263,7 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
         trace.grad_norms.append(host[-1])
         if on_step is not None:
             on_step(step, loss_v, acc, host[-1])
-        if not math.isfinite(loss_v) or loss_v > limit:
-            trace.diverged_step = step
-            break
-        trace.fit_rule = fit_rule(trace, settings.target_loss)
-        if trace.fit_rule is not None:
-            trace.fit_step = step
-            trace.fit_seconds = time.perf_counter() - t0
+        if stop_at(step, loss_v, limit, trace, fitted, t0):
             break
     _sync(device)
     seconds = time.perf_counter() - t0
