@@ -339,19 +339,23 @@ def finetune(
 
 # ----------------------------------------------------------------------- building
 def build(kind: str, out_root, seconds: float | None = None, n_train: int | None = None,
-          n_test: int | None = None, seed: int = 0, max_length: int = 128):
+          n_test: int | None = None, seed: int = 0, max_length: int = 128, steps: int | None = None,
+          threads: int = 2):
     """Build (or reuse) a fine-tuned checkpoint -> (checkpoint_dir, test_jsonl_path).
 
     kind: "bbc" or "tweets". Files: <out_root>/<kind>/{model/, train.jsonl, test.jsonl}.
     A finished checkpoint (marker file written last, same settings) is reused.
-    seconds/n_train/n_test=None use the per-kind DEFAULTS.
+    seconds/n_train/n_test=None use the per-kind DEFAULTS. steps: train exactly this many steps, with no
+    time budget (the same model on a busy machine as on an idle one; what the tests use).
     """
     if kind not in DEFAULTS:
         raise ValueError(f"kind must be one of {sorted(DEFAULTS)}, got {kind!r}")
     d = DEFAULTS[kind]
-    train_kw = dict(d["train"], max_length=max_length, seed=seed)
+    train_kw = dict(d["train"], max_length=max_length, seed=seed, threads=threads)
     if seconds is not None:
         train_kw["seconds"] = seconds
+    if steps is not None:
+        train_kw.update(seconds=None, max_steps=steps, min_steps=0, epochs=100)
     cfg = {
         "kind": kind,
         "n_words": d["n_words"],

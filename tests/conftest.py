@@ -60,16 +60,17 @@ def _real_model(kind: str, tmp_path_factory, **sizes):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     import realmodels
 
-    return realmodels.build(kind, tmp_path_factory.mktemp(f"real-{kind}"), **sizes)
+    # one torch thread: each of the two xdist workers has one core
+    return realmodels.build(kind, tmp_path_factory.mktemp(f"real-{kind}"), threads=1, **sizes)
 
 
 @pytest.fixture(scope="session")
 def real_bbc(tmp_path_factory):
-    """BBC News, 5 topics, about a minute of fine-tuning; held-out accuracy about 0.95."""
-    return _real_model("bbc", tmp_path_factory, seconds=50, n_train=400, n_test=250)
+    """BBC News, 5 topics, 64 steps of fine-tuning; held-out accuracy about 0.95."""
+    return _real_model("bbc", tmp_path_factory, steps=64, n_train=400, n_test=250)
 
 
 @pytest.fixture(scope="session")
 def real_tweets(tmp_path_factory):
-    """Tweets, 3 sentiments; held-out accuracy about 0.65 (noisy labels)."""
-    return _real_model("tweets", tmp_path_factory, seconds=60, n_train=2000, n_test=300)
+    """Tweets, 3 sentiments, 60 steps; held-out accuracy about 0.65 (noisy labels)."""
+    return _real_model("tweets", tmp_path_factory, steps=60, n_train=2000, n_test=300)

@@ -25,7 +25,7 @@ import labeldiag  # noqa: E402
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("situations")
-    return lambda name: real_situations.build(root, name, real_situations.REDUCED)
+    return lambda name: real_situations.build(root, name, real_situations.REDUCED, threads=1)  # a core per worker
 
 
 def run(command, variant, **options):
