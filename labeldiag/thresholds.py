@@ -388,3 +388,25 @@ BASE_CHANGE_FLOOR = 0.01
 # ...and the other layers' median (mean entropy, mean largest weight, pad mass) at least this far below the
 # bar: a tiny barely-trained model attends near-uniformly in several layers, which is not a fault of one.
 ATTENTION_SIBLING_MARGIN = 0.1
+
+# --- token classification (issue 22) --------------------------------------------------------------
+# constant-predictions per token: NER data is mostly O (CoNLL-2003 ~83% of tokens, the rule-tagged BBC
+# sentences of examples/token_models.py ~80%), so the sequence-level cap of 0.80 would let an all-O head
+# pass; up to this gold share the exact McNemar test (entity tokens predicted O vs O tokens predicted as
+# entities) still tells an all-O head (b = every entity token, c = 0) from a healthy one.
+TOKEN_CONSTANT_MAX_GOLD_SHARE = 0.95
+# label-alignment-off: the gold tags agree with the prediction one position away this much more often
+# than in place (accuracy points over the paired tags), and the exact McNemar test is below ALPHA / 4
+# (four shifts tried). Healthy tiny and MiniLM taggers: in place beats every shift by 15+ points; a
+# one-position shift gives +20 to +60 points.
+ALIGNMENT_MIN_GAIN = 0.10
+# Gold tags compared before a shift is judged (fewer: no verdict).
+TOKEN_MIN_LABELS = 20
+# bio-labels-malformed from predictions: I-X tags that continue no X entity, predicted at this share of the
+# scheme positions or more, at least BIO_BREAK_RATIO times as often as in the gold, McNemar p < ALPHA.
+# Healthy taggers break the scheme at < 0.5% of positions.
+BIO_MIN_BREAK_SHARE = 0.02
+BIO_BREAK_RATIO = 3.0
+# entities-truncated: a share of the gold entities lying (partly) beyond --max-length, and at least this many.
+ENTITIES_CUT_MIN_SHARE = 0.02
+ENTITIES_CUT_MIN = 3

@@ -33,6 +33,10 @@ def check_logits(s: Session) -> Report:
     from labeldiag.render.progress import progress_bar
     from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
 
+    if s.task.kind == "token":  # issue 22
+        from labeldiag.commands import token_tasks
+
+        return token_tasks.check_logits(s)
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits")
     report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts

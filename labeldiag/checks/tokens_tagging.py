@@ -1,0 +1,115 @@
+"""Verdicts on token classifiers (NER, tagging; issue 22), from a TokenGold and a TokenSummary."""
+from __future__ import annotations
+
+import numpy as np
+
+from labeldiag import thresholds as T
+from labeldiag.findings import Finding
+from labeldiag.tagging import SchemeReport, TokenGold, TokenSummary
+
+
+def token_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
+    """constant-predictions, random-predictions and label-permutation over the labelled tokens (each token one
+    observation: tokens of a sentence are not independent, so the p-values are on the optimistic side)."""
+    from labeldiag.checks.logits import check_predictions
+
+    return check_predictions(logits, gold, names, max_gold_share=T.TOKEN_CONSTANT_MAX_GOLD_SHARE)
+
+
+def no_token_labels(gold: TokenGold) -> list[Finding]:
+    """Every label is -100, or none survives the alignment to sub-words and truncation."""
+    kept = gold.kept_tags
+    if kept:
+        return []
+    if gold.given_tags == 0:
+        why = "every tag in the data is -100 (ignored)"
+    else:
+        why = (f"the data has {gold.given_tags} tags but none survives alignment ({gold.alignment}) and truncation "
+               f"at {gold.max_length} tokens")
+    return [Finding(
+        "no-token-labels",
+        f"no token of the {len(gold.labels)} examples has a label: {why}; the loss is empty and nothing is learned "
+        "or measured",
+        {"examples": len(gold.labels), "tags_in_data": gold.given_tags, "labelled_tokens": kept,
+         "alignment": gold.alignment, "max_length": gold.max_length, "test": "count of labels other than -100"},
+    )]
+
+
+def label_alignment_off(summary: TokenSummary) -> list[Finding]:
+    """The gold tags agree with the prediction one sub-word or one word away far more often than in place
+    (exact McNemar on the paired tags, Bonferroni over the shifts tried)."""
+    level = T.ALPHA / max(1, len(summary.shifts))
+    best = None
+    for shift in summary.shifts:
+        if shift.compared < T.TOKEN_MIN_LABELS:
+            continue
+        gain = (shift.shifted_correct - shift.given_correct) / shift.compared
+        if gain >= T.ALIGNMENT_MIN_GAIN and shift.p_value < level and (best is None or gain > best[0]):
+            best = (gain, shift)
+    if best is None:
+        return []
+    gain, s = best
+    where = "later" if s.offset > 0 else "earlier"
+    return [Finding(
+        "label-alignment-off",
+        f"the gold tags match the model's tag one {s.unit} {where} on {s.shifted_correct / s.compared:.0%} of "
+        f"{s.compared} labelled tokens, but in place on only {s.given_correct / s.compared:.0%} (exact McNemar: "
+        f"{s.only_shifted} right only shifted vs {s.only_given} right only in place, p {s.p_value:.2g}): the "
+        "labels sit one position off their tokens",
+        {"unit": s.unit, "offset": s.offset, "compared": s.compared, "accuracy_in_place": s.given_correct / s.compared,
+         "accuracy_shifted": s.shifted_correct / s.compared, "gain": gain, "only_shifted": s.only_shifted,
+         "only_in_place": s.only_given, "test": "exact one-sided McNemar, Bonferroni over the shifts",
+         "p_value": s.p_value, "level": level, "min_gain": T.ALIGNMENT_MIN_GAIN},
+    )]
+
+
+def bio_labels_malformed(scheme: SchemeReport, summary: TokenSummary | None) -> list[Finding]:
+    """id2label breaks the BIO scheme (I-X without B-X, names outside it), or the predictions break it far more
+    often than the gold tags do."""
+    problems, evidence = [], {"test": "id2label names against the BIO / IOB2 scheme"}
+    if scheme.uses_scheme and scheme.inside_without_begin:
+        problems.append(f"{', '.join(scheme.inside_without_begin[:5])} without the matching B- tag")
+        evidence["inside_without_begin"] = list(scheme.inside_without_begin)
+    if scheme.outside:
+        problems.append(f"tag name(s) outside the scheme: {', '.join(repr(n) for n in scheme.outside[:5])}")
+        evidence["outside_scheme"] = list(scheme.outside)
+    if scheme.uses_scheme and not scheme.has_outside_tag:
+        problems.append("no 'O' tag")
+        evidence["has_o"] = False
+    if problems:
+        return [Finding("bio-labels-malformed", f"id2label breaks the BIO scheme: {'; '.join(problems)}", evidence)]
+    if summary is None or not summary.scheme_positions:
+        return []
+    n, predicted, gold = summary.scheme_positions, summary.predicted_violations, summary.gold_violations
+    share = predicted / n
+    if (share < T.BIO_MIN_BREAK_SHARE or predicted < T.BIO_BREAK_RATIO * max(gold, 1)
+            or summary.violations_p >= T.ALPHA):
+        return []
+    return [Finding(
+        "bio-labels-malformed",
+        f"the predicted tags break the BIO scheme (an I-X that continues no X entity) at {predicted} of {n} "
+        f"tokens ({share:.1%}), the gold tags at {gold} (exact McNemar: {summary.violations_only_predicted} vs "
+        f"{summary.violations_only_gold}, p {summary.violations_p:.2g})",
+        {"positions": n, "predicted_breaks": predicted, "gold_breaks": gold, "share": share,
+         "test": "exact one-sided McNemar on positions", "p_value": summary.violations_p,
+         "min_share": T.BIO_MIN_BREAK_SHARE, "min_ratio": T.BIO_BREAK_RATIO},
+    )]
+
+
+def entities_truncated(gold: TokenGold) -> list[Finding]:
+    """A share of the gold entities lies (partly) beyond --max-length: they are never seen or scored."""
+    if not gold.entities or gold.entities_cut < T.ENTITIES_CUT_MIN:
+        return []
+    share = gold.entities_cut / gold.entities
+    if share < T.ENTITIES_CUT_MIN_SHARE:
+        return []
+    return [Finding(
+        "entities-truncated",
+        f"{gold.entities_cut} of {gold.entities} gold entities ({share:.1%}, in {gold.examples_cut} examples) lie "
+        f"beyond --max-length {gold.max_length} tokens: truncation drops them from training and evaluation",
+        {"entities": gold.entities, "entities_cut": gold.entities_cut, "share": share,
+         "examples_cut": gold.examples_cut, "max_length": gold.max_length,
+         "test": "count over every example read", "min_share": T.ENTITIES_CUT_MIN_SHARE},
+        hint=f"raise --max-length (and the training max_length) above {gold.max_length}, or split long texts into "
+             "windows with a stride (return_overflowing_tokens=True)",
+    )]
