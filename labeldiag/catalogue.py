@@ -665,7 +665,7 @@ _declare(
 
 # --- issue 22: token classifiers (NER, tagging) ------------------------------------------------------
 _declare(
-    "no-token-labels", "error", "check-logits",
+    "no-token-labels", "error", ("check-logits", "smoke-train"),
     "Every token label is -100, or none survives the alignment of word tags to sub-words and truncation.",
     "Cross-entropy over no labelled token is empty (NaN or 0): the model learns nothing, and every metric "
     "is computed on nothing.",

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, one_thread):
-    return token_zoo.build(tmp_path_factory.mktemp("tagger"), steps=150)
+    return token_zoo.build(tmp_path_factory.mktemp("tagger"), steps=120)
 
 
 @pytest.fixture
@@ -216,3 +216,48 @@ def test_summary_shift_finds_a_one_position_offset():
     s = summarize_tokens(logits, gold, ["O", "B-X", "I-X"])
     best = max(s.shifts, key=lambda x: x.shifted_correct)
     assert best.unit == "sub-word" and best.offset == 1 and best.only_shifted > 300 and best.p_value < 1e-20
+
+
+# --- grad-flow, smoke-train and check_predictions on token classifiers ----------------------------
+
+def test_smoke_train_fits_a_token_batch(built, tmp_path):
+    from labeldiag.synthetic import save_tokenizer
+
+    fresh = token_zoo.tiny_tagger(len(built["tokenizer"]), seed=1)
+    fresh.save_pretrained(tmp_path / "fresh")
+    save_tokenizer(built["tokenizer"], tmp_path / "fresh")
+    r = run_cli("smoke-train", tmp_path / "fresh", built["data"], "--max-examples", "8", "--lr", "3e-3",
+                "--no-progress", tmp=tmp_path)
+    assert r.code == 0 and r.report["metrics"]["fitted"], r.out
+    assert r.report["model"]["task"] == "token"
+    assert "every labelled token" in " ".join(r.report["notes"])
+
+
+def test_smoke_train_on_ignored_labels_is_no_token_labels(built, tmp_path):
+    rows = [{"tokens": r["tokens"], "ner_tags": [-100] * len(r["tokens"])} for r in built["rows"][:20]]
+    r = run_cli("smoke-train", built["checkpoint"], write_jsonl(rows, tmp_path / "ignored.jsonl"), "--no-progress",
+                tmp=tmp_path)
+    assert r.code == 1 and "no-token-labels" in r.codes(), r.out
+
+
+def test_grad_flow_runs_on_a_token_classifier(built, tmp_path):
+    r = run_cli("grad-flow", built["checkpoint"], built["data"], "--max-examples", "16", "--batch-size", "5",
+                "--no-progress", tmp=tmp_path)
+    assert r.code == 0, r.out
+    m = r.report["metrics"]
+    assert m["loss_source"] == "model" and m["total_grad_norm"] > 0 and m["micro_batches"] == 4
+
+
+def test_check_predictions_takes_token_logits_with_ignored_positions():
+    import labeldiag
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (60, 12))
+    labels[:, 0] = labels[:, -3:] = -100  # [CLS] and padding
+    healthy = np.eye(5)[np.clip(labels, 0, 4)] * 4 + rng.normal(0, 0.3, (60, 12, 5))
+    r = labeldiag.check_predictions(healthy, labels, token_zoo.TAGS)
+    assert r.metrics["token"]["accuracy"] > 0.99 and not [f for f in r.findings if f.severity != "info"]
+    all_o = np.zeros((60, 12, 5))
+    all_o[..., 0] = 5
+    codes = [f.code for f in labeldiag.check_predictions(all_o, labels, token_zoo.TAGS).findings]
+    assert "constant-predictions" in codes

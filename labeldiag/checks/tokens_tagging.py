@@ -113,3 +113,46 @@ def entities_truncated(gold: TokenGold) -> list[Finding]:
         hint=f"raise --max-length (and the training max_length) above {gold.max_length}, or split long texts into "
              "windows with a stride (return_overflowing_tokens=True)",
     )]
+
+
+def judge_token_predictions(logits: np.ndarray, labels: np.ndarray | None, names: list[str], command: str):
+    """check_predictions on a token classifier's [N, T, C] logits and [N, T] labels (-100 ignored)."""
+    from labeldiag.errors import UsageError
+    from labeldiag.findings import Report
+    from labeldiag.tagging import flat_labelled, scheme_report, summarize_tokens
+
+    n, t, c = logits.shape
+    if n == 0 or c < 2:
+        raise UsageError(f"token logits must be [N, T, C] with N >= 1 and C >= 2 tags, got shape {logits.shape}")
+    if not np.isfinite(logits).all():
+        raise UsageError(f"logits hold {int((~np.isfinite(logits)).sum())} NaN/inf values; the model's outputs are "
+                         "non-finite (run labeldiag grad-flow on the model)")
+    report = Report(command=command, device="n/a")
+    report.model = {"class": None, "num_labels": c, "id2label": {str(i): name for i, name in enumerate(names)},
+                    "task": "token", "task_source": "the logits are [N, T, C]"}
+    rows = list(logits.astype(np.float32))
+    scheme = scheme_report(names)
+    if labels is None:
+        report.data = {"examples": n, "labelled": False, "label_counts": None}
+        report.add(bio_labels_malformed(scheme, None))
+        return report
+    if labels.shape != (n, t) or not (np.issubdtype(labels.dtype, np.integer) or np.all(labels == np.round(labels))):
+        raise UsageError(f"token labels must be integer tags of shape [N, T] = {(n, t)} like the logits' first two "
+                         f"axes, got shape {labels.shape} ({labels.dtype})")
+    tags = labels.astype(np.int64)
+    if (tags >= c).any() or ((tags < 0) & (tags != -100)).any():
+        raise UsageError(f"token labels hold values outside 0..{c - 1} and -100")
+    gold = list(tags)
+    counts = np.bincount(tags[tags >= 0], minlength=c)
+    report.data = {"examples": n, "labelled": True, "label_counts": {names[k]: int(counts[k]) for k in range(c)}}
+    if not (tags >= 0).any():
+        raise UsageError("every token label is -100 (ignored); nothing to judge")
+    summary = summarize_tokens(rows, gold, names)
+    flat, flat_gold = flat_labelled(rows, gold)
+    report.add(token_predictions(flat, flat_gold, names) + label_alignment_off(summary)
+               + bio_labels_malformed(scheme, summary))
+    import dataclasses
+
+    report.metrics["token"] = dataclasses.asdict(summary)
+    report.metrics["labelled_tokens"] = summary.tokens
+    return report

@@ -58,3 +58,35 @@ def check_logits(s: Session) -> Report:
     report.metrics["token"] = dataclasses.asdict(summary)
     report.metrics["labelled_tokens"] = summary.tokens
     return report
+
+
+def token_batch(s: Session, opts) -> np.ndarray | None:
+    """smoke-train's fixed batch: up to --max-examples examples with a labelled token (seeded); None, with
+    no-token-labels reported, when no example has one."""
+    from labeldiag.checks.tokens_tagging import no_token_labels
+
+    empty = no_token_labels(s.shaped_gold)
+    if empty:
+        s.report.add(empty)
+        return None
+    pool = np.flatnonzero([(row >= 0).any() for row in s.shaped_gold.labels])
+    return np.sort(pool[np.random.default_rng(opts.seed).permutation(pool.size)[:opts.max_examples]])
+
+
+def token_targets(gold, rows: np.ndarray, enc) -> np.ndarray:
+    """The tags of `rows` as one [rows, longest] int64 array, -100 on padding (collate pads on the right)."""
+    width = max(len(enc.ids[i]) for i in rows)
+    out = np.full((len(rows), width), -100, dtype=np.int64)
+    for k, i in enumerate(rows):
+        out[k, :len(gold.labels[i])] = gold.labels[i]
+    return out
+
+
+def labelled_token_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
+    """grad-flow's examples (those with a labelled token) and their tags [N, longest], -100 padded."""
+    gold = s.shaped_gold
+    rows = np.flatnonzero([(row >= 0).any() for row in gold.labels])
+    if not rows.size:
+        raise UsageError(f"{command} needs labelled tokens; every token label in DATA is -100 or none survives "
+                         "alignment (run check-logits: no-token-labels)")
+    return rows, token_targets(gold, rows, s.encoded)

@@ -152,7 +152,7 @@ def token_logits(model: Any, enc: Encoded, runtime: Any, batch_size: int, progre
     with torch.inference_mode():
         for idx in make_batches(enc, batch_size):
             batch = filter_inputs(collate(enc, idx, runtime.device), params)
-            logits = _per_position(call_model(model, batch), len(idx))
+            logits = per_position_logits(call_model(model, batch), len(idx))
             for row, i in enumerate(idx):
                 out[i] = logits[row, :len(enc.ids[i])].float().cpu().numpy()
             if progress is not None:
@@ -160,7 +160,7 @@ def token_logits(model: Any, enc: Encoded, runtime: Any, batch_size: int, progre
     return out  # type: ignore[return-value]
 
 
-def _per_position(output: Any, batch: int) -> Any:
+def per_position_logits(output: Any, batch: int) -> Any:
     import torch
 
     from labeldiag.errors import ModelCodeError
