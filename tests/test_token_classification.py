@@ -77,6 +77,7 @@ def test_labels_placed_on_sub_words_without_word_ids_are_one_position_off(built,
     assert "label-alignment-off" in r.codes(), r.out
     f = r.finding("label-alignment-off")
     assert f["evidence"]["offset"] == 1 and f["evidence"]["gain"] > 0.2 and f["evidence"]["p_value"] < 1e-6
+    assert "bio-labels-malformed" not in r.codes()  # a consequence of the shift, not a second fault
     assert r.report["data"]["alignment"].startswith("as given")
 
 
@@ -261,3 +262,38 @@ def test_check_predictions_takes_token_logits_with_ignored_positions():
     all_o[..., 0] = 5
     codes = [f.code for f in labeldiag.check_predictions(all_o, labels, token_zoo.TAGS).findings]
     assert "constant-predictions" in codes
+
+
+# --- fix and doctor ------------------------------------------------------------------------------
+
+def _swap_person_rows(t):
+    w, b = t["classifier.weight"].clone(), t["classifier.bias"].clone()
+    w[[1, 2]], b[[1, 2]] = w[[2, 1]], b[[2, 1]]
+    return {**t, "classifier.weight": w, "classifier.bias": b}
+
+
+def test_fix_rewrites_id2label_of_swapped_tags_from_the_evidence(model, built, tmp_path):
+    import json
+
+    edit_weights(model, _swap_person_rows)
+    r = run_cli("fix", model, built["data"], "--out", tmp_path / "fixed", "--no-progress")
+    assert r.code == 0, r.out + r.err
+    fixed = json.loads((tmp_path / "fixed" / "config.json").read_text())["id2label"]
+    assert fixed["1"] == "I-PER" and fixed["2"] == "B-PER"
+
+
+def test_fix_refuses_a_renamed_tag_it_cannot_prove(model, built, tmp_path):
+    edit_config(model, id2label={"0": "O", "1": "PERSON", "2": "I-PER", "3": "B-LOC", "4": "I-LOC"},
+                label2id={"O": 0, "PERSON": 1, "I-PER": 2, "B-LOC": 3, "I-LOC": 4})
+    rows = [{"tokens": r["tokens"], "ner_tags": [token_zoo.TAGS.index(t) for t in r["ner_tags"]]}
+            for r in built["rows"][:60]]
+    r = run_cli("fix", model, write_jsonl(rows, tmp_path / "idx.jsonl"), "--out", tmp_path / "fixed", "--no-progress")
+    assert r.code == 2 and "bio-labels-malformed" in r.err and not (tmp_path / "fixed" / "config.json").exists()
+
+
+def test_doctor_runs_every_stage_on_a_token_classifier(built, tmp_path):
+    r = run_cli("doctor", built["checkpoint"], built["data"], "--max-examples", "60", "--no-progress", tmp=tmp_path)
+    assert r.code == 0 and r.problems() == [], r.out
+    stages = r.report["metrics"]["stages"]
+    assert all(stages[s]["ran"] for s in ("check-logits", "grad-flow", "smoke-train"))
+    assert r.report["metrics"]["smoke_train"]["fitted"]

@@ -149,8 +149,9 @@ def judge_token_predictions(logits: np.ndarray, labels: np.ndarray | None, names
         raise UsageError("every token label is -100 (ignored); nothing to judge")
     summary = summarize_tokens(rows, gold, names)
     flat, flat_gold = flat_labelled(rows, gold)
-    report.add(token_predictions(flat, flat_gold, names) + label_alignment_off(summary)
-               + bio_labels_malformed(scheme, summary))
+    shifted = label_alignment_off(summary)
+    report.add(token_predictions(flat, flat_gold, names) + shifted
+               + bio_labels_malformed(scheme, None if shifted else summary))
     import dataclasses
 
     report.metrics["token"] = dataclasses.asdict(summary)
