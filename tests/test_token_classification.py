@@ -26,7 +26,7 @@ def model(built, tmp_path):
 
 def test_healthy_tagger_gets_token_and_entity_metrics_and_no_problem(built, tmp_path):
     r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", "--plot", tmp_path / "tags.png",
-                tmp=tmp_path)
+                "--html", tmp_path / "report.html", tmp=tmp_path)
     assert r.code == 0 and r.problems() == [], r.out
     assert r.report["model"]["task"] == "token" and "task   token" in r.out
     m = r.report["metrics"]["token"]
@@ -34,6 +34,8 @@ def test_healthy_tagger_gets_token_and_entity_metrics_and_no_problem(built, tmp_
     assert {t["name"] for t in m["tags"]} == set(token_zoo.TAGS) and len(m["confusion"]) == 5
     assert "entity F1" in r.out
     assert (tmp_path / "tags.png").stat().st_size > 1000
+    html = (tmp_path / "report.html").read_text()
+    assert "Confusion matrix" in html and "I-LOC" in html and "<img" in html
 
 
 def test_all_o_head_is_constant_per_token(model, built, tmp_path):

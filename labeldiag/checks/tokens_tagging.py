@@ -41,14 +41,16 @@ def label_alignment_off(summary: TokenSummary) -> list[Finding]:
     level = T.ALPHA / max(1, len(summary.shifts))
     best = None
     for shift in summary.shifts:
-        if shift.compared < T.TOKEN_MIN_LABELS:
+        discordant = shift.only_shifted + shift.only_given
+        if shift.compared < T.TOKEN_MIN_LABELS or not discordant:
             continue
-        gain = (shift.shifted_correct - shift.given_correct) / shift.compared
-        if gain >= T.ALIGNMENT_MIN_GAIN and shift.p_value < level and (best is None or gain > best[0]):
-            best = (gain, shift)
+        share = shift.only_shifted / discordant
+        if share >= T.ALIGNMENT_MIN_DISCORDANT_SHARE and shift.p_value < level and (best is None or share > best[0]):
+            best = (share, shift)
     if best is None:
         return []
-    gain, s = best
+    share, s = best
+    gain = (s.shifted_correct - s.given_correct) / s.compared
     where = "later" if s.offset > 0 else "earlier"
     return [Finding(
         "label-alignment-off",
@@ -58,8 +60,9 @@ def label_alignment_off(summary: TokenSummary) -> list[Finding]:
         "labels sit one position off their tokens",
         {"unit": s.unit, "offset": s.offset, "compared": s.compared, "accuracy_in_place": s.given_correct / s.compared,
          "accuracy_shifted": s.shifted_correct / s.compared, "gain": gain, "only_shifted": s.only_shifted,
-         "only_in_place": s.only_given, "test": "exact one-sided McNemar, Bonferroni over the shifts",
-         "p_value": s.p_value, "level": level, "min_gain": T.ALIGNMENT_MIN_GAIN},
+         "only_in_place": s.only_given, "discordant_share_shifted": share,
+         "test": "exact one-sided McNemar, Bonferroni over the shifts", "p_value": s.p_value, "level": level,
+         "min_discordant_share": T.ALIGNMENT_MIN_DISCORDANT_SHARE},
     )]
 
 
