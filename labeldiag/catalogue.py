@@ -673,7 +673,7 @@ _declare(
     "that the tag column is the one read (--label-field)",
 )
 _declare(
-    "label-alignment-off", "error", "check-logits",
+    "label-alignment-off", "error", ("check-logits", "callback"),
     "The gold tags fit the model's predictions far better shifted by one sub-word or one word than as given.",
     "Labels aligned on words but fed as sub-words (or the reverse, or the [CLS] offset forgotten) sit one "
     "position off their tokens: the model is trained or scored against its neighbours' tags.",
@@ -681,7 +681,7 @@ _declare(
     "classification guide): -100 on special tokens, each word's tag on its first sub-word",
 )
 _declare(
-    "bio-labels-malformed", "warning", "check-logits",
+    "bio-labels-malformed", "warning", ("check-logits", "callback"),
     "id2label breaks the BIO / IOB2 scheme (an I-X without B-X, tag names outside the scheme, no O), or the "
     "predicted tag sequences break it far more often than the gold ones.",
     "Entity spans are read from B- / I- prefixes: a tag the scheme does not know is never an entity, and "

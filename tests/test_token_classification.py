@@ -299,3 +299,34 @@ def test_doctor_runs_every_stage_on_a_token_classifier(built, tmp_path):
     stages = r.report["metrics"]["stages"]
     assert all(stages[s]["ran"] for s in ("check-logits", "grad-flow", "smoke-train"))
     assert r.report["metrics"]["smoke_train"]["fitted"]
+
+
+def test_callback_judges_a_token_classifier_evaluation(built, tmp_path):
+    import torch
+    from transformers import AutoModelForTokenClassification, Trainer, TrainingArguments
+
+    from labeldiag import LabelDiagCallback
+
+    net = AutoModelForTokenClassification.from_pretrained(built["checkpoint"])
+    with torch.no_grad():  # the all-O head
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.tensor([10.0, 0, 0, 0, 0]))
+    enc = token_zoo.encode(built["tokenizer"], built["rows"])
+    rows = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "labels")} for i in range(len(built["rows"]))]
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_eval_batch_size=64, report_to=[],
+                             use_cpu=True, disable_tqdm=True)
+    callback = LabelDiagCallback(verbose=False)
+    Trainer(model=net, args=args, eval_dataset=rows, callbacks=[callback]).evaluate()
+    codes = [f.code for report in callback.reports for f in report.findings]
+    assert "constant-predictions" in codes, codes
+
+
+def test_plain_texts_on_a_tagger_give_predicted_rates_and_one_tag_per_text_is_refused(built, tmp_path):
+    texts = write_jsonl([{"text": " ".join(r["tokens"])} for r in built["rows"][:40]], tmp_path / "texts.jsonl")
+    r = run_cli("check-logits", built["checkpoint"], texts, "--no-progress", tmp=tmp_path)
+    assert r.code == 0 and r.report["model"]["task"] == "token", r.out
+    assert r.report["metrics"]["token"]["predicted_rate"]["O"] > 0.5
+    labelled = write_jsonl([{"text": " ".join(r["tokens"]), "label": "O"} for r in built["rows"][:40]],
+                           tmp_path / "one_tag.jsonl")
+    r = run_cli("check-logits", built["checkpoint"], labelled, "--task", "token", tmp=tmp_path)
+    assert r.code == 2 and "one tag per word" in r.err and len(r.err.strip().splitlines()) == 1, r.err
