@@ -131,6 +131,9 @@ def detect_task(problem_type: str | None, num_labels: int, class_name: str, labe
             raise UsageError(f"DATA holds chosen / rejected pairs, which only a pairwise scorer can be judged on, "
                              f"but --task is {forced}")
         return TaskShape("pairwise", "labels", "the data holds chosen / rejected pairs")
+    if token_level and forced not in (None, "token"):
+        raise UsageError(f"DATA holds one tag per word or token, which only a token classifier can be judged on, "
+                         f"but --task is {forced}")
     if forced:
         return TaskShape(forced, "--task", f"--task {forced}")
     if token_level:  # issue 22

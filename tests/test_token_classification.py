@@ -330,3 +330,5 @@ def test_plain_texts_on_a_tagger_give_predicted_rates_and_one_tag_per_text_is_re
                            tmp_path / "one_tag.jsonl")
     r = run_cli("check-logits", built["checkpoint"], labelled, "--task", "token", tmp=tmp_path)
     assert r.code == 2 and "one tag per word" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    r = run_cli("check-logits", built["checkpoint"], built["data"], "--task", "multi-label", tmp=tmp_path)
+    assert r.code == 2 and "one tag per word" in r.err and len(r.err.strip().splitlines()) == 1, r.err
