@@ -332,3 +332,18 @@ def test_plain_texts_on_a_tagger_give_predicted_rates_and_one_tag_per_text_is_re
     assert r.code == 2 and "one tag per word" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     r = run_cli("check-logits", built["checkpoint"], built["data"], "--task", "multi-label", tmp=tmp_path)
     assert r.code == 2 and "one tag per word" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_dataset_class_label_names_in_another_order_are_label_order_mismatch(built):
+    import datasets
+
+    import labeldiag
+
+    order = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]  # the dataset's own ClassLabel order, not the head's
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=order))})
+    rows = {"tokens": [r["tokens"] for r in built["rows"]],
+            "ner_tags": [[order.index(t) for t in r["ner_tags"]] for r in built["rows"]]}
+    report = labeldiag.check_logits(str(built["checkpoint"]), datasets.Dataset.from_dict(rows, features=features))
+    assert report.model["task"] == "token"
+    assert "label-order-mismatch" in [f.code for f in report.findings]

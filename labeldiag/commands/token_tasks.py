@@ -12,6 +12,7 @@ from labeldiag.findings import Report
 
 
 def check_logits(s: Session) -> Report:
+    from labeldiag.checks.label_order import label_order_mismatch
     from labeldiag.checks.labels import check_label_map
     from labeldiag.checks.logits import check_finite_logits
     from labeldiag.checks.tokens_tagging import (bio_labels_malformed, entities_truncated, label_alignment_off,
@@ -26,6 +27,8 @@ def check_logits(s: Session) -> Report:
         report.notes.insert(0, "this checkpoint has no trained head (see head-uninitialized): its predictions are "
                                "random, so no verdict is drawn from them")
     names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(s.num_classes)]
+    report.add(label_order_mismatch(s.examples.declared_label_names, "the data's ClassLabel", s.loaded.info.id2label,
+                                    s.loaded.info.num_labels))
     if gold is not None:
         report.data["alignment"] = gold.alignment
         report.add(no_token_labels(gold) + entities_truncated(gold))

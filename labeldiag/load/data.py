@@ -300,6 +300,9 @@ def class_label_names(features: Any) -> dict[str, list[str]]:
     if not isinstance(features, dict):
         return out
     for column, feature in features.items():
+        if type(feature).__name__ in ("List", "Sequence") or (isinstance(feature, dict) and feature.get("_type") in (
+                "List", "Sequence")):  # per-token tags (issue 22): a list of ClassLabel
+            feature = feature.get("feature") if isinstance(feature, dict) else getattr(feature, "feature", None)
         if isinstance(feature, dict):  # the JSON form in parquet metadata / dataset_info.json
             names = feature.get("names") if feature.get("_type") == "ClassLabel" else None
         else:
