@@ -125,6 +125,7 @@ def test_predictions_breaking_the_scheme_are_malformed(model, built, tmp_path):
     r = run_cli("check-logits", model, built["data"], "--no-progress", tmp=tmp_path)
     assert "bio-labels-malformed" in r.codes(), r.out
     assert r.finding("bio-labels-malformed")["evidence"]["predicted_breaks"] > 50
+    assert "label-permutation" in r.codes()  # over the tags: logit 1 behaves like I-PER, logit 2 like B-PER
 
 
 def test_entities_beyond_max_length_are_truncated(built, tmp_path):
