@@ -120,6 +120,10 @@ def write_jsonl(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def _pad(seq: list[int], value: int, width: int) -> list[int]:
+    return seq + [value] * (width - len(seq))
+
+
 def finetune(out: Path, train_rows: list[dict], steps: int, lr: float = 2e-4, batch: int = 16) -> float:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -144,10 +148,9 @@ def finetune(out: Path, train_rows: list[dict], steps: int, lr: float = 2e-4, ba
     for step in range(steps):
         idx = rng.sample(range(len(train_rows)), batch)
         width = max(len(enc["input_ids"][i]) for i in idx)
-        pad = lambda seq, v: seq + [v] * (width - len(seq))  # noqa: E731
-        inputs = {"input_ids": torch.tensor([pad(enc["input_ids"][i], tok.pad_token_id) for i in idx]),
-                  "attention_mask": torch.tensor([pad([1] * len(enc["input_ids"][i]), 0) for i in idx]),
-                  "labels": torch.tensor([pad(labels[i], -100) for i in idx])}
+        inputs = {"input_ids": torch.tensor([_pad(enc["input_ids"][i], tok.pad_token_id, width) for i in idx]),
+                  "attention_mask": torch.tensor([_pad([1] * len(enc["input_ids"][i]), 0, width) for i in idx]),
+                  "labels": torch.tensor([_pad(labels[i], -100, width) for i in idx])}
         out_ = model(**inputs)
         opt.zero_grad()
         out_.loss.backward()

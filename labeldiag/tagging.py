@@ -155,10 +155,6 @@ def scheme_breaks(tags: Sequence[str]) -> np.ndarray:
     return out
 
 
-def is_scheme_tag(name: str) -> bool:
-    return split_tag(name)[0] in ("B", "I", "E", "S", "L", "U")
-
-
 # --- alignment -------------------------------------------------------------------------------------
 
 def align_to_subwords(word_tags: Sequence[int], word_ids: Sequence[int | None], every_subword: bool) -> np.ndarray:

@@ -55,7 +55,7 @@ def tokenizer():
                                    model_input_names=["input_ids", "token_type_ids", "attention_mask"])
 
 
-def encode(tok, rows: list[dict], every_subword: bool = False) -> dict:
+def encode(tok, rows: list[dict]) -> dict:
     """The HF guide's tokenize_and_align_labels: first sub-word tagged, the rest and specials -100."""
     import torch
 
@@ -64,7 +64,7 @@ def encode(tok, rows: list[dict], every_subword: bool = False) -> dict:
     for i, r in enumerate(rows):
         previous = None
         for j, w in enumerate(enc.word_ids(i)):
-            if w is not None and (every_subword or w != previous):
+            if w is not None and w != previous:
                 labels[i, j] = TAGS.index(r["ner_tags"][w])
             previous = w
     return {**enc, "labels": labels}

@@ -51,7 +51,7 @@ def plot_tokens(report: Report, path: str) -> bool:
     ax.set_xlabel("predicted tag")
     ax.set_ylabel("gold tag")
     f1 = token.get("entity_f1")
-    ax.set_title(f"tag confusion" + (f", entity F1 {f1:.3f}" if f1 is not None else "")
+    ax.set_title("tag confusion" + (f", entity F1 {f1:.3f}" if f1 is not None else "")
                  + (f" — {', '.join(codes[:3])}" if codes else ""))
     save(fig, path)
     return True
