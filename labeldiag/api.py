@@ -58,7 +58,8 @@ def check_predictions(logits: Any, labels: Any, id2label: dict | list | None = N
     uniform and saturated predictions, and the metrics.
 
     `logits` is [N, C] (numpy, torch, or anything numpy can read); `labels` holds N class indices
-    (-100 or negative values are ignored, as in transformers); `id2label` names the C classes.
+    (-100 or negative values are ignored, as in transformers); `id2label` names the C classes. A token
+    classifier's logits are [N, T, C] with [N, T] labels (-100 on padding and unlabelled sub-words).
     """
     from labeldiag.checks.predictions import judge_predictions
 

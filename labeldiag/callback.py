@@ -77,7 +77,7 @@ class LabelDiagCallback(TrainerCallback):
             if module.training:
                 if self._training:
                     self._training_losses.add(logits, labels)
-            elif (self._evaluating or self._bracketed is None) and logits is not None and logits.dim() == 2:
+            elif (self._evaluating or self._bracketed is None) and logits is not None and logits.dim() in (2, 3):
                 self._captured.append((logits.detach().float().cpu(),
                                        labels.detach().cpu() if labels is not None else None))
             self.overhead_seconds += time.perf_counter() - t0
@@ -198,6 +198,9 @@ class LabelDiagCallback(TrainerCallback):
         from labeldiag.checks.predictions import judge_predictions
 
         captured, self._captured = self._captured, []
+        if captured and captured[-1][0].dim() == 3:  # a token classifier (issue 22)
+            return _judge_token_batches([c for c in captured if c[0].dim() == 3], model)
+        captured = [c for c in captured if c[0].dim() == 2]
         widths = {x.shape[1] for x, _ in captured}
         logits = torch.cat([x for x, _ in captured]) if len(widths) == 1 else captured[-1][0]
         labels = None
@@ -348,3 +351,19 @@ def head_statistics(model: Any) -> dict[str, Any]:
     return {"found": True, "parameters": sorted(names), "weight_std": std, "initializer_range": init,
             "zero_biases": zero_bias,
             "fresh": bool(zero_bias) and 0.5 * init <= std <= 2.0 * init}
+
+
+def _judge_token_batches(captured: list, model: Any) -> Report:
+    """The evaluation's [B, T, C] batches padded to the longest T (labels -100 there) and judged as one."""
+    import torch
+
+    from labeldiag.checks.predictions import judge_predictions
+
+    width = max(x.shape[1] for x, _ in captured)
+    logits = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, width - x.shape[1])) for x, _ in captured])
+    labels = None
+    if all(y is not None and y.dim() == 2 and y.shape == x.shape[:2] for x, y in captured):
+        labels = torch.cat([torch.nn.functional.pad(y, (0, width - y.shape[1]), value=-100) for _, y in captured])
+    config = getattr(model, "config", None)
+    return judge_predictions(logits, labels, getattr(config, "id2label", None), command="callback")
+

@@ -663,6 +663,41 @@ _declare(
     "redo the step (merge, conversion, patch) that wrote them",
 )
 
+# --- issue 22: token classifiers (NER, tagging) ------------------------------------------------------
+_declare(
+    "no-token-labels", "error", ("check-logits", "smoke-train"),
+    "Every token label is -100, or none survives the alignment of word tags to sub-words and truncation.",
+    "Cross-entropy over no labelled token is empty (NaN or 0): the model learns nothing, and every metric "
+    "is computed on nothing.",
+    "align the word tags with the tokenizer's word_ids (first sub-word gets the tag, the rest -100) and check "
+    "that the tag column is the one read (--label-field)",
+)
+_declare(
+    "label-alignment-off", "error", ("check-logits", "callback"),
+    "The gold tags fit the model's predictions far better shifted by one sub-word or one word than as given.",
+    "Labels aligned on words but fed as sub-words (or the reverse, or the [CLS] offset forgotten) sit one "
+    "position off their tokens: the model is trained or scored against its neighbours' tags.",
+    "rebuild the labels with the tokenizer's word_ids (tokenize_and_align_labels of the HF token-"
+    "classification guide): -100 on special tokens, each word's tag on its first sub-word",
+)
+_declare(
+    "bio-labels-malformed", "warning", ("check-logits", "callback"),
+    "id2label breaks the BIO / IOB2 scheme (an I-X without B-X, tag names outside the scheme, no O), or the "
+    "predicted tag sequences break it far more often than the gold ones.",
+    "Entity spans are read from B- / I- prefixes: a tag the scheme does not know is never an entity, and "
+    "an I-X after O starts a broken span, so entity-level scores and the spans you extract are wrong.",
+    "write id2label with the dataset's own tag names in head order (O, B-X, I-X for every type X); if the "
+    "predictions break the scheme, decode with a BIO-constrained decoder or train longer",
+)
+_declare(
+    "entities-truncated", "warning", "check-logits",
+    "A share of the gold entities lies (partly) beyond --max-length tokens.",
+    "Truncation drops those entities from training and evaluation: long documents lose their late "
+    "entities silently and recall on them is never measured.",
+    "raise max_length, or split long texts into overlapping windows (return_overflowing_tokens=True "
+    "with a stride) and merge the predictions",
+)
+
 
 TABLE_TITLES = {
     "check-logits": "check-logits (loading, data, label mapping and collapse):",

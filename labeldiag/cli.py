@@ -82,7 +82,8 @@ AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 Shard = Annotated[Optional[str], typer.Option("--shard", help="under torchrun / accelerate launch: ddp (a full copy per rank) or fsdp (FSDP2: every block sharded); default: what fits the device, named in the header")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
-Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression or pairwise (default: detected from the labels and config)")]
+Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression, pairwise or token (default: detected from the labels, the head class and config)")]
+LabelAllSubwords = Annotated[bool, typer.Option("--label-all-subwords", help="token task: give every sub-word of a word its tag (default: the first sub-word only, the rest -100)")]
 PairFields = Annotated[Optional[str], typer.Option("--pair-fields", help="preference data: the chosen and rejected columns (default: chosen,rejected)")]
 LabelColumns = Annotated[Optional[str], typer.Option("--label-columns", help="multi-label data as one 0/1 column per label, in head order, e.g. sport,politics,tech")]
 BaseModel = Annotated[Optional[str], typer.Option("--base-model", help="the base model this one was fine-tuned from (folder or cached hub id; default: the config's _name_or_path when local or cached; never downloaded): tensors far from it are named")]
@@ -103,6 +104,7 @@ SHARED_PARAMETERS = ("model_class", "text_field", "text_pair_field", "label_fiel
                      "label_token_positions", "labels", "num_labels", "max_examples", "batch_size", "max_length",
                      "device", "precision", "seed", "trust_remote_code", "allow_pickle")
 SHARED_PARAMETERS += ("task", "label_columns", "pair_fields")
+SHARED_PARAMETERS += ("label_all_subwords",)
 
 
 def shared_options(parameters: dict[str, Any], **fixed: Any) -> dict[str, Any]:
@@ -152,6 +154,7 @@ def check_logits(
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False, base_model: BaseModel = None,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
+    label_all_subwords: LabelAllSubwords = False,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
     options = shared_options(locals(), base_model=base_model)
@@ -171,6 +174,7 @@ def grad_flow(
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
+    label_all_subwords: LabelAllSubwords = False,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
     shard: Shard = None,
 ) -> None:
@@ -193,6 +197,7 @@ def smoke_train(
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
+    label_all_subwords: LabelAllSubwords = False,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps at most")] = 100,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
@@ -218,6 +223,7 @@ def doctor(
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False, labels: Labels = None, num_labels: NumLabels = None,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
+    label_all_subwords: LabelAllSubwords = False,
     steps: Annotated[int, typer.Option("--steps", help="smoke-train stage: optimizer steps at most")] = 100,
 ) -> None:
     """Every stage, cheap to costly, on one loaded model; one ranked diagnosis, root cause first."""

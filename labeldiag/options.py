@@ -45,6 +45,7 @@ class Options:
     pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
     shard: str | None = None  # under torchrun / accelerate launch: "ddp" or "fsdp" (None: what fits)
     base_model: str | None = None  # check-logits: the base model's folder or cached id (issue 20)
+    label_all_subwords: bool = False  # token task: every sub-word of a word gets its tag, not only the first
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,8 @@ def validate(opts: Options) -> Options:
                    label_tokens=label_tokens, label_token_positions=positions, labels=labels,
                    num_labels=num_labels, device=device,
                    precision=precision, trust_remote_code=bool(opts.trust_remote_code),
-                   allow_pickle=bool(opts.allow_pickle), progress=bool(opts.progress))
+                   allow_pickle=bool(opts.allow_pickle), progress=bool(opts.progress),
+                   label_all_subwords=bool(opts.label_all_subwords))
 
 
 def _shard(value: Any) -> str | None:

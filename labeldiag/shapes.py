@@ -14,7 +14,7 @@ import numpy as np
 
 from labeldiag.errors import UsageError, one_line
 
-TASKS = ("single-label", "multi-label", "regression", "pairwise")
+TASKS = ("single-label", "multi-label", "regression", "pairwise", "token")
 # the loss transformers picks for each problem_type, and the task each one trains
 PROBLEM_TYPE_TASK = {"single_label_classification": "single-label", "multi_label_classification": "multi-label",
                      "regression": "regression"}
@@ -124,15 +124,22 @@ class RegressionSummary:
 # --- detection ----------------------------------------------------------------------------------
 
 def detect_task(problem_type: str | None, num_labels: int, class_name: str, labels: list[Any] | None,
-                forced: str | None, preference_pairs: bool = False) -> TaskShape:
+                forced: str | None, preference_pairs: bool = False, token_level: bool = False) -> TaskShape:
     """The task shape: --task, else what the labels show, else what the config says."""
     if preference_pairs:
         if forced not in (None, "pairwise"):
             raise UsageError(f"DATA holds chosen / rejected pairs, which only a pairwise scorer can be judged on, "
                              f"but --task is {forced}")
         return TaskShape("pairwise", "labels", "the data holds chosen / rejected pairs")
+    if token_level and forced not in (None, "token"):
+        raise UsageError(f"DATA holds one tag per word or token, which only a token classifier can be judged on, "
+                         f"but --task is {forced}")
     if forced:
         return TaskShape(forced, "--task", f"--task {forced}")
+    if token_level:  # issue 22
+        return TaskShape("token", "labels", "the data has one tag per word or token")
+    if "ForTokenClassification" in class_name:
+        return TaskShape("token", "config", f"the head is {class_name}")
     if labels:
         if any(isinstance(v, (list, tuple)) for v in labels):
             return TaskShape("multi-label", "labels", "the labels are lists (multi-hot vectors or label names)")
@@ -408,6 +415,8 @@ def pair_gold(examples: Any) -> PairGold | None:
 
 def shape_label_counts(gold: MultiLabelGold | RegressionGold | PairGold) -> dict[str, Any]:
     """What the header shows of the labels: support per label, the targets' range, or the pairs."""
+    if hasattr(gold, "label_counts"):  # token tags (issue 22)
+        return gold.label_counts()
     if isinstance(gold, PairGold):
         return {"pairs": gold.pairs}
     if isinstance(gold, MultiLabelGold):

@@ -220,6 +220,8 @@ LOSS_NAMES = {"regression": "MSELoss (regression)", "single_label_classification
 def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = None) -> list[Finding]:
     """The loss the config makes transformers pick against the task the labels (or --task) show; without
     either, only a config that contradicts itself (single-label with one logit)."""
+    if task is not None and task.kind == "token":
+        return []  # *ForTokenClassification trains with cross-entropy per token whatever problem_type says
     if task is not None and not task.from_evidence:
         if info.problem_type == "single_label_classification" and info.num_labels == 1:
             return [Finding(

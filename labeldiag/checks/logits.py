@@ -185,7 +185,8 @@ def batch_single_class(gold: np.ndarray, names: list[str]) -> list[Finding]:
                     {"examples": n, "class": name})]
 
 
-def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
+def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
+                      max_gold_share: float = T.CONSTANT_MAX_GOLD_SHARE) -> list[Finding]:
     """Label-permutation, constant and random predictions, each with its own test and sample-size need.
 
     `gold` holds class indices for the labelled examples (rows of `logits` aligned with it). Only the
@@ -206,7 +207,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) ->
     top = int(pred_counts.argmax())
     top_share = pred_counts[top] / n
     gold_share = gold_counts[top] / n
-    if top_share >= T.CONSTANT_MIN_SHARE and gold_share <= T.CONSTANT_MAX_GOLD_SHARE:
+    if top_share >= T.CONSTANT_MIN_SHARE and gold_share <= max_gold_share:
         p_value = constant_test(gold, pred, top)
         test = "exact one-sided McNemar test, predicted vs gold count of that class"
         if p_value < T.ALPHA:

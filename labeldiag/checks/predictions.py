@@ -69,6 +69,11 @@ def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], repor
 def judge_predictions(logits: Any, labels: Any, id2label: dict | list | None, command: str = "check-predictions"
                       ) -> Report:
     arr = as_array(logits, "logits").astype(np.float64)
+    if arr.ndim == 3:  # a token classifier's [N, T, C] (issue 22)
+        from labeldiag.checks.tokens_tagging import judge_token_predictions
+
+        return judge_token_predictions(arr, None if labels is None else as_array(labels, "labels"),
+                                       class_names(id2label, arr.shape[2]), command)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
         raise UsageError(f"logits must be a [N, C] array with N >= 1 and C >= 2 classes, got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -98,7 +98,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     gold = None
     task = detect_task(info.problem_type, info.num_labels, info.class_name,
                        examples.labels if examples.labelled else None, opts.task,
-                       preference_pairs=examples.preference_pairs is not None)
+                       preference_pairs=examples.preference_pairs is not None, token_level=examples.token_level)
     report.model["task"], report.model["task_source"] = task.kind, task.reason
     shaped = shaped_gold(task, examples, info, num_classes)
     if examples.labelled and task.kind == "single-label":
@@ -113,8 +113,14 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     if examples.tokenized is None:
         report.add(model_max_length_unset(getattr(loaded.tokenizer, "model_max_length", None)))
     with phase(f"tokenizing {len(examples)} examples", opts.progress):
-        encoded = encode(examples, loaded.tokenizer, max_length, info.embedding_rows, info.max_positions, pad_id,
-                         type_vocab_size=info.type_vocab_size)
+        if task.kind == "token":  # issue 22: word tags aligned to sub-words
+            from labeldiag.measure.token_data import encode_tagged
+
+            encoded, shaped = encode_tagged(examples, loaded.tokenizer, max_length, info, pad_id,
+                                            opts.label_all_subwords)
+        else:
+            encoded = encode(examples, loaded.tokenizer, max_length, info.embedding_rows, info.max_positions,
+                             pad_id, type_vocab_size=info.type_vocab_size)
     counts = None
     if gold is not None:
         usable = gold.indices[gold.usable]

@@ -33,6 +33,10 @@ def check_logits(s: Session) -> Report:
     from labeldiag.render.progress import progress_bar
     from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
 
+    if s.task.kind == "token":  # issue 22
+        from labeldiag.commands import token_tasks
+
+        return token_tasks.check_logits(s)
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits")
     report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
@@ -106,8 +110,14 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
         raise UsageError(f"DATA '{report.data.get('path')}' has no labels; smoke-train needs labelled examples "
                          "(name the column with --label-field, or --label-columns)")
     n = {"multi-label": lambda: len(gold.matrix), "regression": lambda: len(gold.targets),
-         "pairwise": lambda: gold.pairs}[s.task.kind]()
+         "pairwise": lambda: gold.pairs, "token": lambda: len(gold.labels)}[s.task.kind]()
     rows = np.sort(np.random.default_rng(opts.seed).permutation(n)[:opts.max_examples])
+    if s.task.kind == "token":  # issue 22: examples with a labelled token, or no-token-labels
+        from labeldiag.commands.token_tasks import token_batch
+
+        rows = token_batch(s, opts)
+        if rows is None:
+            return report
     report.metrics.update({"lr": settings.lr, "target_loss": settings.target_loss, "steps_budget": settings.steps,
                            "device_name": s.runtime.device_name, "precision": s.runtime.precision})
     report.data.update({"pool_examples": n, "batch_examples": int(rows.size)})
@@ -124,6 +134,14 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
         trace = TrainingTrace(num_classes=2, batch_classes=len(sets), head_fresh=bool(s.loaded.audit.missing_head),
                               classification_source="mean BCE per label")
         fit_what = "every label of every example right at sigmoid 0.5"
+    elif s.task.kind == "token":
+        from labeldiag.commands.token_tasks import token_targets
+
+        targets = token_targets(gold, rows, s.encoded)
+        trace = TrainingTrace(num_classes=s.num_classes, batch_classes=int(np.unique(targets[targets >= 0]).size),
+                              head_fresh=bool(s.loaded.audit.missing_head),
+                              classification_source="cross-entropy per labelled token")
+        fit_what = "every labelled token of every example right"
     else:
         targets = gold.targets[rows].astype(np.float32)
         report.add(targets_unscaled(summarize_regression(targets, targets, 1, opts.seed)))
@@ -138,7 +156,8 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
         del model
     report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census) + parameters_disconnected(trace.census))
     if s.task.kind != "regression":  # mean BCE per label and the Bradley-Terry loss both start at ln 2
-        report.add(loss_at_init(InitialLoss(trace.initial_loss, 2, trace.head_fresh)))
+        report.add(loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes if s.task.kind == "token" else 2,
+                                            trace.head_fresh)))
     report.add(check_training(trace, settings))
     if trace.fitted:
         report.notes.append(f"fitted at step {trace.fit_step}: {trace.fit_rule}")
@@ -160,10 +179,15 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
 
 
 def labelled_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
-    """grad-flow's examples and float targets: multi-hot rows [N, K] or real targets [N]."""
+    """grad-flow's examples and float targets: multi-hot rows [N, K] or real targets [N] (per-token tags [N, T],
+    -100 padded, for the token task)."""
     gold = s.shaped_gold
     if gold is None:
         raise UsageError(f"{command} needs labelled examples; DATA has no label column (pass --label-field or "
                          "--label-columns)")
+    if s.task.kind == "token":  # issue 22
+        from labeldiag.commands.token_tasks import labelled_token_rows
+
+        return labelled_token_rows(s, command)
     targets = gold.matrix.astype(np.float32) if s.task.kind == "multi-label" else gold.targets.astype(np.float32)
     return np.arange(len(targets)), targets

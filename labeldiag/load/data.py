@@ -45,6 +45,9 @@ class Examples:
     declared_label_names: list[str] | None = None
     # preference data (reward models): texts hold the N chosen texts, then the N rejected ones
     preference_pairs: int | None = None
+    # token classification (issue 22): each example's words, and labels holding one tag per word or token
+    words: list[list[str]] | None = None
+    token_level: bool = False
 
     def __len__(self) -> int:
         if self.tokenized is not None:
@@ -297,6 +300,9 @@ def class_label_names(features: Any) -> dict[str, list[str]]:
     if not isinstance(features, dict):
         return out
     for column, feature in features.items():
+        if type(feature).__name__ in ("List", "Sequence") or (isinstance(feature, dict) and feature.get("_type") in (
+                "List", "Sequence")):  # per-token tags (issue 22): a list of ClassLabel
+            feature = feature.get("feature") if isinstance(feature, dict) else getattr(feature, "feature", None)
         if isinstance(feature, dict):  # the JSON form in parquet metadata / dataset_info.json
             names = feature.get("names") if feature.get("_type") == "ClassLabel" else None
         else:
@@ -419,7 +425,10 @@ def examples_from_tensors(obj: Any, p: str, max_examples: int) -> Examples:
     if "token_type_ids" in arrays and arrays["token_type_ids"].numel() and float(arrays["token_type_ids"].min()) < 0:
         raise UsageError(f"DATA '{p}': token_type_ids hold negative values; segment ids are 0 or 1")
     labels = None
-    if "labels" in arrays:
+    token_level = "labels" in arrays and tuple(arrays["labels"].shape) == tuple(ids.shape)  # issue 22
+    if token_level:
+        labels = [[int(v) for v in row] for row in arrays["labels"][:max_examples].long().tolist()]
+    elif "labels" in arrays:
         lab = arrays["labels"]
         if lab.dim() != 1 or lab.shape[0] != n:
             raise UsageError(f"DATA '{p}': labels must be 1-D with one label per example ({n}), got "
@@ -430,7 +439,7 @@ def examples_from_tensors(obj: Any, p: str, max_examples: int) -> Examples:
     if "attention_mask" not in tokenized:
         tokenized["attention_mask"] = np.ones_like(tokenized["input_ids"])
     return Examples(path=str(p), columns=sorted(arrays), labels=labels, tokenized=tokenized,
-                    label_field="labels" if labels is not None else None)
+                    label_field="labels" if labels is not None else None, token_level=token_level)
 
 
 def _describe(obj: Any) -> str:
@@ -493,6 +502,10 @@ def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_
         return _preference_pairs(path, taken, columns, pair_fields or ("chosen", "rejected"))
     if label_columns:
         return _with_label_columns(path, taken, columns, label_columns, text_field, pair_field, label_field)
+    if _word_lists(taken, text_field or WORDS_FIELD):
+        from labeldiag.load.tagged import tagged_words
+
+        return tagged_words(path, taken, columns, text_field or WORDS_FIELD, label_field)
     text_field, pair_field, label_field = _pick_fields(columns, text_field, pair_field, label_field, path)
     texts, pairs, labels = [], [] if pair_field else None, [] if label_field else None
     missing_label = 0
@@ -514,6 +527,15 @@ def examples_from_rows(path: str, rows: Iterator[dict], max_examples: int, text_
     return Examples(path=path, columns=columns, texts=texts, pairs=pairs, labels=labels,
                     text_field=text_field, pair_field=pair_field,
                     label_field=label_field if labels is not None else None)
+
+
+WORDS_FIELD = "tokens"  # CoNLL-style datasets store each sentence as a word list under this name
+
+
+def _word_lists(taken: list[dict], name: str) -> bool:
+    """True when the column holds word lists (token classification data), not texts."""
+    value = taken[0].get(name)
+    return isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value)
 
 
 def _with_label_columns(path: str, taken: list[dict], columns: list[str], label_columns: tuple[str, ...],

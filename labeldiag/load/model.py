@@ -232,6 +232,7 @@ def load_model(
     need_tokenizer: bool = True,
     labels: tuple[str, ...] | None = None,
     num_labels: int | None = None,
+    task: str | None = None,
 ) -> LoadedModel:
     import torch
     import transformers
@@ -247,11 +248,14 @@ def load_model(
     if raw_cfg.get("auto_map") and not trust_remote_code and model_class is None:
         raise UsageError(f"MODEL '{model}' ships its own code (auto_map in config.json); pass "
                          "--trust-remote-code if you trust it, or --model-class with your class")
-    cls = _import_class(model_class, trust_remote_code) if model_class else transformers.AutoModelForSequenceClassification
+    token_head = task == "token" or (task is None and any(  # issue 22: NER / tagging heads
+        str(a).endswith("ForTokenClassification") for a in raw_cfg.get("architectures") or ()))
+    auto = transformers.AutoModelForTokenClassification if token_head else transformers.AutoModelForSequenceClassification
+    cls = _import_class(model_class, trust_remote_code) if model_class else auto
     kwargs: dict[str, Any] = {"local_files_only": True}
     params = _params(cls.from_pretrained)
     accepts_any = "kwargs" in params or "model_kwargs" in params
-    if "trust_remote_code" in params or cls is transformers.AutoModelForSequenceClassification:
+    if "trust_remote_code" in params or cls is auto:
         kwargs["trust_remote_code"] = trust_remote_code
     if "use_safetensors" in params or accepts_any:
         kwargs["use_safetensors"] = weights_format == "safetensors" if local else None

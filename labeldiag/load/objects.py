@@ -74,7 +74,7 @@ def load(model: Any, tokenizer: Any, opts: Any, need_tokenizer: bool) -> LoadedM
         loaded = load_model(str(model), opts.model_class, None if tokenizer is None or not is_path(tokenizer)
                             else str(tokenizer), opts.trust_remote_code, opts.allow_pickle,
                             need_tokenizer=need_tokenizer and (tokenizer is None or is_path(tokenizer)),
-                            labels=opts.labels, num_labels=opts.num_labels)
+                            labels=opts.labels, num_labels=opts.num_labels, task=opts.task)
         if tokenizer is not None and not is_path(tokenizer):
             loaded.tokenizer = resolve_tokenizer(tokenizer, None, True, opts.trust_remote_code)
         return loaded

@@ -34,6 +34,12 @@ def _loss_of(output: Any, labels, batch_size: int, accepts_labels: bool) -> tupl
     loss = extract_loss(output) if accepts_labels else None
     if loss is not None:
         return loss.float().reshape(()) if loss.numel() == 1 else loss.float().mean(), "model"
+    if labels.dim() == 2 and not labels.is_floating_point():  # per-token tags (issue 22), -100 ignored
+        from labeldiag.measure.token_data import per_position_logits
+
+        logits = per_position_logits(output, batch_size).float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)), \
+            "cross-entropy per token"
     logits = logits_tensor(output, batch_size)
     if logits is None:  # numpy or list logits: a loss on them has no gradient path
         arr = extract_logits(output, batch_size)
@@ -89,6 +95,8 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
                 batch = filter_inputs(collate(enc, idx, runtime.device), params)
                 y = torch.as_tensor(labels[idx], device=runtime.device,
                                     dtype=torch.float32 if labels.dtype.kind == "f" else torch.long)
+                if y.dim() == 2 and labels.dtype.kind != "f":  # per-token tags (issue 22): the batch's width
+                    y = y[:, :batch["input_ids"].shape[1]].contiguous()
                 if accepts_labels:
                     batch["labels"] = y
                 if tap is not None:

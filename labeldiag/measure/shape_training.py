@@ -26,6 +26,11 @@ def shape_loss(kind: str, logits: Any, targets: Any, target_var: float) -> tuple
     import torch.nn.functional as F
 
     lg = logits.float()
+    if kind == "token":  # issue 22: cross-entropy over the labelled tokens; right = every labelled token right
+        loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        with torch.no_grad():
+            right = ((lg.argmax(-1) == targets) | (targets < 0)).all(1)
+        return loss, loss.detach(), right
     if kind == "pairwise":  # rows are the chosen texts, then the rejected ones: Bradley-Terry as in TRL
         half = lg.shape[0] // 2
         margin = lg[:half, 0] - lg[half:, 0]
@@ -54,7 +59,7 @@ def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray,
 
     device = runtime.device
     inputs = filter_inputs(collate(enc, rows, device), forward_params(model))
-    y = torch.as_tensor(targets, dtype=torch.float32, device=device)
+    y = torch.as_tensor(targets, dtype=torch.long if kind == "token" else torch.float32, device=device)
     target_var = float(max(np.var(targets), 1e-12)) if kind == "regression" else 1.0
     model.train()
     named = list(model.named_parameters())
@@ -62,7 +67,12 @@ def train_shape(model: Any, enc: Encoded, rows: np.ndarray, targets: np.ndarray,
     def step_forward():
         with runtime.autocast():
             out = call_model(model, inputs)
-        logits = logits_tensor(out, len(rows))
+        if kind == "token":
+            from labeldiag.measure.token_data import per_position_logits
+
+            logits = per_position_logits(out, len(rows))
+        else:
+            logits = logits_tensor(out, len(rows))
         if logits is None:
             from labeldiag.errors import ModelCodeError
 

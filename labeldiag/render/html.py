@@ -233,6 +233,12 @@ def _metrics(metrics: dict) -> str:
     blocks = []
     if metrics.get("confusion_matrix") and metrics.get("confusion_labels"):
         blocks.append(_confusion(metrics.pop("confusion_matrix"), metrics.pop("confusion_labels")))
+    token = metrics.get("token")
+    if isinstance(token, dict) and token.get("confusion") and token.get("tags"):  # issue 22: tags and their confusion
+        metrics["token"] = token = dict(token)
+        blocks.append(_confusion(token.pop("confusion"), [t["name"] for t in token["tags"]]))
+        blocks.append("<h4>tags</h4>" + _rows_table(token.pop("tags")))
+        blocks.append("<h4>tags against their neighbours' predictions</h4>" + _rows_table(token.pop("shifts")))
     if isinstance(metrics.get("curve"), list) and metrics["curve"]:
         blocks.append(_curve(metrics.pop("curve"), metrics.get("fit_step")))
     if _is_rows(metrics.get("layers")):

@@ -11,6 +11,10 @@ def render_shape_metrics(report: Report, console: Console) -> None:
     from labeldiag.render.console import fmt, print_packed, safe
 
     multilabel, regression = report.metrics.get("multilabel"), report.metrics.get("regression")
+    if report.metrics.get("token"):  # issue 22
+        from labeldiag.render.tokens import render_token_metrics
+
+        render_token_metrics(report, console)
     if multilabel:
         table = Table("label", "support", "predicted", "F1", "AUROC", box=None, pad_edge=False)
         for row in multilabel["labels"][:30]:
@@ -42,6 +46,10 @@ def plot_shape(report: Report, path: str) -> bool:
     from labeldiag.render.plots import plain_label, pyplot, save
 
     m = report.metrics
+    if m.get("token"):  # issue 22
+        from labeldiag.render.tokens import plot_tokens
+
+        return plot_tokens(report, path)
     multilabel, regression, pairwise = m.get("multilabel"), m.get("regression"), m.get("pairwise")
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
     suffix = f" — {', '.join(codes[:3])}" if codes else ""
