@@ -81,6 +81,9 @@ TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow co
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 Shard = Annotated[Optional[str], typer.Option("--shard", help="under torchrun / accelerate launch: ddp (a full copy per rank) or fsdp (FSDP2: every block sharded); default: what fits the device, named in the header")]
+Lora = Annotated[Optional[int], typer.Option("--lora", help="train a LoRA adapter of this rank (peft) and the head, on a copy; 0: every weight (default: LoRA rank 8 above 1B parameters, named in the header)")]
+DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="auto: place a model larger than one device over the GPUs, then the CPU, then disk (accelerate); never with --shard")]
+MaxMemory = Annotated[Optional[str], typer.Option("--max-memory", help="with --device-map auto: memory per device, e.g. 0=20GiB,cpu=60GiB (the rest is offloaded to a temporary folder)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
 Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression or pairwise (default: detected from the labels and config)")]
 PairFields = Annotated[Optional[str], typer.Option("--pair-fields", help="preference data: the chosen and rejected columns (default: chosen,rejected)")]
@@ -152,9 +155,10 @@ def check_logits(
     trust_remote_code: TrustRemote = False, allow_pickle: AllowPickle = False, debug: Debug = False,
     no_progress: NoProgress = False, base_model: BaseModel = None,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
+    device_map: DeviceMap = None, max_memory: MaxMemory = None,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    options = shared_options(locals(), base_model=base_model)
+    options = shared_options(locals(), base_model=base_model, device_map=device_map, max_memory=max_memory)
     run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -172,11 +176,11 @@ def grad_flow(
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
-    shard: Shard = None,
+    shard: Shard = None, lora: Lora = None,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
     options = shared_options(locals())
-    options["shard"] = shard
+    options["shard"], options["lora"] = shard, lora
     run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -197,11 +201,11 @@ def smoke_train(
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
-    shard: Shard = None,
+    shard: Shard = None, lora: Lora = None,
 ) -> None:
     """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
     options = shared_options(locals())
-    options["shard"] = shard
+    options["shard"], options["lora"] = shard, lora
     run_command("smoke-train", model, data, tokenizer,
                 {**options, "steps": steps, "lr": lr, "target_loss": target_loss, "triage": triage},
                 json=json, plot=plot, html=html, fail_on=fail_on, debug=debug)

@@ -24,6 +24,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
     from labeldiag.measure.sharded import sharded_copy
+    from labeldiag.measure.lora import announce, lora_copy, plan_for, zero_by_design
 
     lr = settings.lr
     d = from_env()
@@ -48,6 +49,10 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
         _require_label_tokens(enc, s.label_token_ids, ",".join(opts.label_tokens))
     init(d, s.runtime.device)
     start_sharding(s, opts, d)
+    lora = plan_for(model, opts.lora) if opts.lora else None  # grad-flow adapts only when asked
+    if lora is not None:  # on a copy: peft replaces the modules it adapts
+        model, summary = lora_copy(model, lora)
+        announce(report, summary)
     if d.shard == "fsdp":  # a sharded copy: fully_shard changes the modules it wraps
         model = sharded_copy(model, s.runtime.device)
         report.notes.append(f"FSDP2 shards the parameters, not the data: every rank passes the same {len(enc.ids)} "
@@ -63,7 +68,14 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
                                  label_token_ids=s.label_token_ids, label_words=words,
                                  label_positions=list(s.label_positions) if s.label_positions else None)
     fresh_head = bool(s.loaded.audit.missing_head)
-    report.add(check_grad_flow(flow, fresh_head))
+    if lora is not None:
+        flow, zero_a = zero_by_design(flow)
+        report.notes.append(f"{zero_a} lora_A tensor(s) get an exactly zero gradient at initialisation by design "
+                            "(lora_B starts at zero); they are not judged by zero-gradients")
+    findings = check_grad_flow(flow, fresh_head)
+    if lora is not None:  # the frozen base is LoRA's design, said in the header
+        findings = [f for f in findings if f.code != "frozen-parameters"]
+    report.add(findings)
     report.add(learning_rate_too_high(updates=update_ratios(flow.layers, lr)))
     report.notes.append(f"train mode with dropout disabled ({flow.dropout_modules} dropout module(s) set to p=0 "
                         "for the pass, then restored), so the gradient is deterministic")
