@@ -138,6 +138,9 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
     common = {k: v for k, v in given.items() if k in names}
     opts = replace(opts, **common)
     opts = validate(opts)
+    if opts.device_map is not None and command != "check-logits":
+        raise UsageError(f"--device-map is for check-logits; {command} needs the whole model in one place (under "
+                         "torchrun: --shard fsdp; for training: --lora)")
     settings = None
     if settings_cls is not None:
         settings = validate_settings(settings_cls(**{k: v for k, v in given.items() if k in own}))

@@ -137,3 +137,89 @@ def test_lora_plan_and_option_values():
     for bad in (-1, 1.5, "x", 10**6):
         with pytest.raises(UsageError, match="--lora"):
             build("smoke-train", {"lora": bad})
+
+
+# --- --device-map auto ----------------------------------------------------------------------------
+
+def files_of(folder) -> dict:
+    from pathlib import Path
+
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def swapped_bert(trained, tmp_path_factory):
+    """The trained BERT with two class names swapped in id2label: label-permutation, a verdict to compare."""
+    import json
+
+    from helpers import clone, edit_config
+
+    ckpt = clone(trained["checkpoint"], tmp_path_factory.mktemp("dispatch") / "swapped")
+    id2label = json.loads((ckpt / "config.json").read_text())["id2label"]
+    id2label["0"], id2label["1"] = id2label["1"], id2label["0"]
+    edit_config(ckpt, id2label=id2label, label2id={v: int(k) for k, v in id2label.items()})
+    return ckpt, trained["data"]
+
+
+def test_device_map_with_a_cpu_disk_split_gives_the_plain_logits_and_verdicts(swapped_bert):
+    import gc
+    import tempfile
+    from pathlib import Path
+
+    from labeldiag import api
+
+    ckpt, data = swapped_bert
+    weights = (ckpt / "model.safetensors").stat().st_size
+    before = files_of(ckpt)
+    offload_before = set(Path(tempfile.gettempdir()).glob("labeldiag-offload-*"))
+    plain = api.check_logits(str(ckpt), data, device="cpu", max_examples=256)
+    split = api.check_logits(str(ckpt), data, device="cpu", max_examples=256, device_map="auto",
+                             max_memory={"cpu": weights * 2 // 3})
+    placed = split.metrics["device_map"]
+    assert set(placed["placement"].values()) == {"cpu", "disk"} and placed["offloaded_tensors"] > 0
+    assert "device_map auto" in split.device and any("offloaded" in n for n in split.notes)
+    assert "label-permutation" in {f.code for f in plain.findings}
+    assert [(f.code, f.severity) for f in split.sorted_findings()] == \
+        [(f.code, f.severity) for f in plain.sorted_findings()]
+    assert split.metrics["confusion_matrix"] == plain.metrics["confusion_matrix"]
+    for key in ("accuracy", "macro_f1", "logit_stats", "representation_mean_cosine"):
+        assert split.metrics.get(key) == pytest.approx(plain.metrics.get(key), rel=1e-5, abs=1e-6), key
+    assert files_of(ckpt) == before  # nothing written into the checkpoint
+    del split
+    gc.collect()
+    assert set(Path(tempfile.gettempdir()).glob("labeldiag-offload-*")) <= offload_before  # our folder is gone
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-memory", "cpu=1GiB"], "--device-map auto"),
+    (["--device-map", "balanced"], "--device-map auto"),
+    (["--device-map", "auto", "--max-memory", "cpu=lots"], "20GiB"),
+], ids=["max-memory-alone", "not-auto", "bad-size"])
+def test_bad_device_map_options_exit_2_with_one_line(swapped_bert, tmp_path, args, says):
+    ckpt, data = swapped_bert
+    r = run_cli("check-logits", ckpt, data, *args, "--no-progress", tmp=tmp_path)
+    assert r.code == 2 and says in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_device_map_does_not_combine_with_shard_training_or_a_model_object(task):
+    import torch
+
+    from labeldiag import api
+    from labeldiag.errors import UsageError
+
+    tok, rows, labels = task
+    model = tiny("llama", tok, labels)
+    for call, options, says in [
+        (api.check_logits, {"device_map": "auto", "shard": "fsdp"}, "--shard"),
+        (api.smoke_train, {"device_map": "auto"}, "--device-map is for check-logits"),
+        (api.grad_flow, {"device_map": "auto"}, "--device-map is for check-logits"),
+        (api.check_logits, {"device_map": "auto"}, "checkpoint path"),
+    ]:
+        with pytest.raises(UsageError, match=says):
+            call(model, rows, tokenizer=tok, device="cpu", **options)
+    model.hf_device_map = {"model": "cpu", "score": "disk"}  # what accelerate's dispatch leaves on a model
+    for call in (api.smoke_train, api.grad_flow):
+        with pytest.raises(UsageError, match="dispatched"):
+            call(model, rows, tokenizer=tok, device="cpu", max_examples=8)
+    assert all(p.device == torch.device("cpu") for p in model.parameters())

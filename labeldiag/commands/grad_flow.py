@@ -23,6 +23,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.render.progress import phase
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
+    from labeldiag.load.dispatch import refuse_training
     from labeldiag.measure.sharded import sharded_copy
     from labeldiag.measure.lora import announce, lora_copy, plan_for, zero_by_design
 
@@ -31,6 +32,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     if d.active:  # under a launcher: this rank's device; rank 0 alone shows progress
         opts = dataclasses.replace(opts, device=local_device(d, opts.device), progress=opts.progress and d.main)
     s = prepare(inputs, opts, "grad-flow", fresh_head_expected=True)
+    refuse_training(s.loaded.model, "grad-flow")  # a dispatched model cannot be copied or moved
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
         return report

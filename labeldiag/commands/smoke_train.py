@@ -26,6 +26,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
+    from labeldiag.load.dispatch import refuse_training
 
     d = from_env()
     if d.active and opts.max_examples < d.world:
@@ -34,6 +35,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     pool = dataclasses.replace(opts, max_examples=opts.max_examples * T.SMOKE_POOL_FACTOR,
                                device=local_device(d, opts.device), progress=opts.progress and d.main)
     s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
+    refuse_training(s.loaded.model, "smoke-train")  # a dispatched model cannot be copied or moved
     init(d, s.runtime.device)
     try:
         start_sharding(s, opts, d)
