@@ -176,11 +176,12 @@ def grad_flow(
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
-    shard: Shard = None, lora: Lora = None,
+    shard: Shard = None, lora: Lora = None, device_map: DeviceMap = None, max_memory: MaxMemory = None,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
     options = shared_options(locals())
     options["shard"], options["lora"] = shard, lora
+    options["device_map"], options["max_memory"] = device_map, max_memory
     run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 

@@ -138,9 +138,12 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
     common = {k: v for k, v in given.items() if k in names}
     opts = replace(opts, **common)
     opts = validate(opts)
-    if opts.device_map is not None and command != "check-logits":
-        raise UsageError(f"--device-map is for check-logits; {command} needs the whole model in one place (under "
-                         "torchrun: --shard fsdp; for training: --lora)")
+    if opts.device_map is not None and command not in ("check-logits", "grad-flow"):
+        raise UsageError(f"--device-map is for check-logits and grad-flow; {command} needs the whole model in one "
+                         "place (under torchrun: --shard fsdp; for less training memory: --lora)")
+    if opts.device_map is not None and opts.lora:
+        raise UsageError("--lora trains adapters on a copy of the whole model; --device-map places a model too "
+                         "large for that: drop one of them")
     settings = None
     if settings_cls is not None:
         settings = validate_settings(settings_cls(**{k: v for k, v in given.items() if k in own}))

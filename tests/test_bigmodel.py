@@ -202,7 +202,7 @@ def test_bad_device_map_options_exit_2_with_one_line(swapped_bert, tmp_path, arg
     assert r.code == 2 and says in r.err and len(r.err.strip().splitlines()) == 1, r.err
 
 
-def test_device_map_does_not_combine_with_shard_training_or_a_model_object(task):
+def test_device_map_does_not_combine_with_shard_lora_training_or_a_model_object(task):
     import torch
 
     from labeldiag import api
@@ -213,13 +213,69 @@ def test_device_map_does_not_combine_with_shard_training_or_a_model_object(task)
     for call, options, says in [
         (api.check_logits, {"device_map": "auto", "shard": "fsdp"}, "--shard"),
         (api.smoke_train, {"device_map": "auto"}, "--device-map is for check-logits"),
-        (api.grad_flow, {"device_map": "auto"}, "--device-map is for check-logits"),
+        (api.grad_flow, {"device_map": "auto", "lora": 4}, "--lora"),
         (api.check_logits, {"device_map": "auto"}, "checkpoint path"),
     ]:
         with pytest.raises(UsageError, match=says):
             call(model, rows, tokenizer=tok, device="cpu", **options)
     model.hf_device_map = {"model": "cpu", "score": "disk"}  # what accelerate's dispatch leaves on a model
-    for call in (api.smoke_train, api.grad_flow):
-        with pytest.raises(UsageError, match="dispatched"):
-            call(model, rows, tokenizer=tok, device="cpu", max_examples=8)
+    with pytest.raises(UsageError, match="dispatched"):
+        api.smoke_train(model, rows, tokenizer=tok, device="cpu", max_examples=8)
     assert all(p.device == torch.device("cpu") for p in model.parameters())
+
+
+# --- grad-flow's activation-gradient mode (--device-map) ----------------------------------------
+
+def test_activation_gradients_equal_plain_autograd(task):
+    import torch
+
+    from labeldiag.measure.activation_grads import ActivationGradients
+
+    tok, rows, labels = task
+    model = tiny("llama", tok, labels).eval()
+    enc = tok([r["text"] for r in rows[:6]], padding=True, return_tensors="pt")
+    y = torch.tensor([labels.index(r["label"]) for r in rows[:6]])
+    flags = [p.requires_grad for p in model.parameters()]
+    with ActivationGradients(model, {"score.weight"}) as mode:
+        torch.nn.functional.cross_entropy(model(**enc).logits, y).backward()
+    got = mode.result()
+    assert [p.requires_grad for p in model.parameters()] == flags  # put back
+    assert model.score.weight.grad is not None and model.model.layers[0].mlp.up_proj.weight.grad is None
+    model.zero_grad(set_to_none=True)
+    leaves = []
+
+    def leaf(module, args, output):  # the embeddings' output as the one leaf that requires a gradient
+        leaves.append(output.detach().requires_grad_())
+        return leaves[-1]
+
+    handle = model.get_input_embeddings().register_forward_hook(leaf)
+    out = model(**enc, output_hidden_states=True)
+    handle.remove()
+    embeds, hidden = leaves[0], out.hidden_states
+    for h in hidden[1:]:
+        h.retain_grad()
+    torch.nn.functional.cross_entropy(out.logits, y).backward()
+    last = enc["attention_mask"].sum(1) - 1
+    for measured, h in zip(got[:2], [embeds, hidden[1]]):  # the last entry of hidden_states is after the norm
+        assert measured.grad_norm == pytest.approx(float(h.grad.norm()), rel=1e-5)
+        assert measured.pooled_grad_norm == pytest.approx(float(h.grad[range(6), last].norm()), rel=1e-5)
+    assert [g.name for g in got] == ["embeddings", "layer 0", "layer 1"]
+
+
+def test_grad_flow_under_device_map_reads_hidden_state_gradients_without_false_verdicts(task, tmp_path):
+    tok, rows, labels = task
+    ckpt = save_tiny(tiny("llama", tok, labels), tok, tmp_path / "llama")
+    data = write_jsonl(rows, tmp_path / "data.jsonl")
+    weights = (ckpt / "model.safetensors").stat().st_size
+    plain = run_cli("grad-flow", ckpt, data, "--device", "cpu", "--no-progress", tmp=tmp_path)
+    split = run_cli("grad-flow", ckpt, data, "--device", "cpu", "--no-progress", "--device-map", "auto",
+                    "--max-memory", f"cpu={weights * 3 // 4}", tmp=tmp_path)
+    assert split.code == 0 and split.problems() == [], split.out + split.err
+    m = split.report["metrics"]
+    assert "disk" in m["device_map"]["placement"].values()
+    assert m["loss"] == pytest.approx(plain.report["metrics"]["loss"], rel=1e-6)
+    hidden = m["activation_gradients"]
+    assert [h["name"] for h in hidden] == ["embeddings", "layer 0", "layer 1"]
+    assert all(h["grad_norm"] > 0 and 0 < h["pooled_grad_norm"] <= h["grad_norm"] * (1 + 1e-9) for h in hidden)
+    assert not {"nothing-trainable", "frozen-parameters", "disconnected-parameters"} & set(split.codes())
+    assert "activation-gradient mode" in split.out

@@ -53,7 +53,7 @@ def placement(model: Any) -> dict[str, int]:
 
 
 def refuse_training(model: Any, command: str) -> None:
-    """smoke-train copies and moves the model, grad-flow moves it: neither works on a dispatched one."""
+    """smoke-train copies and moves the model, which a dispatched one does not allow."""
     if is_dispatched(model):
         raise UsageError(f"{command} needs the model in one place, and this one is dispatched over devices "
                          f"({placement(model)}); load it without device_map, or run {command} under torchrun "
