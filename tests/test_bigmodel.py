@@ -279,3 +279,38 @@ def test_grad_flow_under_device_map_reads_hidden_state_gradients_without_false_v
     assert all(h["grad_norm"] > 0 and 0 < h["pooled_grad_norm"] <= h["grad_norm"] * (1 + 1e-9) for h in hidden)
     assert not {"nothing-trainable", "frozen-parameters", "disconnected-parameters"} & set(split.codes())
     assert "activation-gradient mode" in split.out
+
+
+# --- faults at scale (one torchrun launch) ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_rank_that_raises_ends_every_rank_with_a_line_naming_it(task, tmp_path):
+    """Rank 1's forward raises: it names itself and the cause in one line, and the launcher ends rank 0."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tok, rows, labels = task
+    ckpt = save_tiny(tiny("llama", tok, labels), tok, tmp_path / "llama")
+    data = write_jsonl(rows, tmp_path / "data.jsonl")
+    before = files_of(ckpt)
+    zoo = str(Path(__file__).parent / "zoo_sharding.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "labeldiag",
+           "smoke-train", str(ckpt), str(data), "--shard", "fsdp", "--lora", "4", "--device", "cpu", "--no-progress",
+           "--model-class", f"{zoo}:FaultOnRank1ForSequenceClassification", "--json", str(tmp_path / "r.json")]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", LABELDIAG_TEST_FAULT="raise",
+                                   LABELDIAG_DIST_TIMEOUT="20"))
+    seconds = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    named = [line for line in output.splitlines() if line.startswith("labeldiag: error: rank 1 of 2")]
+    assert proc.returncode != 0 and len(named) == 1, output[-3000:]
+    assert "a fault planted on rank 1" in named[0] and "every rank stops" in named[0]
+    # torchrun's own summary is a traceback of its launcher; none comes from labeldiag
+    assert "Traceback (most recent call last)" not in proc.stdout
+    assert not [line for line in output.splitlines() if line.strip().startswith("File") and "labeldiag/" in line]
+    assert not (tmp_path / "r.json").exists() and files_of(ckpt) == before
+    assert seconds < 120
