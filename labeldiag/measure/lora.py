@@ -128,9 +128,16 @@ def lora_copy(model: Any, plan: LoraPlan) -> tuple[Any, dict]:
 
     from labeldiag.measure.training import head_parameter_names
 
+    import torch
+
     net = copy.deepcopy(model)
     net.zero_grad(set_to_none=True)
-    adapted = wrap_lora(net, plan.rank, head_parameter_names(model))
+    where = next(net.parameters()).device
+    # lora_A is drawn from a fixed seed: the same adapter on every rank and in every launch mode, whatever
+    # else drew random numbers before (under FSDP2 the sharded-forward check builds a model first)
+    with torch.random.fork_rng(devices=[where] if where.type == "cuda" else []):
+        torch.manual_seed(0)
+        adapted = wrap_lora(net, plan.rank, head_parameter_names(model))
     inner = adapted.get_base_model()
     return inner, lora_summary(inner, plan)
 
