@@ -199,7 +199,7 @@ def smoke_train(
     no_progress: NoProgress = False,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps at most")] = 100,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (default 1e-4; 1e-3 when LoRA trains)", show_default=False)] = None,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
     shard: Shard = None, lora: Lora = None,

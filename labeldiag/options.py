@@ -62,6 +62,7 @@ class TrainSettings:
     lr: float = 1e-4
     target_loss: float = 0.05
     triage: bool = False
+    lr_given: bool = True  # False when lr was left out: under LoRA smoke-train then takes T.LORA_DEFAULT_LR
 
 
 SETTINGS = {"grad-flow": GradFlowSettings, "smoke-train": TrainSettings}
@@ -146,7 +147,10 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
                          "large for that: drop one of them")
     settings = None
     if settings_cls is not None:
-        settings = validate_settings(settings_cls(**{k: v for k, v in given.items() if k in own}))
+        chosen = {k: v for k, v in given.items() if k in own and not (k == "lr" and v is None)}
+        if settings_cls is TrainSettings:
+            chosen["lr_given"] = "lr" in chosen
+        settings = validate_settings(settings_cls(**chosen))
     return opts, settings
 
 
@@ -305,7 +309,8 @@ def validate_settings(settings: Any) -> Any:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         return TrainSettings(steps=steps, lr=_float("lr", settings.lr),
-                             target_loss=_float("target_loss", settings.target_loss), triage=bool(settings.triage))
+                             target_loss=_float("target_loss", settings.target_loss), triage=bool(settings.triage),
+                             lr_given=bool(settings.lr_given))
     if isinstance(settings, GradFlowSettings):
         return GradFlowSettings(lr=_float("lr", settings.lr))
     return settings

@@ -104,8 +104,26 @@ def test_lora_is_the_default_above_the_stated_size_and_lora_0_turns_it_off(task,
     assert picked.metrics["lora"]["rank"] == T.LORA_DEFAULT_RANK
     assert picked.metrics["lora"]["why"].startswith("picked:") and "--lora 0" in picked.metrics["lora"]["why"]
     assert "frozen-parameters" not in codes(picked)
+    assert picked.metrics["lr"] == T.LORA_DEFAULT_LR and any("LoRA's default" in n for n in picked.notes)
     off = api.smoke_train(model, rows, tokenizer=tok, device="cpu", steps=1, max_examples=8, lora=0)
-    assert "lora" not in off.metrics and "LoRA" not in off.device
+    assert "lora" not in off.metrics and "LoRA" not in off.device and off.metrics["lr"] == 1e-4
+    chosen = api.smoke_train(model, rows, tokenizer=tok, device="cpu", steps=1, max_examples=8, lr=5e-4)
+    assert chosen.metrics["lora"]["rank"] == T.LORA_DEFAULT_RANK and chosen.metrics["lr"] == 5e-4
+
+
+def test_lora_trains_a_regression_head_too(task):
+    """The other task shapes (here a one-output regression head, as reward models have) take --lora as well."""
+    from labeldiag import api
+
+    tok, rows, _ = task
+    model = tiny("llama", tok, ["score"])
+    model.config.problem_type = "regression"
+    before = state(model)
+    data = [{"text": r["text"], "label": float(len(r["text"].split()) % 5) - 2.0} for r in rows]
+    report = api.smoke_train(model, data, tokenizer=tok, device="cpu", lora=4, steps=3, max_examples=16)
+    assert report.model["task"] == "regression" and report.metrics["lora"]["modules_to_save"] == ["score"]
+    assert report.metrics["lr"] == 1e-3 and not {"frozen-parameters", "disconnected-parameters"} & codes(report)
+    assert_unchanged(model, before)
 
 
 def test_lora_grad_flow_reaches_adapters_and_head_without_false_verdicts(task):

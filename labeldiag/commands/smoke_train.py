@@ -63,6 +63,9 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     from labeldiag.render.progress import phase
 
     report, runtime = s.report, s.runtime
+    lora = plan_for(s.loaded.model, opts.lora)
+    if lora.rank and not settings.lr_given:  # adapters learn at about 10x the full fine-tuning rate
+        settings = dataclasses.replace(settings, lr=T.LORA_DEFAULT_LR)
     report.metrics.update({"device_name": runtime.device_name, "lr": settings.lr,
                            "target_loss": settings.target_loss, "steps_budget": settings.steps})
     if s.gold is None:
@@ -116,7 +119,6 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
 
     # before the copy: training_copy casts to fp32, which hides half-precision weights
     report.add(half_precision_weights(measure_half_precision(s.loaded.model, settings.lr)))
-    lora = plan_for(s.loaded.model, opts.lora)
     with phase("copying the model and a pre-flight forward/backward", opts.progress and d.main):
         model = training_copy(s.loaded.model, device, d=d, lora=lora.rank)
         batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
@@ -124,6 +126,8 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
         first = preflight(model, batch, runtime, trace, d)
     if lora.rank:  # the frozen base is LoRA's design, said in the header, not a frozen-parameters finding
         announce(report, lora_summary(model, lora))
+        if not settings.lr_given:
+            report.notes.append(f"lr {settings.lr:g}: LoRA's default, about 10x full fine-tuning's (--lr sets another)")
     report.add(nothing_trainable(trace.census) + ([] if lora.rank else parameters_frozen(trace.census))
                + parameters_disconnected(trace.census)
                + loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes, trace.head_fresh)))
