@@ -150,6 +150,8 @@ def test_lora_plan_and_option_values():
     assert plan_lora(None, T.LORA_DEFAULT_ABOVE_PARAMETERS + 1, False).rank == T.LORA_DEFAULT_RANK
     assert plan_lora(None, T.LORA_DEFAULT_ABOVE_PARAMETERS, False).rank == 0
     assert plan_lora(None, 10**12, True).rank == 0  # a peft model trains its own adapters
+    with pytest.raises(UsageError, match="already carries peft adapters"):
+        plan_lora(8, 10, True)
     assert plan_lora(0, 10**12, False).rank == 0 and plan_lora(16, 10, False).rank == 16
     assert build("smoke-train", {"lora": "8"})[0].lora == 8
     for bad in (-1, 1.5, "x", 10**6):

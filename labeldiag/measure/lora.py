@@ -21,6 +21,9 @@ class LoraPlan:
 
 def plan_lora(requested: int | None, parameters: int, already_adapted: bool) -> LoraPlan:
     """The rank smoke-train uses: --lora when given, else LoRA above T.LORA_DEFAULT_ABOVE_PARAMETERS."""
+    if requested and already_adapted:
+        raise UsageError(f"--lora {requested}: the model already carries peft adapters, which train as they are; "
+                         "drop --lora (or pass the base model)")
     if requested is not None:
         return LoraPlan(requested, f"--lora {requested}")
     if already_adapted:
