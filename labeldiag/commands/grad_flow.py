@@ -77,6 +77,8 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     fresh_head = bool(s.loaded.audit.missing_head)
     if dispatched:
         _activation_mode_report(report, mode)
+        if not mode.head_in_memory:  # no parameter got a gradient: there is no norm to show
+            flow = dataclasses.replace(flow, total_grad_norm=None)
     if lora is not None:
         flow, zero_a = zero_by_design(flow)
         report.notes.append(f"{zero_a} lora_A tensor(s) get an exactly zero gradient at initialisation by design "
