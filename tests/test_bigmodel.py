@@ -334,3 +334,26 @@ def test_a_rank_that_raises_ends_every_rank_with_a_line_naming_it(task, tmp_path
     assert not [line for line in output.splitlines() if line.strip().startswith("File") and "labeldiag/" in line]
     assert not (tmp_path / "r.json").exists() and files_of(ckpt) == before
     assert seconds < 120
+
+
+def test_weight_statistics_read_offloaded_weights(task, tmp_path):
+    """A head left uninitialised (1e6 in a row) is found from the offload as from the plain load: the weight
+    checks read offloaded tensors (one at a time, from accelerate's weights map), not only those in memory."""
+    import torch
+
+    from labeldiag import api
+
+    tok, rows, labels = task
+    model = tiny("llama", tok, labels)
+    with torch.no_grad():
+        model.score.weight[0] = 1e6
+    ckpt = save_tiny(model, tok, tmp_path / "llama")
+    data = write_jsonl(rows, tmp_path / "data.jsonl")
+    plain = api.check_logits(str(ckpt), str(data), device="cpu")
+    split = api.check_logits(str(ckpt), str(data), device="cpu", device_map="auto", max_memory={"cpu": 10_000})
+    assert split.metrics["device_map"]["offloaded_tensors"] == split.metrics["device_map"]["tensors"]
+    assert split.metrics["device_map"]["unreadable_tensors"] == 0
+    found = [f for f in split.findings if f.code == "head-weights-garbage"]
+    assert found and "score.weight" in str(found[0].evidence)
+    assert [(f.code, f.evidence) for f in split.sorted_findings()] == \
+        [(f.code, f.evidence) for f in plain.sorted_findings()]

@@ -60,6 +60,26 @@ def refuse_training(model: Any, command: str) -> None:
                          "with --shard fsdp")
 
 
+def named_weights(model: Any) -> Any:
+    """(name, tensor) of every parameter as model.named_parameters() orders them; a weight a dispatched model
+    offloaded (a meta tensor between forwards) is read from accelerate's weights map, one tensor at a time."""
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        offloaded = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            full = f"{module_name}.{name}" if module_name else name
+            if p.device.type == "meta" and offloaded is not None:
+                try:
+                    yield full, offloaded[name]
+                    continue
+                except KeyError:
+                    pass
+            yield full, p
+
+
 def announce(report: Any, model: Any) -> None:
     """The header names the placement; a note says what the weight statistics could not read."""
     if not is_dispatched(model):
@@ -67,11 +87,12 @@ def announce(report: Any, model: Any) -> None:
     where = placement(model)
     tensors = list(model.parameters())
     offloaded = sum(1 for p in tensors if p.device.type == "meta")
+    unreadable = sum(1 for _, t in named_weights(model) if t.device.type == "meta")
     report.device = f"{report.device}, device_map auto ({', '.join(f'{k}: {v}' for k, v in where.items())})"
     report.metrics["device_map"] = {"placement": {str(k): str(v) for k, v in model.hf_device_map.items()},
-                                    "offloaded_tensors": offloaded, "tensors": len(tensors)}
+                                    "offloaded_tensors": offloaded, "tensors": len(tensors),
+                                    "unreadable_tensors": unreadable}
     if offloaded:
-        report.notes.append(f"device_map auto: {offloaded} of {len(tensors)} parameter tensors are offloaded and "
-                            "loaded only during their forward, so the weight statistics (layer-weights-anomalous, "
-                            "head-weights-garbage, weights-far-from-base) cover the other "
-                            f"{len(tensors) - offloaded}; logits and every prediction verdict see the whole model")
+        report.notes.append(f"device_map auto: {offloaded} of {len(tensors)} parameter tensors are offloaded; the "
+                            "weight statistics read them one at a time from the offload"
+                            + (f", except {unreadable} accelerate holds no copy of (left out)" if unreadable else ""))
