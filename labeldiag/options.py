@@ -127,7 +127,7 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
     """Options and the command's own settings from keyword options; UsageError on a bad name or value."""
     settings_cls = SETTINGS.get(command)
     names = {f.name for f in fields(Options)}
-    own = {f.name for f in fields(settings_cls)} if settings_cls else set()
+    own = {f.name for f in fields(settings_cls) if f.name != "lr_given"} if settings_cls else set()
     unknown = sorted(set(given) - names - own)
     if unknown:
         import difflib
