@@ -4,6 +4,8 @@
 #   2. benchmarks/bench_gpu.py: smoke-train bf16 vs a plain bf16 AdamW loop (steps/s, peak memory,
 #      MFU estimate), check-logits vs a plain loop, a 2-process torchrun smoke-train on 2+ GPUs
 #   3. on 2+ GPUs: benchmarks/bench_fsdp.py, smoke-train --shard fsdp vs a plain FSDP2 loop (issue 21)
+#   4. benchmarks/bench_device_map.py: check-logits --device-map auto (GPU 0 capped, the rest on the CPU) vs
+#      the plain load: same findings and metrics, seconds, peak GPU memory (issue 21)
 # and writes a Markdown table.  Usage (with the virtualenv active, examples extra installed):
 #   bash benchmarks/gpu.sh [OUT.md]          (default benchmarks/gpu-results.md)
 # Without a CUDA device it prints 'no CUDA device: skipped' and exits 0.
@@ -60,5 +62,12 @@ PY
 else
     echo "FSDP2: skipped, $gpus GPU (one process per GPU needs 2 or more)" | tee -a "$out"
 fi
-echo "gpu.sh: pytest exit $tests_rc, benchmark exit $bench_rc, FSDP2 exit $fsdp_rc, $((SECONDS - start)) s"
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$fsdp_rc" -eq 0 ]
+
+# --device-map auto (issue 21): check-logits on a random Llama (hidden 2048, 8 blocks, ~2 GiB fp32) with GPU 0
+# capped at a third of the weights, so accelerate places the rest on the CPU; the findings and metrics must
+# equal the plain load's (benchmarks/bench_device_map.py exits 1 otherwise). DEVICE_MAP_SECONDS (default 240).
+timeout "${DEVICE_MAP_SECONDS:-240}" "$py" benchmarks/bench_device_map.py --device cuda --hidden 2048 --layers 8 \
+    --out "$out"
+map_rc=$?
+echo "gpu.sh: pytest exit $tests_rc, benchmark exit $bench_rc, FSDP2 exit $fsdp_rc, device-map exit $map_rc, $((SECONDS - start)) s"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$fsdp_rc" -eq 0 ] && [ "$map_rc" -eq 0 ]

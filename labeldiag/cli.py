@@ -81,6 +81,9 @@ TrustRemote = Annotated[bool, typer.Option("--trust-remote-code", help="allow co
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle-based weight or data files (read with weights_only=True)")]
 Debug = Annotated[bool, typer.Option("--debug", help="show the full traceback of an internal error (also LABELDIAG_DEBUG=1)")]
 Shard = Annotated[Optional[str], typer.Option("--shard", help="under torchrun / accelerate launch: ddp (a full copy per rank) or fsdp (FSDP2: every block sharded); default: what fits the device, named in the header")]
+Lora = Annotated[Optional[int], typer.Option("--lora", help="train a LoRA adapter of this rank (peft) and the head, on a copy; 0: every weight (default: LoRA rank 8 above 1B parameters, named in the header)")]
+DeviceMap = Annotated[Optional[str], typer.Option("--device-map", help="auto: place a model larger than one device over the GPUs, then the CPU, then disk (accelerate); never with --shard")]
+MaxMemory = Annotated[Optional[str], typer.Option("--max-memory", help="with --device-map auto: memory per device, e.g. 0=20GiB,cpu=60GiB (the rest is offloaded to a temporary folder)")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
 Task = Annotated[Optional[str], typer.Option("--task", help="single-label, multi-label, regression, pairwise or token (default: detected from the labels, the head class and config)")]
 LabelAllSubwords = Annotated[bool, typer.Option("--label-all-subwords", help="token task: give every sub-word of a word its tag (default: the first sub-word only, the rest -100)")]
@@ -155,9 +158,10 @@ def check_logits(
     no_progress: NoProgress = False, base_model: BaseModel = None,
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     label_all_subwords: LabelAllSubwords = False,
+    device_map: DeviceMap = None, max_memory: MaxMemory = None,
 ) -> None:
     """Is logit i really label i? Do predictions collapse to one class or to chance?"""
-    options = shared_options(locals(), base_model=base_model)
+    options = shared_options(locals(), base_model=base_model, device_map=device_map, max_memory=max_memory)
     run_command("check-logits", model, data, tokenizer, options, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -176,11 +180,12 @@ def grad_flow(
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     label_all_subwords: LabelAllSubwords = False,
     lr: Annotated[float, typer.Option("--lr", help="learning rate for update/weight ratios")] = 2e-5,
-    shard: Shard = None,
+    shard: Shard = None, lora: Lora = None, device_map: DeviceMap = None, max_memory: MaxMemory = None,
 ) -> None:
     """One forward/backward: where the gradient goes, per layer and into label-token positions."""
     options = shared_options(locals())
-    options["shard"] = shard
+    options["shard"], options["lora"] = shard, lora
+    options["device_map"], options["max_memory"] = device_map, max_memory
     run_command("grad-flow", model, data, tokenizer, {**options, "lr": lr}, json=json, plot=plot, html=html,
                 fail_on=fail_on, debug=debug)
 
@@ -199,14 +204,14 @@ def smoke_train(
     task: Task = None, label_columns: LabelColumns = None, pair_fields: PairFields = None,
     label_all_subwords: LabelAllSubwords = False,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps at most")] = 100,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate")] = 1e-4,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (default 1e-4; 1e-3 when LoRA trains)", show_default=False)] = None,
     target_loss: Annotated[float, typer.Option("--target-loss", help="stop once accuracy is 100% and loss is below this")] = 0.05,
     triage: Annotated[bool, typer.Option("--triage", help="when the batch cannot be fitted, rerun with the head alone, three learning rates and fp32")] = False,
-    shard: Shard = None,
+    shard: Shard = None, lora: Lora = None,
 ) -> None:
     """Can the model overfit one small batch? (GPU when there is one, CPU otherwise)"""
     options = shared_options(locals())
-    options["shard"] = shard
+    options["shard"], options["lora"] = shard, lora
     run_command("smoke-train", model, data, tokenizer,
                 {**options, "steps": steps, "lr": lr, "target_loss": target_loss, "triage": triage},
                 json=json, plot=plot, html=html, fail_on=fail_on, debug=debug)

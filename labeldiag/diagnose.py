@@ -39,7 +39,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     started = time.perf_counter()
     steps, lr = options.pop("steps", 100), options.pop("lr", None)
     opts, _ = opt.build("doctor", options)
-    train = opt.validate_settings(opt.TrainSettings(steps=steps, lr=lr if lr is not None else 1e-4))
+    train = opt.validate_settings(opt.TrainSettings(steps=steps, lr=lr if lr is not None else 1e-4, lr_given=lr is not None))
     flow = opt.validate_settings(opt.GradFlowSettings(lr=lr if lr is not None else 2e-5))
     report = Report(command="doctor")
     stages: dict[str, dict[str, Any]] = {}

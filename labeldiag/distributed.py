@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from labeldiag import thresholds as T
-from labeldiag.errors import UsageError
+from labeldiag.errors import ModelCodeError, UsageError
 
 
 @dataclass
@@ -183,6 +183,9 @@ def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
             failure = collective_failure(exc, d) if d.active else None
             if failure is not None:
                 raise failure from exc
+            if d.active and isinstance(exc, ModelCodeError):  # the model raised here, perhaps on this rank alone
+                raise RankFailure(f"rank {d.rank} of {d.world}: {exc}; every rank stops (the launcher ends the "
+                                  "others at once)") from exc
             if d.active and not d.main:
                 raise SystemExit(2) from None
             raise

@@ -16,6 +16,7 @@ DEFAULT_MAX_EXAMPLES = {"check-logits": 2048, "grad-flow": 64, "smoke-train": 32
 MAX_EXAMPLES_LIMIT = 10_000_000  # far above any sane run; keeps 1e20 from reaching the readers
 MAX_SEED = 2**32 - 1  # numpy's seed range
 FAIL_ON = ("error", "warning", "never")
+MAX_LORA_RANK = 4096  # far above any useful adapter; keeps a typo like 80000 from allocating a full matrix
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Options:
     shard: str | None = None  # under torchrun / accelerate launch: "ddp" or "fsdp" (None: what fits)
     base_model: str | None = None  # check-logits: the base model's folder or cached id (issue 20)
     label_all_subwords: bool = False  # token task: every sub-word of a word gets its tag, not only the first
+    lora: int | None = None  # smoke-train / grad-flow: LoRA rank (0: off; None: LoRA above a size, see thresholds)
+    device_map: str | None = None  # check-logits: "auto" dispatches a model larger than one device (accelerate)
+    max_memory: tuple[tuple[str | int, int], ...] | None = None  # with --device-map: bytes per device, e.g. (("cpu", 2**30),)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TrainSettings:
     lr: float = 1e-4
     target_loss: float = 0.05
     triage: bool = False
+    lr_given: bool = True  # False when lr was left out: under LoRA smoke-train then takes T.LORA_DEFAULT_LR
 
 
 SETTINGS = {"grad-flow": GradFlowSettings, "smoke-train": TrainSettings}
@@ -123,7 +128,7 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
     """Options and the command's own settings from keyword options; UsageError on a bad name or value."""
     settings_cls = SETTINGS.get(command)
     names = {f.name for f in fields(Options)}
-    own = {f.name for f in fields(settings_cls)} if settings_cls else set()
+    own = {f.name for f in fields(settings_cls) if f.name != "lr_given"} if settings_cls else set()
     unknown = sorted(set(given) - names - own)
     if unknown:
         import difflib
@@ -135,15 +140,31 @@ def build(command: str, given: dict[str, Any]) -> tuple[Options, Any]:
     common = {k: v for k, v in given.items() if k in names}
     opts = replace(opts, **common)
     opts = validate(opts)
+    if opts.device_map is not None and command not in ("check-logits", "grad-flow"):
+        raise UsageError(f"--device-map is for check-logits and grad-flow; {command} needs the whole model in one "
+                         "place (under torchrun: --shard fsdp; for less training memory: --lora)")
+    if opts.device_map is not None and opts.lora:
+        raise UsageError("--lora trains adapters on a copy of the whole model; --device-map places a model too "
+                         "large for that: drop one of them")
     settings = None
     if settings_cls is not None:
-        settings = validate_settings(settings_cls(**{k: v for k, v in given.items() if k in own}))
+        chosen = {k: v for k, v in given.items() if k in own and not (k == "lr" and v is None)}
+        if settings_cls is TrainSettings:
+            chosen["lr_given"] = "lr" in chosen
+        settings = validate_settings(settings_cls(**chosen))
     return opts, settings
 
 
 def validate(opts: Options) -> Options:
     """Check every value and return the options with normalised types."""
     opts = replace(opts, shard=_shard(opts.shard))
+    opts = replace(opts, lora=_lora(opts.lora), device_map=_device_map(opts.device_map),
+                   max_memory=parse_max_memory(opts.max_memory))
+    if opts.max_memory is not None and opts.device_map is None:
+        raise UsageError("--max-memory applies to --device-map auto; add --device-map auto")
+    if opts.device_map is not None and opts.shard is not None:
+        raise UsageError("--device-map places one model across devices in one process; it does not combine with "
+                         "--shard (launch without --shard, or drop --device-map)")
     max_examples = _int("max_examples", opts.max_examples)
     if max_examples <= 0:
         raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
@@ -195,6 +216,59 @@ def _shard(value: Any) -> str | None:
     return None if text in ("auto", "") else text
 
 
+def _lora(value: Any) -> int | None:
+    """--lora R: a LoRA rank of at least 1, or 0 for none."""
+    if value is None:
+        return None
+    rank = _int("lora", value)
+    if not 0 <= rank <= MAX_LORA_RANK:
+        raise UsageError(f"--lora must be a rank between 1 and {MAX_LORA_RANK} (0: no LoRA), got {rank}")
+    return rank
+
+
+def _device_map(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().lower() != "auto":
+        raise UsageError(f"--device-map '{value}' is not supported; use --device-map auto (GPUs, then CPU, then disk)")
+    return "auto"
+
+
+MEMORY_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_max_memory(value: Any) -> tuple[tuple[str | int, int], ...] | None:
+    """--max-memory 0=20GiB,cpu=60GiB (a dict from the API): bytes per device, as accelerate's max_memory."""
+    import re
+
+    if value is None or value == "" or value == ():
+        return None
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, str):
+        items = [tuple(part.split("=", 1)) if "=" in part else (part, None) for part in value.split(",") if part.strip()]
+    else:
+        items = [(str(k), v) for k, v in value]
+    out = []
+    for key, size in items:
+        device = str(key).strip().lower()
+        if not (device.isdigit() or device in ("cpu", "mps") or re.fullmatch(r"(cuda|xpu|npu):\d+", device)):
+            raise UsageError(f"--max-memory: '{key}' is not a device; use a GPU index (0, 1, ...) or cpu, "
+                             "e.g. 0=20GiB,cpu=60GiB")
+        number = None
+        if isinstance(size, numbers.Real) and not isinstance(size, bool):
+            number = float(size)
+        elif isinstance(size, str):
+            m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", size)
+            if m and m.group(2).lower() in MEMORY_UNITS:
+                number = float(m.group(1)) * MEMORY_UNITS[m.group(2).lower()]
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise UsageError(f"--max-memory: '{key}={size}' needs a positive size such as 20GiB or 500MB")
+        out.append((int(device) if device.isdigit() else device, int(number)))
+    return tuple(out)
+
+
 def _head_request(labels: Any, num_labels: Any) -> tuple[tuple[str, ...] | None, int | None]:
     """--labels NAME,... and --num-labels N: at least two classes, distinct names, and the two agreeing."""
     names = _words("labels", labels)
@@ -237,7 +311,8 @@ def validate_settings(settings: Any) -> Any:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         return TrainSettings(steps=steps, lr=_float("lr", settings.lr),
-                             target_loss=_float("target_loss", settings.target_loss), triage=bool(settings.triage))
+                             target_loss=_float("target_loss", settings.target_loss), triage=bool(settings.triage),
+                             lr_given=bool(settings.lr_given))
     if isinstance(settings, GradFlowSettings):
         return GradFlowSettings(lr=_float("lr", settings.lr))
     return settings

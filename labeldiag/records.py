@@ -253,3 +253,13 @@ class ShardedForward:
     head_grad_relative_difference: float | None = None
     head_parameters: list[str] = field(default_factory=list)
     skipped: str | None = None
+
+
+@dataclass
+class HiddenStateGrad:
+    """grad-flow under --device-map: the loss's gradient w.r.t. one layer's output hidden states (L2 over the
+    batch), and at the position the head pools."""
+
+    name: str
+    grad_norm: float
+    pooled_grad_norm: float

@@ -350,6 +350,19 @@ SHARD_DDP_MAX_SHARE = 0.5
 SHARDED_FORWARD_TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
 # Examples of the batch the 2-layer copy is run on, the same on every rank.
 SHARDED_FORWARD_EXAMPLES = 8
+# --lora: without the flag, smoke-train trains a LoRA adapter (and the head) instead of every weight above
+# this many parameters. A full training copy takes SHARD_TRAINING_BYTES_PER_PARAMETER (16 B) per parameter,
+# so 1e9 parameters need ~16 GB before activations: more than a smoke test should ask of one GPU, while a
+# LoRA copy keeps only the frozen weights (4 B) and the adapters' small state. MiniLM (22M) and BERT-base
+# (110M) stay full fine-tunes; Llama-3.2-1B (1.24B) and larger classifiers get LoRA.
+LORA_DEFAULT_ABOVE_PARAMETERS = 1_000_000_000
+# The rank picked then (peft's documented starting point; alpha = 2 x rank, dropout 0 so steps are deterministic).
+LORA_DEFAULT_RANK = 8
+# smoke-train's learning rate under LoRA when --lr is not given: adapters need about 10x the full
+# fine-tuning rate (peft's and the QLoRA paper's recipes: 1e-4..2e-4 for LoRA against 1e-5..2e-5). Measured
+# with --lora 8 on the healthy real MiniLMs (32 examples): at the full fine-tuning default 1e-4, tweets is
+# not fitted in 100 steps (loss 0.49, a false cannot-overfit); at 1e-3 it fits at step 38 (see the report).
+LORA_DEFAULT_LR = 1e-3
 # layer-weights-anomalous: a tensor against the same tensor in the other blocks (at least this many).
 # Robust z of log RMS (median and MAD of the others, MAD at least WEIGHT_LOG_MAD_FLOOR) and the ratio to
 # their median, per kind. Healthy MiniLM-L6 fine-tunes (BBC, tweets; examples/fault_injection.py): LayerNorm

@@ -42,10 +42,12 @@ class InitPerRankForSequenceClassification(LlamaForSequenceClassification):
 
 
 class FaultOnRank1ForSequenceClassification(LlamaForSequenceClassification):
-    """Rank 1 dies (os._exit) or stalls (sleeps) in its first forward, as LABELDIAG_TEST_FAULT says."""
+    """Rank 1 dies (os._exit), stalls (sleeps) or raises in its first forward, as LABELDIAG_TEST_FAULT says."""
 
     def forward(self, *args, **kwargs):
         fault = os.environ.get("LABELDIAG_TEST_FAULT")
+        if _rank() == 1 and fault == "raise":
+            raise RuntimeError("a fault planted on rank 1")
         if _rank() == 1 and fault == "die":
             os._exit(9)
         if _rank() == 1 and fault == "stall":

@@ -19,6 +19,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
     from labeldiag.checks.predictions import prediction_findings
     from labeldiag.commands.inside import inside_findings, resolve_base
+    from labeldiag.load.dispatch import announce as announce_dispatch, place
     from labeldiag.measure.activations import ActivationTap
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward, whole_batch_rows
@@ -44,7 +45,8 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     report.add(tokenizer_casing_mismatch(measure_casing(s.loaded.tokenizer, s.examples.texts)))
     if s.examples.tokenized is not None:
         report.add(foreign_token_ids(measure_round_trip(enc, s.loaded.tokenizer, T.FOREIGN_IDS_SAMPLE, opts.seed)))
-    model.to(s.runtime.device)
+    place(model, s.runtime.device)  # a dispatched model stays where accelerate put it
+    announce_dispatch(report, model)
     model.eval()
     n = len(enc.ids)
     tap = ActivationTap(model, T.ACTIVATION_SAMPLE)  # issue 20: activations read during this forward

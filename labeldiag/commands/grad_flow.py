@@ -1,6 +1,7 @@
 """grad-flow: one forward/backward pass; where does the gradient go (and where not)?"""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -23,7 +24,11 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.render.progress import phase
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
+    from labeldiag.load.dispatch import announce as announce_dispatch, is_dispatched, place
+    from labeldiag.measure.activation_grads import ActivationGradients
+    from labeldiag.measure.training import head_parameter_names
     from labeldiag.measure.sharded import sharded_copy
+    from labeldiag.measure.lora import announce, lora_copy, plan_for, zero_by_design
 
     lr = settings.lr
     d = from_env()
@@ -48,22 +53,41 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
         _require_label_tokens(enc, s.label_token_ids, ",".join(opts.label_tokens))
     init(d, s.runtime.device)
     start_sharding(s, opts, d)
+    lora = plan_for(model, opts.lora) if opts.lora else None  # grad-flow adapts only when asked
+    if lora is not None:  # on a copy: peft replaces the modules it adapts
+        model, summary = lora_copy(model, lora)
+        announce(report, summary)
     if d.shard == "fsdp":  # a sharded copy: fully_shard changes the modules it wraps
         model = sharded_copy(model, s.runtime.device)
         report.notes.append(f"FSDP2 shards the parameters, not the data: every rank passes the same {len(enc.ids)} "
                             "examples, so the averaged gradient is the one-process gradient; the table reads "
                             "whole (gathered) parameters and gradients")
     else:
-        model.to(s.runtime.device)
+        place(model, s.runtime.device)  # a dispatched model stays where accelerate put it
+    dispatched = is_dispatched(model)
+    announce_dispatch(report, model)
     report.add(half_precision_weights(measure_half_precision(model, lr)))
     words = list(opts.label_tokens) if opts.label_tokens else None
-    with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress):
+    mode = ActivationGradients(model, head_parameter_names(model)) if dispatched else contextlib.nullcontext()
+    with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress), mode:
         flow = measure_grad_flow(model, enc, labels, s.runtime, opts.batch_size, lr,
                                  num_labels=2 if s.task.kind == "multi-label" else s.num_classes, base_prefix=s.loaded.base_prefix,
                                  label_token_ids=s.label_token_ids, label_words=words,
                                  label_positions=list(s.label_positions) if s.label_positions else None)
     fresh_head = bool(s.loaded.audit.missing_head)
-    report.add(check_grad_flow(flow, fresh_head))
+    if dispatched:
+        _activation_mode_report(report, mode)
+        if not mode.head_in_memory:  # no parameter got a gradient: there is no norm to show
+            flow = dataclasses.replace(flow, total_grad_norm=None)
+    if lora is not None:
+        flow, zero_a = zero_by_design(flow)
+        report.notes.append(f"{zero_a} lora_A tensor(s) get an exactly zero gradient at initialisation by design "
+                            "(lora_B starts at zero); they are not judged by zero-gradients")
+    findings = check_grad_flow(flow, fresh_head)
+    if lora is not None or dispatched:  # the frozen base is the design (LoRA, activation mode), said above
+        by_design = {"frozen-parameters", "nothing-trainable"} if dispatched else {"frozen-parameters"}
+        findings = [f for f in findings if f.code not in by_design]
+    report.add(findings)
     report.add(learning_rate_too_high(updates=update_ratios(flow.layers, lr)))
     report.notes.append(f"train mode with dropout disabled ({flow.dropout_modules} dropout module(s) set to p=0 "
                         "for the pass, then restored), so the gradient is deterministic")
@@ -80,6 +104,17 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
                                                     len(heat["grad_norm"][0]))
     shutdown(d)
     return report
+
+
+def _activation_mode_report(report, mode) -> None:
+    """The hidden-state gradients of a dispatched model, and what the mode leaves out."""
+    hidden = mode.result()
+    report.metrics["activation_gradients"] = [dataclasses.asdict(h) for h in hidden]
+    report.notes.append("activation-gradient mode (the model is dispatched over devices): parameters frozen"
+                        + (" but the head's" if mode.head_in_memory else " (the head too: it is offloaded)")
+                        + "; the table holds the gradient w.r.t. each layer's hidden states (all positions, and "
+                        f"the {'last non-pad' if mode.last_token else 'first'} position the head pools), so "
+                        "parameter-gradient verdicts cover the head alone")
 
 
 def _label_position_share(enc, token_ids: list[int] | None, positions: tuple[int, ...] | None,

@@ -96,6 +96,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     from labeldiag.checks.regression import targets_unscaled
     from labeldiag.checks.training import check_training, fit_rule
     from labeldiag.measure.shape_training import train_shape
+    from labeldiag.measure.lora import announce, lora_summary, plan_for
     from labeldiag.measure.training import training_copy
     from labeldiag.records import InitialLoss, TrainingTrace
     from labeldiag.render.progress import phase
@@ -149,12 +150,19 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
                               classification_source="MSE / variance of the targets")
         fit_what = (f"every example within {T.SMOKE_REGRESSION_EXAMPLE_TOLERANCE ** 0.5:.1f} target std of its "
                     "target")
+    lora = plan_for(s.loaded.model, opts.lora)  # issue 21: reward models of 7B+ train an adapter
+    if lora.rank and not settings.lr_given:
+        settings = dataclasses.replace(settings, lr=T.LORA_DEFAULT_LR)
+        report.metrics["lr"] = settings.lr
     with phase(f"training a copy on {rows.size} examples", opts.progress):
-        model = training_copy(s.loaded.model, s.runtime.device)
+        model = training_copy(s.loaded.model, s.runtime.device, lora=lora.rank)
+        if lora.rank:
+            announce(report, lora_summary(model, lora))
         train_shape(model, s.encoded, rows, targets, s.task.kind, s.runtime, settings, trace,
                     lambda t: fit_rule(t, settings.target_loss))
         del model
-    report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census) + parameters_disconnected(trace.census))
+    report.add(nothing_trainable(trace.census) + ([] if lora.rank else parameters_frozen(trace.census))
+               + parameters_disconnected(trace.census))
     if s.task.kind != "regression":  # mean BCE per label and the Bradley-Terry loss both start at ln 2
         report.add(loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes if s.task.kind == "token" else 2,
                                             trace.head_fresh)))

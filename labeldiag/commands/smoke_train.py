@@ -26,6 +26,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
+    from labeldiag.load.dispatch import refuse_training
 
     d = from_env()
     if d.active and opts.max_examples < d.world:
@@ -34,6 +35,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
     pool = dataclasses.replace(opts, max_examples=opts.max_examples * T.SMOKE_POOL_FACTOR,
                                device=local_device(d, opts.device), progress=opts.progress and d.main)
     s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
+    refuse_training(s.loaded.model, "smoke-train")  # a dispatched model cannot be copied or moved
     init(d, s.runtime.device)
     try:
         start_sharding(s, opts, d)
@@ -55,11 +57,15 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     from labeldiag.checks.training import check_ranks, check_training
     from labeldiag.measure.precision import measure_half_precision
     from labeldiag.distributed import check_batch_split, gather, shard
+    from labeldiag.measure.lora import announce, lora_summary, plan_for
     from labeldiag.measure.training import make_batch, preflight, stratified_rows, training_copy
     from labeldiag.records import InitialLoss, TrainingTrace
     from labeldiag.render.progress import phase
 
     report, runtime = s.report, s.runtime
+    lora = plan_for(s.loaded.model, opts.lora)
+    if lora.rank and not settings.lr_given:  # adapters learn at about 10x the full fine-tuning rate
+        settings = dataclasses.replace(settings, lr=T.LORA_DEFAULT_LR)
     report.metrics.update({"device_name": runtime.device_name, "lr": settings.lr,
                            "target_loss": settings.target_loss, "steps_budget": settings.steps})
     if s.gold is None:
@@ -114,11 +120,15 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     # before the copy: training_copy casts to fp32, which hides half-precision weights
     report.add(half_precision_weights(measure_half_precision(s.loaded.model, settings.lr)))
     with phase("copying the model and a pre-flight forward/backward", opts.progress and d.main):
-        model = training_copy(s.loaded.model, device, d=d)
+        model = training_copy(s.loaded.model, device, d=d, lora=lora.rank)
         batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
         trace = fresh_trace()
         first = preflight(model, batch, runtime, trace, d)
-    report.add(nothing_trainable(trace.census) + parameters_frozen(trace.census)
+    if lora.rank:  # the frozen base is LoRA's design, said in the header, not a frozen-parameters finding
+        announce(report, lora_summary(model, lora))
+        if not settings.lr_given:
+            report.notes.append(f"lr {settings.lr:g}: LoRA's default, about 10x full fine-tuning's (--lr sets another)")
+    report.add(nothing_trainable(trace.census) + ([] if lora.rank else parameters_frozen(trace.census))
                + parameters_disconnected(trace.census)
                + loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes, trace.head_fresh)))
     result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train")
@@ -186,6 +196,7 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
 def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):
     """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran)."""
     from labeldiag.measure.learning_rate import LowerRateRerun, went_wrong
+    from labeldiag.measure.lora import plan_for
     from labeldiag.measure.training import preflight, training_copy
 
     problem = went_wrong(trace, settings.lr)
@@ -195,7 +206,7 @@ def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, t
     row = next((r for r in tri or [] if r["variant"] == f"lr {rate:g}"), None)
     if row is None:
         seed_everything(opts.seed)
-        model = training_copy(s.loaded.model, s.runtime.device, d=d)
+        model = training_copy(s.loaded.model, s.runtime.device, d=d, lora=plan_for(s.loaded.model, opts.lora).rank)
         rerun = fresh_trace()
         first = preflight(model, batch, s.runtime, rerun, d)
         _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate), d, opts, f"lr {rate:g}")
@@ -213,6 +224,7 @@ def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dic
     """Rerun from the original weights changing one thing at a time: head alone, lr / 10, lr x 10, fp32."""
     import torch
 
+    from labeldiag.measure.lora import plan_for
     from labeldiag.measure.training import head_parameter_names, preflight, training_copy
 
     runtime, lr = s.runtime, settings.lr
@@ -229,7 +241,8 @@ def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dic
             out.append(row)
             continue
         seed_everything(opts.seed)  # every variant starts from the same randomness
-        model = training_copy(s.loaded.model, rt.device, head_only=head_only, d=d)
+        model = training_copy(s.loaded.model, rt.device, head_only=head_only, d=d,
+                              lora=plan_for(s.loaded.model, opts.lora).rank)
         trace = fresh_trace()
         first = preflight(model, batch, rt, trace, d)
         _train(model, batch, rt, trace, dataclasses.replace(settings, lr=rate), d, opts, f"triage: {name}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labeldiag.errors import UsageError, describe_exception, one_line, why_missing
+from labeldiag.load.dispatch import dispatch_kwargs, own_offload_folder
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
@@ -233,6 +234,8 @@ def load_model(
     labels: tuple[str, ...] | None = None,
     num_labels: int | None = None,
     task: str | None = None,
+    device_map: str | None = None,
+    max_memory: tuple | None = None,
 ) -> LoadedModel:
     import torch
     import transformers
@@ -240,6 +243,9 @@ def load_model(
     path, local, weights_format = resolve_model_path(model, allow_pickle)
     raw_cfg = _config_json(path) if local else {}
     if local and (Path(path) / "adapter_config.json").exists() and not raw_cfg:
+        if device_map is not None:
+            raise UsageError(f"MODEL '{model}' is a PEFT adapter; --device-map loads whole checkpoints: merge the "
+                             "adapter into its base (merge_and_unload) and save that, or drop --device-map")
         if num_labels is not None:
             raise UsageError(f"MODEL '{model}' is a PEFT adapter: its head comes with the adapter, so --labels / "
                              "--num-labels cannot attach another; pass the base model folder instead")
@@ -266,8 +272,14 @@ def load_model(
             raise UsageError(f"--model-class {model_class}: its from_pretrained takes no config overrides, so "
                              "--labels / --num-labels cannot size its head; set num_labels in config.json of a copy")
         kwargs.update(_head_kwargs(raw_cfg, labels, num_labels))
+    if device_map is not None:
+        if not (accepts_any or "device_map" in params):
+            raise UsageError(f"--model-class {model_class}: its from_pretrained takes no device_map, so "
+                             "--device-map cannot place it; drop --device-map")
+        kwargs.update(dispatch_kwargs(device_map, max_memory))
     info_supported = "output_loading_info" in params or accepts_any
     loading_info = None
+    net = None
     try:
         if info_supported:
             try:
@@ -286,6 +298,8 @@ def load_model(
         raise
     except (Exception, SystemExit) as exc:  # a custom from_pretrained may call sys.exit()
         raise _load_error(model, path, local, exc, raw_cfg) from None
+    finally:
+        own_offload_folder(net, kwargs)
     if not isinstance(net, torch.nn.Module):
         raise UsageError(f"--model-class from_pretrained returned a {type(net).__name__}, not a torch.nn.Module")
     net.eval()

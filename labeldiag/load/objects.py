@@ -74,12 +74,16 @@ def load(model: Any, tokenizer: Any, opts: Any, need_tokenizer: bool) -> LoadedM
         loaded = load_model(str(model), opts.model_class, None if tokenizer is None or not is_path(tokenizer)
                             else str(tokenizer), opts.trust_remote_code, opts.allow_pickle,
                             need_tokenizer=need_tokenizer and (tokenizer is None or is_path(tokenizer)),
-                            labels=opts.labels, num_labels=opts.num_labels, task=opts.task)
+                            labels=opts.labels, num_labels=opts.num_labels, task=opts.task,
+                            device_map=getattr(opts, "device_map", None), max_memory=getattr(opts, "max_memory", None))
         if tokenizer is not None and not is_path(tokenizer):
             loaded.tokenizer = resolve_tokenizer(tokenizer, None, True, opts.trust_remote_code)
         return loaded
     if opts.model_class:
         raise UsageError("model_class only applies when model is a path; pass the model object itself")
+    if getattr(opts, "device_map", None) is not None:
+        raise UsageError("device_map applies when model is a checkpoint path; pass a model already loaded with "
+                         "from_pretrained(..., device_map='auto') instead")
     return adopt_model(model, tokenizer, need_tokenizer, opts.trust_remote_code)
 
 

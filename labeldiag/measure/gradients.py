@@ -44,6 +44,7 @@ def _loss_of(output: Any, labels, batch_size: int, accepts_labels: bool) -> tupl
     if logits is None:  # numpy or list logits: a loss on them has no gradient path
         arr = extract_logits(output, batch_size)
         logits = torch.from_numpy(arr).to(labels.device)
+    labels = labels.to(logits.device)  # a dispatched model's logits come off its last device
     if labels.is_floating_point():  # multi-hot [B, K] (BCE) or real targets [B] (MSE) of the other task shapes
         if labels.dim() == 2:
             return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels), "BCE"
@@ -115,13 +116,12 @@ def measure_grad_flow(model: Any, enc: Encoded, labels: np.ndarray, runtime: Run
                 if not loss.requires_grad:
                     connected = False
                     continue
-                if trainable:
-                    try:
-                        (loss * share).backward()
-                    except Exception as exc:
-                        raise ModelCodeError(f"the backward pass raised {type(exc).__name__}: "
-                                             f"{' '.join(str(exc).split())[:200]}; fix the model code") from exc
-                    backward_ran = True
+                try:  # through the parameters, or only the hidden states (activation mode: none trainable)
+                    (loss * share).backward()
+                except Exception as exc:
+                    raise ModelCodeError(f"the backward pass raised {type(exc).__name__}: "
+                                         f"{' '.join(str(exc).split())[:200]}; fix the model code") from exc
+                backward_ran = True
                 if label_acc is not None:
                     label_acc.add(tap.grads, batch["input_ids"], batch["attention_mask"], share / len(idx))
         finally:

@@ -20,7 +20,9 @@ def head_values(model: Any) -> HeadValues | None:
 
     from labeldiag.measure.training import head_parameter_names
 
-    params = dict(model.named_parameters())
+    from labeldiag.load.dispatch import named_weights
+
+    params = dict(named_weights(model))  # offloaded weights too (--device-map)
     names = sorted(n for n in head_parameter_names(model) if n in params and params[n].is_floating_point())
     if not names:
         return None

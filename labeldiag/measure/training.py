@@ -318,21 +318,34 @@ def head_parameter_names(model: Any) -> set[str]:
     return {n for n in names if any(part in HEAD_MODULES for part in n.split(".")[:-1])}
 
 
-def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | None = None) -> Any:
+def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | None = None, lora: int = 0) -> Any:
     """A deep copy in fp32 (autocast does the low precision; AdamW wants fp32 master weights), FSDP2-sharded
-    when d.shard is "fsdp"."""
+    when d.shard is "fsdp"; with `lora` > 0 (and not head_only) a LoRA adapter of that rank on the copy."""
     import copy
 
     import torch
 
-    if d is not None and d.shard == "fsdp":  # no second whole copy: filled slice by slice after sharding
+    fsdp = d is not None and d.shard == "fsdp"
+    if lora and not head_only:
+        from labeldiag.measure.lora import LoraPlan, lora_copy
+
+        adapted, _ = lora_copy(model, LoraPlan(lora, ""))
+        # under FSDP2 the adapted whole copy is filled into the shards, then dropped
+        return sharded_copy(adapted, device, torch.float32) if fsdp else _fp32_on(adapted, device)
+    if fsdp:  # no second whole copy: filled slice by slice after sharding
         return sharded_copy(model, device, torch.float32, head_parameter_names(model) if head_only else None)
     net = copy.deepcopy(model)
     net.zero_grad(set_to_none=True)  # the caller's .grad must not count as reached by our backward
-    if any(p.is_floating_point() and p.dtype != torch.float32 for p in net.parameters()):
-        net.float()
     if head_only:
         head = head_parameter_names(net)
         for n, p in net.named_parameters():
             p.requires_grad_(n in head)
+    return _fp32_on(net, device)
+
+
+def _fp32_on(net: Any, device: Any) -> Any:
+    import torch
+
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in net.parameters()):
+        net.float()
     return net.to(device)

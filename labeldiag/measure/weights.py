@@ -62,9 +62,11 @@ def weight_stats(model: Any) -> list[TensorStats]:
     """Statistics of every floating-point parameter, one small reduction each."""
     import torch
 
+    from labeldiag.load.dispatch import named_weights
+
     out = []
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in named_weights(model):  # offloaded weights too (--device-map)
             if not p.is_floating_point() or p.numel() == 0 or p.is_meta:
                 continue
             w = p.detach()
@@ -87,10 +89,12 @@ def base_distances(model: Any, base_state: dict[str, Any]) -> list[BaseDistance]
     skipped."""
     import torch
 
+    from labeldiag.load.dispatch import named_weights
+
     out = []
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            ref = matching_base_tensor(name, p, base_state)
+        for name, p in named_weights(model):  # offloaded weights too (--device-map)
+            ref = None if p.is_meta else matching_base_tensor(name, p, base_state)
             if ref is None:
                 continue
             ref = ref.to(device=p.device, dtype=torch.float32)

@@ -59,6 +59,16 @@ def draw_grad_flow(report: Report, console: Console) -> None:
                 Text("-" if zero is None else f"{zero:.0%}", style="yellow" if zero == 1.0 else ""),
                 *([Text(", ".join(s for s, _ in state), style=state[0][1] if state else "")] if with_state else []))
         console.print(table)
+    hidden = m.get("activation_gradients")
+    if hidden:  # --device-map: the activation-gradient mode's table
+        table = _table("gradient w.r.t. each layer's hidden states (activation-gradient mode)")
+        table.add_column("layer", overflow="fold")
+        for col in ("all positions", "pooled position"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for row in hidden:
+            table.add_row(Text(strip_control(str(row["name"]))), fmt(row.get("grad_norm")),
+                          fmt(row.get("pooled_grad_norm")))
+        console.print(table)
     label = m.get("label_token_gradients")
     if label:
         table = _table("gradient w.r.t. hidden states: label-token positions vs others")
