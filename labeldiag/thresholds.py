@@ -320,9 +320,12 @@ REGRESSION_PERMUTATIONS = 2000
 # this: 10x the loss of standardised targets, so the head spends its first steps reaching the range.
 REGRESSION_TARGET_RMS_MAX = 3.2
 # smoke-train on a regression batch: an example counts as fitted when its squared error is below
-# this share of the targets' variance (|error| < 0.3 std), so "every example right" plus the
+# this share of the targets' variance (|error| < 0.5 std), so "every example right" plus the
 # MSE / variance under --target-loss mirrors the single-label rule (100 % accuracy, loss under target).
-SMOKE_REGRESSION_EXAMPLE_TOLERANCE = 0.09
+# Calibrated on the real tweet-sentiment regressor (examples/real_shapes.py regression, defaults): at
+# 0.3 std it was still 81 % "right" after 100 steps (MSE / variance 0.056, a false cannot-overfit);
+# at 0.5 std it fits at step 45 (MSE / variance 0.038). A mean predictor sits at MSE / variance 1.
+SMOKE_REGRESSION_EXAMPLE_TOLERANCE = 0.25
 # --- pairwise scorers (reward models, rerankers)
 # score-collapse: the std of the scores over every scored text below this (logit units): the
 # Bradley-Terry preference of any pair is then within sigmoid(0.02) = 0.505 of a coin flip.

@@ -182,13 +182,14 @@ def swapped_bert(trained, tmp_path_factory):
     return ckpt, trained["data"]
 
 
-def test_device_map_with_a_cpu_disk_split_gives_the_plain_logits_and_verdicts(swapped_bert):
+def test_device_map_with_a_cpu_disk_split_gives_the_plain_logits_and_verdicts(swapped_bert, tmp_path, monkeypatch):
     import gc
     import tempfile
     from pathlib import Path
 
     from labeldiag import api
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # our offload folder only, whatever else runs
     ckpt, data = swapped_bert
     weights = (ckpt / "model.safetensors").stat().st_size
     before = files_of(ckpt)
