@@ -186,7 +186,7 @@ def batch_single_class(gold: np.ndarray, names: list[str]) -> list[Finding]:
 
 
 def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
-                      max_gold_share: float = T.CONSTANT_MAX_GOLD_SHARE) -> list[Finding]:
+                      max_gold_share: float = T.CONSTANT_MAX_GOLD_SHARE, unit: str = "examples") -> list[Finding]:
     """Label-permutation, constant and random predictions, each with its own test and sample-size need.
 
     `gold` holds class indices for the labelled examples (rows of `logits` aligned with it). Only the
@@ -213,7 +213,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
         if p_value < T.ALPHA:
             findings.append(Finding(
                 "constant-predictions",
-                f"{top_share:.0%} of {n} examples are predicted '{names[top]}', which is only {gold_share:.0%} of the "
+                f"{top_share:.0%} of {n} {unit} are predicted '{names[top]}', which is only {gold_share:.0%} of the "
                 f"gold labels ({test}: p = {p_value:.2g})",
                 {"class": names[top], "predicted_share": top_share, "gold_share": gold_share, "n": n,
                  "test": test, "p_value": p_value, "alpha": T.ALPHA,

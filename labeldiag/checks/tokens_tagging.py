@@ -13,7 +13,7 @@ def token_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) ->
     observation: tokens of a sentence are not independent, so the p-values are on the optimistic side)."""
     from labeldiag.checks.logits import check_predictions
 
-    return check_predictions(logits, gold, names, max_gold_share=T.TOKEN_CONSTANT_MAX_GOLD_SHARE)
+    return check_predictions(logits, gold, names, max_gold_share=T.TOKEN_CONSTANT_MAX_GOLD_SHARE, unit="tokens")
 
 
 def no_token_labels(gold: TokenGold) -> list[Finding]:
