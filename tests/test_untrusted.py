@@ -174,6 +174,7 @@ def test_uncached_hub_id_fails_fast(trained, monkeypatch, tmp_path):
     assert "not-a-model-xyz" in err and "cache" in err
 
 
+@pytest.mark.slow  # a whole process or a 10 MB input: the full suite runs it, the fast tier does not
 def test_uncached_hub_id_without_offline_env_does_not_hang(trained, tmp_path):
     """prepare() itself sets HF_HUB_OFFLINE: no network even when the user did not."""
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
