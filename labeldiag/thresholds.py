@@ -311,6 +311,13 @@ MULTILABEL_COLLAPSE_AUROC_GAP = 0.1
 # If the model predicted it for even 1 in 3 of its positives, 0 predictions among 12 would have
 # probability (2/3)^12 = 0.008 < ALPHA.
 MULTILABEL_NEVER_MIN_SUPPORT = 12
+# label-permutation on a multi-label head (checks/mapping.py): the best matching of labels to logits by
+# per-label AUROC must raise the moved logits' mean AUROC by at least this over the identity, and each
+# moved logit must rank its matched label with at least MIN_AUROC (and Mann-Whitney p < ALPHA / moved).
+# Tiny trained heads with two rows swapped: ~0.5 mapped-minus-identity per moved logit, mapped AUROC
+# > 0.95; healthy tiny and zeroed heads: the matching is the identity (gain 0).
+MULTILABEL_PERMUTATION_MIN_GAIN = 0.2
+MULTILABEL_PERMUTATION_MIN_AUROC = 0.75
 # --- regression
 # mean-predictor: R^2 <= 0, prediction std below this share of the targets' std, and no rank
 # information (Spearman permutation test p >= ALPHA). Tiny trained regressors: ratio 0.6-1.0.
