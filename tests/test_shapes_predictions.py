@@ -87,3 +87,17 @@ def test_bad_shaped_arrays_are_refused(logits, labels, message):
     with pytest.raises(UsageError, match=message) as raised:
         check_predictions(logits, labels)
     assert "\n" not in str(raised.value)
+
+
+def test_callback_judges_multi_hot_evaluation_batches():
+    """The evaluation's [B, K] logits with [B, K] multi-hot labels reach the multi-label verdicts."""
+    import torch
+
+    from labeldiag import LabelDiagCallback
+
+    logits, gold = multilabel_arrays()
+    cb = LabelDiagCallback(verbose=False)
+    swapped = torch.tensor(logits[:, [1, 0, 2, 3]], dtype=torch.float32)
+    cb._captured = [(swapped[i:i + 100], torch.tensor(gold[i:i + 100], dtype=torch.float32)) for i in range(0, 400, 100)]
+    report = cb._judge_evaluation(model=None)
+    assert report.model["task"] == "multi-label" and report.has("label-permutation")
