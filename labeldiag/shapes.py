@@ -22,6 +22,8 @@ TASK_PROBLEM_TYPE = {"single-label": "single_label_classification", "multi-label
                      "regression": "regression"}
 # a multi-label prediction is a label whose sigmoid probability reaches this (transformers' and sklearn's default)
 MULTILABEL_THRESHOLD = 0.5
+# the regression figure scatters at most this many examples (the JSON carries them)
+FIGURE_POINTS = 400
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class RegressionSummary:
     prediction_std: float
     # the targets in up to 10 quantile bins: (mean target, mean prediction) per bin, for the figure
     binned: tuple[tuple[float, float], ...]
+    # up to FIGURE_POINTS (target, prediction) pairs, evenly spaced over the examples, for the scatter
+    points: tuple[tuple[float, float], ...] = ()
 
 
 # --- detection ----------------------------------------------------------------------------------
@@ -386,7 +390,9 @@ def summarize_regression(predictions: np.ndarray, targets: np.ndarray, resamples
         spearman=spearman, spearman_p=rank_permutation_p(pred, y, resamples, seed), permutations=resamples,
         mse=residual / len(y), target_mean=float(y.mean()), target_std=float(y.std()),
         target_rms=float(np.sqrt((y ** 2).mean())), prediction_mean=float(pred.mean()),
-        prediction_std=float(pred.std()), binned=_binned(y, pred))
+        prediction_std=float(pred.std()), binned=_binned(y, pred),
+        points=tuple((float(y[i]), float(pred[i])) for i in np.unique(np.linspace(0, len(y) - 1, FIGURE_POINTS,
+                                                                                     dtype=np.int64))))
 
 
 def _binned(y: np.ndarray, pred: np.ndarray, bins: int = 10) -> tuple[tuple[float, float], ...]:
