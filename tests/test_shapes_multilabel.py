@@ -190,3 +190,16 @@ def test_fix_renames_a_swapped_multilabel_head(built, swapped, tmp_path):
     assert not after.has("label-permutation") and after.metrics["fixes"][0]["code"] == "label-permutation"
     config = json.loads((tmp_path / "fixed" / "config.json").read_text())
     assert config["id2label"]["0"] == shapes_zoo.LABELS[1] and config["label2id"][shapes_zoo.LABELS[0]] == 1
+
+
+@pytest.mark.parametrize("labels,words", [
+    ([[1, 0, 1], [1, 0]], "ragged"), ([["sport", 1]], "mix label names and numbers"),
+    ([[1, float("nan"), 0]], "NaN or inf"),
+], ids=["ragged", "names-and-numbers", "nan"])
+def test_bad_multilabel_rows_in_memory_raise_one_line_usage_error(built, labels, words):
+    from labeldiag import UsageError, check_logits
+
+    rows = [{"text": r["text"], "labels": labels[i % len(labels)]} for i, r in enumerate(built["rows"][:20])]
+    with pytest.raises(UsageError, match=words) as raised:
+        check_logits(str(built["checkpoint"]), rows)
+    assert "\n" not in str(raised.value)

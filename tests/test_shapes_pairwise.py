@@ -79,3 +79,17 @@ def test_doctor_runs_every_stage_a_pairwise_scorer_takes(built, tmp_path):
     stages = r.report["metrics"]["stages"]
     assert stages["smoke-train"]["ran"] and stages["grad-flow"]["ran"]
     assert "pairwise accuracy" in r.out
+
+
+@pytest.mark.parametrize("side", ["missing", None, " "], ids=["no-key", "none", "blank"])
+def test_pair_with_one_side_missing_in_memory_raises_one_line_usage_error(built, side):
+    from labeldiag import UsageError, check_logits
+
+    rows = [dict(r) for r in built["rows"][:20]]
+    if side == "missing":
+        del rows[4]["rejected"]
+    else:
+        rows[4]["rejected"] = side
+    with pytest.raises(UsageError, match="pair 4 .* no 'rejected' text") as raised:
+        check_logits(str(built["checkpoint"]), rows)
+    assert "\n" not in str(raised.value)
