@@ -451,3 +451,42 @@ def summarize_pairwise(chosen: np.ndarray, rejected: np.ndarray) -> PairwiseSumm
 def _histogram(values: np.ndarray, bins: int = 20) -> tuple[tuple[float, ...], tuple[int, ...]]:
     counts, edges = np.histogram(values, bins=bins if np.ptp(values) > 0 else 1)
     return tuple(float(e) for e in edges), tuple(int(c) for c in counts)
+
+
+# --- rerankers: query / passage pairs with a 0/1 label on a one-score head ----------------------
+
+def relevance_labels(examples: Any, num_labels: int, forced: str | None) -> np.ndarray | None:
+    """The 0/1 relevance of each query / passage row when a one-score head (a cross-encoder reranker, trained
+    with BCE on its score as sentence-transformers' CrossEncoder does) reads text pairs; else None."""
+    if examples.pairs is None or not examples.labelled or num_labels != 1 or forced not in (None, "pairwise"):
+        return None
+    numbers = _numbers(examples.labels)
+    if numbers is None or not np.isin(numbers, (0.0, 1.0)).all():
+        return None
+    return numbers.astype(np.int8)
+
+
+def relevance_pairs(examples: Any, relevant: np.ndarray) -> tuple[Any, str]:
+    """Examples regrouped as preference pairs (relevant passage = chosen, irrelevant = rejected), each row used
+    once: within each query first (what a reranker orders), across queries when no query has both; the texts
+    become the P chosen rows, then the P rejected rows, as for TRL pairs. Returns them and how they were paired."""
+    import dataclasses
+
+    by_query: dict[str, tuple[list[int], list[int]]] = {}
+    for i, (query, rel) in enumerate(zip(examples.texts, relevant)):
+        by_query.setdefault(query, ([], []))[0 if rel else 1].append(i)
+    pairs = [pair for pos, neg in by_query.values() for pair in zip(pos, neg)]
+    how = "a relevant and an irrelevant passage of the same query"
+    if not pairs:
+        pairs = list(zip(np.flatnonzero(relevant == 1).tolist(), np.flatnonzero(relevant == 0).tolist()))
+        how = "a relevant and an irrelevant row in data order (no query has both)"
+    if not pairs:
+        raise UsageError("the query / passage rows are all relevant or all irrelevant (label "
+                         f"{int(relevant[0])}); a reranker is judged on rows of both labels")
+    order = [i for i, _ in pairs] + [j for _, j in pairs]
+    regrouped = dataclasses.replace(examples, texts=[examples.texts[i] for i in order],
+                                    pairs=[examples.pairs[i] for i in order], labels=None,
+                                    preference_pairs=len(pairs))
+    note = (f"reranker: {len(pairs)} pairs of {how}, from {len(relevant)} query / passage rows with 0/1 labels "
+            f"({int(relevant.sum())} relevant); each row used at most once")
+    return regrouped, note

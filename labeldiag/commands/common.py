@@ -62,7 +62,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     from labeldiag.measure.encode import default_max_length, encode
     from labeldiag.measure.runtime import pick_runtime
     from labeldiag.render.progress import phase
-    from labeldiag.shapes import detect_task, shape_label_counts, shaped_gold
+    from labeldiag.shapes import detect_task, relevance_labels, relevance_pairs, shape_label_counts, shaped_gold
 
     with phase("starting torch and picking the device", opts.progress):
         runtime = pick_runtime(opts.device, opts.precision)
@@ -95,6 +95,10 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         report.notes.append(f"attached a fresh {attached['outputs']}-class head ({', '.join(names[:6])}"
                             f"{', ...' if len(names) > 6 else ''}): the checkpoint has {before}; MODEL is not "
                             "written")
+    relevant = relevance_labels(examples, info.num_labels, opts.task)
+    if relevant is not None:  # issue 19: a reranker's query / passage rows, judged as preference pairs
+        examples, how = relevance_pairs(examples, relevant)
+        report.notes.append(how)
     gold = None
     task = detect_task(info.problem_type, info.num_labels, info.class_name,
                        examples.labels if examples.labelled else None, opts.task,
