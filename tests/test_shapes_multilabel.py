@@ -178,11 +178,6 @@ def test_swapped_multilabel_rows_are_label_permutation_with_the_corrected_names(
     assert evidence["mean_auroc_gain"] > 0.2
 
 
-def test_healthy_multilabel_model_is_not_permuted(built, tmp_path):
-    r = run_cli("check-logits", built["checkpoint"], built["data"], "--no-progress", tmp=tmp_path)
-    assert "label-permutation" not in r.codes() and r.problems() == [], r.out
-
-
 def test_fix_renames_a_swapped_multilabel_head(built, swapped, tmp_path):
     from labeldiag.api import fix
 
