@@ -114,6 +114,7 @@ def test_healthy_reranker_rows_are_judged_as_pairs(built, tmp_path):
     r = run_cli("check-logits", built["checkpoint"], data, "--no-progress", tmp=tmp_path)
     assert r.code == 0 and r.problems() == [], r.out + r.err
     assert r.report["model"]["task"] == "pairwise" and r.report["data"]["text_pair_field"] == "passage"
+    assert "reranker" in r.report["model"]["task_source"]
     m = r.report["metrics"]["pairwise"]
     assert m["pairs"] == 120 and m["accuracy"] > 0.9
     assert any("same query" in n for n in r.report["notes"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from labeldiag.errors import UsageError
@@ -103,6 +103,8 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     task = detect_task(info.problem_type, info.num_labels, info.class_name,
                        examples.labels if examples.labelled else None, opts.task,
                        preference_pairs=examples.preference_pairs is not None, token_level=examples.token_level)
+    if relevant is not None:
+        task = replace(task, reason="query / passage rows with 0/1 labels on a one-score head (a reranker)")
     report.model["task"], report.model["task_source"] = task.kind, task.reason
     shaped = shaped_gold(task, examples, info, num_classes)
     if examples.labelled and task.kind == "single-label":
