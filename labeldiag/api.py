@@ -59,7 +59,9 @@ def check_predictions(logits: Any, labels: Any, id2label: dict | list | None = N
 
     `logits` is [N, C] (numpy, torch, or anything numpy can read); `labels` holds N class indices
     (-100 or negative values are ignored, as in transformers); `id2label` names the C classes. A token
-    classifier's logits are [N, T, C] with [N, T] labels (-100 on padding and unlabelled sub-words).
+    classifier's logits are [N, T, C] with [N, T] labels (-100 on padding and unlabelled sub-words). A
+    multi-label head's [N, K] logits take [N, K] multi-hot labels of 0 and 1; a regression head's [N] or [N, 1]
+    predictions take N real-valued targets.
     """
     from labeldiag.checks.predictions import judge_predictions
 

@@ -204,7 +204,8 @@ class LabelDiagCallback(TrainerCallback):
         widths = {x.shape[1] for x, _ in captured}
         logits = torch.cat([x for x, _ in captured]) if len(widths) == 1 else captured[-1][0]
         labels = None
-        if all(y is not None and y.dim() == 1 for _, y in captured) and len(widths) == 1:
+        # one class index or target per example, or multi-hot rows shaped like the logits (issue 19)
+        if all(y is not None and (y.dim() == 1 or y.shape == x.shape) for x, y in captured) and len(widths) == 1:
             labels = torch.cat([y for _, y in captured])
         config = getattr(model, "config", None)
         return judge_predictions(logits, labels, getattr(config, "id2label", None), command="callback")

@@ -22,6 +22,8 @@ TASK_PROBLEM_TYPE = {"single-label": "single_label_classification", "multi-label
                      "regression": "regression"}
 # a multi-label prediction is a label whose sigmoid probability reaches this (transformers' and sklearn's default)
 MULTILABEL_THRESHOLD = 0.5
+# the regression figure scatters at most this many examples (the JSON carries them)
+FIGURE_POINTS = 400
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class RegressionSummary:
     prediction_std: float
     # the targets in up to 10 quantile bins: (mean target, mean prediction) per bin, for the figure
     binned: tuple[tuple[float, float], ...]
+    # up to FIGURE_POINTS (target, prediction) pairs, evenly spaced over the examples, for the scatter
+    points: tuple[tuple[float, float], ...] = ()
 
 
 # --- detection ----------------------------------------------------------------------------------
@@ -386,7 +390,9 @@ def summarize_regression(predictions: np.ndarray, targets: np.ndarray, resamples
         spearman=spearman, spearman_p=rank_permutation_p(pred, y, resamples, seed), permutations=resamples,
         mse=residual / len(y), target_mean=float(y.mean()), target_std=float(y.std()),
         target_rms=float(np.sqrt((y ** 2).mean())), prediction_mean=float(pred.mean()),
-        prediction_std=float(pred.std()), binned=_binned(y, pred))
+        prediction_std=float(pred.std()), binned=_binned(y, pred),
+        points=tuple((float(y[i]), float(pred[i])) for i in np.unique(np.linspace(0, len(y) - 1, FIGURE_POINTS,
+                                                                                     dtype=np.int64))))
 
 
 def _binned(y: np.ndarray, pred: np.ndarray, bins: int = 10) -> tuple[tuple[float, float], ...]:
@@ -445,3 +451,42 @@ def summarize_pairwise(chosen: np.ndarray, rejected: np.ndarray) -> PairwiseSumm
 def _histogram(values: np.ndarray, bins: int = 20) -> tuple[tuple[float, ...], tuple[int, ...]]:
     counts, edges = np.histogram(values, bins=bins if np.ptp(values) > 0 else 1)
     return tuple(float(e) for e in edges), tuple(int(c) for c in counts)
+
+
+# --- rerankers: query / passage pairs with a 0/1 label on a one-score head ----------------------
+
+def relevance_labels(examples: Any, num_labels: int, forced: str | None) -> np.ndarray | None:
+    """The 0/1 relevance of each query / passage row when a one-score head (a cross-encoder reranker, trained
+    with BCE on its score as sentence-transformers' CrossEncoder does) reads text pairs; else None."""
+    if examples.pairs is None or not examples.labelled or num_labels != 1 or forced not in (None, "pairwise"):
+        return None
+    numbers = _numbers(examples.labels)
+    if numbers is None or not np.isin(numbers, (0.0, 1.0)).all():
+        return None
+    return numbers.astype(np.int8)
+
+
+def relevance_pairs(examples: Any, relevant: np.ndarray) -> tuple[Any, str]:
+    """Examples regrouped as preference pairs (relevant passage = chosen, irrelevant = rejected), each row used
+    once: within each query first (what a reranker orders), across queries when no query has both; the texts
+    become the P chosen rows, then the P rejected rows, as for TRL pairs. Returns them and how they were paired."""
+    import dataclasses
+
+    by_query: dict[str, tuple[list[int], list[int]]] = {}
+    for i, (query, rel) in enumerate(zip(examples.texts, relevant)):
+        by_query.setdefault(query, ([], []))[0 if rel else 1].append(i)
+    pairs = [pair for pos, neg in by_query.values() for pair in zip(pos, neg)]
+    how = "a relevant and an irrelevant passage of the same query"
+    if not pairs:
+        pairs = list(zip(np.flatnonzero(relevant == 1).tolist(), np.flatnonzero(relevant == 0).tolist()))
+        how = "a relevant and an irrelevant row in data order (no query has both)"
+    if not pairs:
+        raise UsageError("the query / passage rows are all relevant or all irrelevant (label "
+                         f"{int(relevant[0])}); a reranker is judged on rows of both labels")
+    order = [i for i, _ in pairs] + [j for _, j in pairs]
+    regrouped = dataclasses.replace(examples, texts=[examples.texts[i] for i in order],
+                                    pairs=[examples.pairs[i] for i in order], labels=None,
+                                    preference_pairs=len(pairs))
+    note = (f"reranker: {len(pairs)} pairs of {how}, from {len(relevant)} query / passage rows with 0/1 labels "
+            f"({int(relevant.sum())} relevant); each row used at most once")
+    return regrouped, note

@@ -311,6 +311,16 @@ MULTILABEL_COLLAPSE_AUROC_GAP = 0.1
 # If the model predicted it for even 1 in 3 of its positives, 0 predictions among 12 would have
 # probability (2/3)^12 = 0.008 < ALPHA.
 MULTILABEL_NEVER_MIN_SUPPORT = 12
+# label-permutation on a multi-label head (checks/mapping.py): the best matching of labels to logits by
+# per-label AUROC must raise the moved logits' mean AUROC by at least this over the identity, and each
+# moved logit must rank its matched label with at least MIN_AUROC (and Mann-Whitney p < ALPHA / moved).
+# Real multi-label MiniLM (examples/real_shapes.py multilabel, BBC, 300 held out; per-label AUROC 0.915-0.962):
+# healthy, the matching is the identity; rows swapped / 3-cycled / reversed: gain 0.52-0.53, moved logits
+# at AUROC 0.915-0.962 (p < 1e-29), and fix renames them back to the healthy metrics. Damaged heads must
+# not pass: 4 Xavier heads reach at most AUROC 0.70 for another label (hence 0.8), residual noise 2x keeps
+# the identity. Tiny trained heads with two rows swapped: gain ~0.5, mapped AUROC > 0.95.
+MULTILABEL_PERMUTATION_MIN_GAIN = 0.2
+MULTILABEL_PERMUTATION_MIN_AUROC = 0.8
 # --- regression
 # mean-predictor: R^2 <= 0, prediction std below this share of the targets' std, and no rank
 # information (Spearman permutation test p >= ALPHA). Tiny trained regressors: ratio 0.6-1.0.

@@ -3,6 +3,7 @@ real in a tiny BCE-trained BERT, problem-type-mismatch both ways, bad input, smo
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,54 @@ def test_smoke_train_loss_at_init_against_ln2(built, tmp_path):
 def test_grad_flow_runs_on_multilabel(built, tmp_path):
     r = run_cli("grad-flow", built["checkpoint"], built["data"], "--max-examples", "16", "--no-progress", tmp=tmp_path)
     assert r.code == 0 and r.report["metrics"]["loss"] < 1.0, r.out
+
+
+def swap_rows(a: int, b: int):
+    def fn(t):
+        for key in ("classifier.weight", "classifier.bias"):
+            t[key] = t[key].clone()
+            t[key][[a, b]] = t[key][[b, a]]
+        return t
+    return fn
+
+
+@pytest.fixture(scope="module")
+def swapped(built, tmp_path_factory):
+    model = clone(built["checkpoint"], tmp_path_factory.mktemp("swapped") / "model")
+    edit_weights(model, swap_rows(0, 1))
+    return model
+
+
+# --- label permutation: the best matching of labels to logits by per-label AUROC
+
+def test_swapped_multilabel_rows_are_label_permutation_with_the_corrected_names(built, swapped, tmp_path):
+    r = run_cli("check-logits", swapped, built["data"], "--no-progress", tmp=tmp_path)
+    assert "label-permutation" in r.codes(), r.out
+    evidence = r.finding("label-permutation")["evidence"]
+    names = shapes_zoo.LABELS
+    assert evidence["suggested_id2label"] == {str(i): n for i, n in
+                                              enumerate([names[1], names[0], *names[2:]])}
+    assert {c["logit"] for c in evidence["moved"]} == {0, 1} and "Mann-Whitney" in evidence["test"]
+    assert evidence["mean_auroc_gain"] > 0.2
+
+
+def test_fix_renames_a_swapped_multilabel_head(built, swapped, tmp_path):
+    from labeldiag.api import fix
+
+    after = fix(str(swapped), str(built["data"]), str(tmp_path / "fixed"))
+    assert not after.has("label-permutation") and after.metrics["fixes"][0]["code"] == "label-permutation"
+    config = json.loads((tmp_path / "fixed" / "config.json").read_text())
+    assert config["id2label"]["0"] == shapes_zoo.LABELS[1] and config["label2id"][shapes_zoo.LABELS[0]] == 1
+
+
+@pytest.mark.parametrize("labels,words", [
+    ([[1, 0, 1], [1, 0]], "ragged"), ([["sport", 1]], "mix label names and numbers"),
+    ([[1, float("nan"), 0]], "NaN or inf"),
+], ids=["ragged", "names-and-numbers", "nan"])
+def test_bad_multilabel_rows_in_memory_raise_one_line_usage_error(built, labels, words):
+    from labeldiag import UsageError, check_logits
+
+    rows = [{"text": r["text"], "labels": labels[i % len(labels)]} for i, r in enumerate(built["rows"][:20])]
+    with pytest.raises(UsageError, match=words) as raised:
+        check_logits(str(built["checkpoint"]), rows)
+    assert "\n" not in str(raised.value)

@@ -79,3 +79,63 @@ def test_doctor_runs_every_stage_a_pairwise_scorer_takes(built, tmp_path):
     stages = r.report["metrics"]["stages"]
     assert stages["smoke-train"]["ran"] and stages["grad-flow"]["ran"]
     assert "pairwise accuracy" in r.out
+
+
+@pytest.mark.parametrize("side", ["missing", None, " "], ids=["no-key", "none", "blank"])
+def test_pair_with_one_side_missing_in_memory_raises_one_line_usage_error(built, side):
+    from labeldiag import UsageError, check_logits
+
+    rows = [dict(r) for r in built["rows"][:20]]
+    if side == "missing":
+        del rows[4]["rejected"]
+    else:
+        rows[4]["rejected"] = side
+    with pytest.raises(UsageError, match="pair 4 .* no 'rejected' text") as raised:
+        check_logits(str(built["checkpoint"]), rows)
+    assert "\n" not in str(raised.value)
+
+
+# --- rerankers: query / passage rows with a 0/1 label (sentence-transformers CrossEncoder data)
+
+def reranker_rows(built) -> list[dict]:
+    """Per query, relevant passages (the sport texts the reward model prefers) and irrelevant ones (politics)."""
+    from labeldiag.synthetic import FILLER
+
+    rows = []
+    for i, pair in enumerate(built["rows"][:120]):
+        query = FILLER[i % 30]  # words the tiny tokenizer knows
+        rows += [{"query": query, "passage": pair["chosen"], "label": 1},
+                 {"query": query, "passage": pair["rejected"], "label": 0}]
+    return rows
+
+
+def test_healthy_reranker_rows_are_judged_as_pairs(built, tmp_path):
+    data = write_jsonl(reranker_rows(built), tmp_path / "rerank.jsonl")
+    r = run_cli("check-logits", built["checkpoint"], data, "--no-progress", tmp=tmp_path)
+    assert r.code == 0 and r.problems() == [], r.out + r.err
+    assert r.report["model"]["task"] == "pairwise" and r.report["data"]["text_pair_field"] == "passage"
+    assert "reranker" in r.report["model"]["task_source"]
+    m = r.report["metrics"]["pairwise"]
+    assert m["pairs"] == 120 and m["accuracy"] > 0.9
+    assert any("same query" in n for n in r.report["notes"])
+
+
+def test_reranker_with_a_dead_head_is_score_collapse(built, tmp_path):
+    model = clone(built["checkpoint"], tmp_path / "dead")
+    edit_weights(model, lambda t: {**t, "classifier.weight": t["classifier.weight"] * 0})
+    data = write_jsonl(reranker_rows(built), tmp_path / "rerank.jsonl")
+    r = run_cli("check-logits", model, data, "--no-progress", tmp=tmp_path)
+    assert {"score-collapse", "pairwise-chance"} <= set(r.codes()), r.out
+
+
+def test_reranker_rows_of_one_label_are_one_line_exit_2(built, tmp_path):
+    rows = [dict(row, label=1) for row in reranker_rows(built)]
+    r = run_cli("check-logits", built["checkpoint"], write_jsonl(rows, tmp_path / "all1.jsonl"), tmp=tmp_path)
+    assert r.code == 2 and "all relevant or all irrelevant" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_smoke_train_fits_reranker_pairs(built, tmp_path):
+    data = write_jsonl(reranker_rows(built), tmp_path / "rerank.jsonl")
+    r = run_cli("smoke-train", built["checkpoint"], data, "--max-examples", "16", "--lr", "3e-3", "--no-progress",
+                tmp=tmp_path)
+    assert r.code == 0 and r.report["metrics"]["fitted"], r.out

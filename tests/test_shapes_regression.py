@@ -77,3 +77,13 @@ def test_grad_flow_runs_on_regression(built, tmp_path):
     r = run_cli("grad-flow", built["checkpoint"], built["data"], "--max-examples", "16", "--no-progress", tmp=tmp_path)
     assert r.code == 0, r.out
     assert r.report["metrics"]["loss_source"] in ("model", "MSE")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_target_in_memory_raises_one_line_usage_error(built, bad):
+    from labeldiag import UsageError, check_logits
+
+    rows = [{"text": r["text"], "label": bad if i == 3 else r["label"]} for i, r in enumerate(built["rows"][:20])]
+    with pytest.raises(UsageError, match="example 3 .* finite numbers") as raised:
+        check_logits(str(built["checkpoint"]), rows, task="regression")
+    assert "\n" not in str(raised.value)

@@ -76,8 +76,7 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     if beats_identity and far_above_chance and as_confident:
         moved = [i for i in range(c) if mapping[i] != i]
         pairs = [f"logit {i} behaves like '{names[mapping[i]]}'" for i in moved[:4]]
-        return [Finding(
-            "label-permutation",
+        return [permutation_finding(
             f"{', '.join(pairs)}{', ...' if len(moved) > 4 else ''} (accuracy {identity_acc:.1%} as labelled, "
             f"{mapped_acc:.1%} with the best mapping, as the model's mean confidence {confidence:.2f} predicts; "
             f"McNemar p = {p_identity:.2g} against the identity)",
@@ -99,3 +98,73 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     return [Finding("predictions-weakly-informative", message,
                     {**evidence, "confidence_gap": confidence - identity_acc,
                      "confidence_gap_threshold": T.WEAK_MIN_CONFIDENCE_GAP})]
+
+
+def permutation_finding(message: str, evidence: dict) -> Finding:
+    """The one label-permutation finding, for single-label tables and multi-label AUROC matrices alike."""
+    return Finding("label-permutation", message, evidence)
+
+
+def best_auroc_mapping(auroc: np.ndarray) -> np.ndarray:
+    """For each logit (column), the gold label (row) it ranks best: maximum total AUROC assignment; untestable
+    cells count as chance (0.5), and ties go to the identity."""
+    from scipy.optimize import linear_sum_assignment
+
+    filled = np.where(np.isnan(auroc), 0.5, auroc) + np.eye(*auroc.shape) * 1e-6
+    rows, cols = linear_sum_assignment(-filled)
+    mapping = np.arange(auroc.shape[1])
+    mapping[cols] = rows
+    return mapping
+
+
+def judge_multilabel_mapping(auroc: np.ndarray, support: np.ndarray, examples: int,
+                             names: list[str]) -> list[Finding]:
+    """label-permutation on a multi-label head: the logits rank other gold labels than their own.
+
+    `auroc` is [gold label, logit] (NaN where a label lacks positives or negatives), `support` the gold
+    positives per label. Every logit the best matching moves must rank its new label far above chance
+    (one-sided Mann-Whitney, Bonferroni over the moved logits, AUROC >= MULTILABEL_PERMUTATION_MIN_AUROC: a
+    trained head, not a random one that happens to lean on a topic), and the moved logits' mean AUROC must
+    gain >= MULTILABEL_PERMUTATION_MIN_GAIN over the identity; each moved label needs MULTILABEL_MIN_SUPPORT
+    positives and negatives.
+    """
+    from scipy.special import ndtr
+
+    mapping = best_auroc_mapping(auroc)
+    moved = np.flatnonzero(mapping != np.arange(len(mapping)))
+    if examples < T.MIN_LABELLED or not moved.size:
+        return []
+    gold = mapping[moved]
+    positives = support[gold].astype(np.float64)
+    negatives = examples - positives
+    if (positives < T.MULTILABEL_MIN_SUPPORT).any() or (negatives < T.MULTILABEL_MIN_SUPPORT).any():
+        return []
+    mapped = auroc[gold, moved]
+    identity = np.where(np.isnan(auroc[moved, moved]), 0.5, auroc[moved, moved])
+    # Mann-Whitney U = AUROC * pos * neg, normal approximation without tie correction, one-sided
+    z = (mapped - 0.5) * positives * negatives / np.sqrt(positives * negatives * (examples + 1) / 12.0)
+    p_values = ndtr(-z)
+    level = T.ALPHA / moved.size
+    gain = float(mapped.mean() - identity.mean())
+    cells = [{"logit": int(j), "logit_name": names[j], "behaves_like": names[g], "auroc_mapped": float(a),
+              "auroc_as_labelled": float(i), "p_value": float(p), "support": int(s)}
+             for j, g, a, i, p, s in zip(moved, gold, mapped, identity, p_values, positives)]
+    if (gain < T.MULTILABEL_PERMUTATION_MIN_GAIN or mapped.min() < T.MULTILABEL_PERMUTATION_MIN_AUROC
+            or p_values.max() >= level):
+        return []
+    pairs = [f"logit {c['logit']} ranks '{c['behaves_like']}' (AUROC {c['auroc_mapped']:.2f}, as labelled "
+             f"{c['auroc_as_labelled']:.2f})" for c in cells[:4]]
+    c = len(mapping)
+    return [permutation_finding(
+        f"{'; '.join(pairs)}{'; ...' if len(cells) > 4 else ''}: the best matching of labels to logits gains "
+        f"{gain:.2f} mean AUROC over the names as labelled on {examples} examples (one-sided Mann-Whitney, "
+        f"largest p {p_values.max():.2g}, Bonferroni level {level:.2g})",
+        {"examples": examples, "moved": cells, "mean_auroc_gain": gain,
+         "test": "one-sided Mann-Whitney U of each moved logit against its matched label, Bonferroni over the "
+                 "moved logits; matching by maximum total AUROC (linear_sum_assignment)",
+         "level": level, "min_gain": T.MULTILABEL_PERMUTATION_MIN_GAIN,
+         "min_auroc": T.MULTILABEL_PERMUTATION_MIN_AUROC, "min_support": T.MULTILABEL_MIN_SUPPORT,
+         "mapping": {str(i): int(mapping[i]) for i in range(c)},
+         "mapping_names": {str(i): names[mapping[i]] for i in range(c)},
+         "suggested_id2label": {str(i): names[mapping[i]] for i in range(c)}},
+    )]

@@ -77,3 +77,17 @@ def labels_never_predicted(m: MultiLabelSummary) -> list[Finding]:
          "test": "0 predictions among >= 12 positives: p <= (2/3)^support if 1 in 3 positives were predicted",
          "p_value_bound": max((2 / 3) ** s.support for s in never)},
     )]
+
+
+def multilabel_verdicts(m: MultiLabelSummary) -> list[Finding]:
+    """Every multi-label verdict from one summary (check-logits and check_predictions)."""
+    import numpy as np
+
+    from labeldiag.checks.mapping import judge_multilabel_mapping
+
+    findings = multilabel_no_predictions(m) + multilabel_prior_collapse(m) + labels_never_predicted(m)
+    if m.auroc_matrix is not None:
+        findings += judge_multilabel_mapping(np.array(m.auroc_matrix, dtype=np.float64),
+                                             np.array([s.support for s in m.labels]), m.examples,
+                                             [s.name for s in m.labels])
+    return findings

@@ -74,6 +74,10 @@ def judge_predictions(logits: Any, labels: Any, id2label: dict | list | None, co
 
         return judge_token_predictions(arr, None if labels is None else as_array(labels, "labels"),
                                        class_names(id2label, arr.shape[2]), command)
+    # issue 19: a one-output head with real-valued targets, or [N, K] logits with multi-hot labels
+    if labels is not None and (arr.ndim == 1 or (arr.ndim == 2 and (arr.shape[1] == 1
+                                                                     or np.ndim(as_array(labels, "labels")) == 2))):
+        return _judge_shaped(arr, labels, id2label, command)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
         raise UsageError(f"logits must be a [N, C] array with N >= 1 and C >= 2 classes, got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -103,3 +107,18 @@ def judge_predictions(logits: Any, labels: Any, id2label: dict | list | None, co
                                     if gold is not None else None)}
     prediction_findings(report, arr.astype(np.float32), gold, names)
     return report
+
+
+def _judge_shaped(arr: np.ndarray, labels: Any, id2label: dict | list | None, command: str) -> Report:
+    """Multi-hot labels ([N, K] like the logits) or a one-output head with real-valued targets (issue 19)."""
+    from labeldiag.checks.shaped_predictions import judge_multilabel_predictions, judge_regression_predictions
+
+    if arr.shape[0] == 0:
+        raise UsageError(f"logits must hold at least one row, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise UsageError(f"logits hold {int((~np.isfinite(arr)).sum())} NaN/inf values; the model's outputs are "
+                         "non-finite (run labeldiag grad-flow on the model)")
+    if arr.ndim == 1 or arr.shape[1] == 1:
+        return judge_regression_predictions(arr.reshape(-1), as_array(labels, "labels"), command)
+    return judge_multilabel_predictions(arr, as_array(labels, "labels"), class_names(id2label, arr.shape[1]),
+                                        command)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from labeldiag.errors import UsageError
@@ -62,7 +62,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     from labeldiag.measure.encode import default_max_length, encode
     from labeldiag.measure.runtime import pick_runtime
     from labeldiag.render.progress import phase
-    from labeldiag.shapes import detect_task, shape_label_counts, shaped_gold
+    from labeldiag.shapes import detect_task, relevance_labels, relevance_pairs, shape_label_counts, shaped_gold
 
     with phase("starting torch and picking the device", opts.progress):
         runtime = pick_runtime(opts.device, opts.precision)
@@ -95,10 +95,16 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         report.notes.append(f"attached a fresh {attached['outputs']}-class head ({', '.join(names[:6])}"
                             f"{', ...' if len(names) > 6 else ''}): the checkpoint has {before}; MODEL is not "
                             "written")
+    relevant = relevance_labels(examples, info.num_labels, opts.task)
+    if relevant is not None:  # issue 19: a reranker's query / passage rows, judged as preference pairs
+        examples, how = relevance_pairs(examples, relevant)
+        report.notes.append(how)
     gold = None
     task = detect_task(info.problem_type, info.num_labels, info.class_name,
                        examples.labels if examples.labelled else None, opts.task,
                        preference_pairs=examples.preference_pairs is not None, token_level=examples.token_level)
+    if relevant is not None:
+        task = replace(task, reason="query / passage rows with 0/1 labels on a one-score head (a reranker)")
     report.model["task"], report.model["task_source"] = task.kind, task.reason
     shaped = shaped_gold(task, examples, info, num_classes)
     if examples.labelled and task.kind == "single-label":

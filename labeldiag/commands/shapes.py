@@ -26,7 +26,7 @@ def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
 def check_logits(s: Session) -> Report:
     from labeldiag.checks.labels import check_label_map
     from labeldiag.checks.logits import check_finite_logits
-    from labeldiag.checks.multilabel import labels_never_predicted, multilabel_no_predictions, multilabel_prior_collapse
+    from labeldiag.checks.multilabel import multilabel_verdicts
     from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
     from labeldiag.measure.forward import run_forward
@@ -75,8 +75,7 @@ def check_logits(s: Session) -> Report:
                                 "verdict")
         summary = summarize_multilabel(logits[keep], matrix, names, T.MULTILABEL_MIN_SUPPORT)
         if not untrained_head:
-            report.add(multilabel_no_predictions(summary) + multilabel_prior_collapse(summary)
-                       + labels_never_predicted(summary))
+            report.add(multilabel_verdicts(summary))
         report.metrics["multilabel"] = dataclasses.asdict(summary)
     elif gold is not None and c == 1 and keep.size >= 2:
         summary = summarize_regression(logits[keep, 0], gold.targets[keep], T.REGRESSION_PERMUTATIONS, opts.seed)

@@ -20,7 +20,8 @@ from typing import Any, Iterator
 from labeldiag.errors import UsageError, describe_exception, why_missing
 
 TEXT_PAIRS = [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
-              ("question", "passage"), ("question", "context"), ("text_a", "text_b")]
+              ("question", "passage"), ("question", "context"), ("text_a", "text_b"),
+              ("query", "passage"), ("query", "document")]  # the last two: rerankers' rows (issue 19)
 TEXT_FIELDS = ["text", "sentence", "question", "content", "review", "document", "tweet", "sentence1", "premise"]
 LABEL_FIELDS = ["label", "labels", "gold_label", "class", "category", "sentiment", "target", "y"]
 TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")

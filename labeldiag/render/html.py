@@ -239,6 +239,7 @@ def _metrics(metrics: dict) -> str:
         blocks.append(_confusion(token.pop("confusion"), [t["name"] for t in token["tags"]]))
         blocks.append("<h4>tags</h4>" + _rows_table(token.pop("tags")))
         blocks.append("<h4>tags against their neighbours' predictions</h4>" + _rows_table(token.pop("shifts")))
+    blocks += _shape_blocks(metrics)  # issue 19: multi-label, regression and pairwise tables
     if isinstance(metrics.get("curve"), list) and metrics["curve"]:
         blocks.append(_curve(metrics.pop("curve"), metrics.get("fit_step")))
     if _is_rows(metrics.get("layers")):
@@ -255,6 +256,49 @@ def _metrics(metrics: dict) -> str:
     if small:
         blocks.append('<div class="grid">' + "".join(f"<div>{s}</div>" for s in small) + "</div>")
     return '<section id="metrics">\n<h2>Metrics</h2>\n' + "\n".join(blocks) + "\n</section>"
+
+
+def _shape_blocks(metrics: dict) -> list[str]:
+    """The per-label table and the label x logit AUROC matrix of a multi-label report, the binned targets of a
+    regression one; the long lists the figure draws (scatter points, margin histogram) leave the tables."""
+    blocks = []
+    multilabel = metrics.get("multilabel")
+    if isinstance(multilabel, dict) and _is_rows(multilabel.get("labels")):
+        metrics["multilabel"] = multilabel = dict(multilabel)
+        labels = multilabel.pop("labels")
+        blocks.append(f"<h4>labels (at sigmoid &ge; {_e(_fmt(multilabel.get('threshold')))})</h4>"
+                      + _rows_table(labels))
+        matrix = multilabel.pop("auroc_matrix", None)
+        if matrix:
+            blocks.append(_auroc_matrix(matrix, [row.get("name") for row in labels]))
+    regression = metrics.get("regression")
+    if isinstance(regression, dict) and regression.get("binned"):
+        metrics["regression"] = regression = dict(regression)
+        regression.pop("points", None)
+        blocks.append("<h4>targets in quantile bins</h4>" + _rows_table(
+            [{"mean target": t, "mean prediction": p} for t, p in regression.pop("binned")]))
+    pairwise = metrics.get("pairwise")
+    if isinstance(pairwise, dict) and pairwise.get("margin_histogram"):
+        metrics["pairwise"] = pairwise = dict(pairwise)
+        pairwise.pop("margin_histogram")
+    return blocks
+
+
+def _auroc_matrix(matrix: list[list[Any]], names: list[Any]) -> str:
+    head = "".join(f'<th class="num">{j}:{_e(name)}</th>' for j, name in enumerate(names))
+    rows = []
+    for i, row in enumerate(matrix):
+        cells = []
+        for j, value in enumerate(row):
+            shade = abs(value - 0.5) * 2 if isinstance(value, (int, float)) else 0.0
+            ink = "#fff" if shade > 0.6 else "#16191d"
+            cells.append(f'<td class="num{" diag" if i == j else ""}" style="background: rgba(37, 99, 235, '
+                         f'{shade:.2f}); color: {ink}">{_fmt(value)}</td>')
+        rows.append(f"<tr><th>{_e(names[i] if i < len(names) else i)}</th>{''.join(cells)}</tr>")
+    return ("<h4>AUROC of each logit for each gold label</h4>"
+            '<p class="muted">gold label (rows) × logit (columns); shade = distance from 0.5, outlined = the logit '
+            "of that label</p>"
+            f'<div class="scroll"><table><tr><th>gold \\ logit</th>{head}</tr>{"".join(rows)}</table></div>')
 
 
 def _confusion(matrix: list[list[Any]], labels: list[Any]) -> str:
