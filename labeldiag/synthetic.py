@@ -77,19 +77,27 @@ def tiny_bert(vocab_size: int, labels: list[str], hidden: int = 32, layers: int 
 
 def train(model: Any, tokenizer: Any, rows: list[dict], steps: int = 150, lr: float = 3e-3, batch_size: int = 32,
           seed: int = 0) -> float:
-    """Plain AdamW loop; returns the final training loss."""
+    """Plain AdamW loop on tokenized rows; returns the final training loss."""
     import torch
 
     label2id = model.config.label2id
-    g = torch.Generator().manual_seed(seed)
     enc = tokenizer([r["text"] for r in rows], padding=True, truncation=True, return_tensors="pt")
-    y = torch.tensor([label2id[r["label"]] for r in rows])
+    labels = torch.tensor([label2id[r["label"]] for r in rows])
+    return train_on_tensors(model, {**enc, "labels": labels}, steps, lr, batch_size, seed)
+
+
+def train_on_tensors(model: Any, batch: dict, steps: int, lr: float = 3e-3, batch_size: int = 32,
+                     seed: int = 0) -> float:
+    """AdamW on random draws of `batch_size` rows of `batch` (model inputs with labels); the final loss."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
-        idx = torch.randint(0, len(rows), (batch_size,), generator=g)
-        out = model(**{k: v[idx] for k, v in enc.items()}, labels=y[idx])
+        idx = torch.randint(0, batch["input_ids"].shape[0], (batch_size,), generator=g)
+        out = model(**{k: v[idx] for k, v in batch.items()})
         opt.zero_grad()
         out.loss.backward()
         opt.step()

@@ -87,22 +87,9 @@ def tiny_tagger(vocab: int, kind: str = "bert", seed: int = 0):
 
 
 def train(model, batch: dict, steps: int, lr: float = 3e-3, seed: int = 0) -> float:
-    import torch
+    from labeldiag.synthetic import train_on_tensors
 
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    loss = torch.tensor(float("nan"))
-    n = batch["input_ids"].shape[0]
-    for _ in range(steps):
-        idx = torch.randint(0, n, (32,), generator=g)
-        out = model(**{k: v[idx] for k, v in batch.items()})
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        loss = out.loss.detach()
-    model.eval()
-    return float(loss)
+    return train_on_tensors(model, batch, steps, lr, seed=seed)
 
 
 def build(out: Path, steps: int = 250) -> dict:

@@ -224,6 +224,15 @@ def _require_positions_inside(positions: tuple[int, ...], encoded: Any, tokenize
                      "give positions inside the inputs, or --label-tokens")
 
 
+def untrained_head_noted(s: Session) -> bool:
+    """True when the checkpoint has no trained head; a note then says no verdict is drawn from its predictions."""
+    if not s.loaded.audit.missing_head:
+        return False
+    s.report.notes.insert(0, "this checkpoint has no trained head (see head-uninitialized): its predictions are "
+                             "random, so no verdict is drawn from them")
+    return True
+
+
 def tokens_fit_model(s: Session) -> bool:
     """Add the tokenizer findings; False when token ids are beyond the embedding table (a forward would crash)."""
     from labeldiag.checks.tokens import check_tokenizer

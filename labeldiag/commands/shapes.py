@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import Session, tokens_fit_model
+from labeldiag.commands.common import Session, tokens_fit_model, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import TrainSettings
@@ -40,10 +40,7 @@ def check_logits(s: Session) -> Report:
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits")
     report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
-    untrained_head = bool(s.loaded.audit.missing_head)
-    if untrained_head:
-        report.notes.insert(0, "this checkpoint has no trained head (see head-uninitialized): its predictions are "
-                               "random, so no verdict is drawn from them")
+    untrained_head = untrained_head_noted(s)
     if not tokens_fit_model(s):
         report.add(check_label_map(s.loaded.info, None))
         return report

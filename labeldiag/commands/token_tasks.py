@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from labeldiag.commands.common import Session, tokens_fit_model
+from labeldiag.commands.common import Session, tokens_fit_model, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 
@@ -22,10 +22,7 @@ def check_logits(s: Session) -> Report:
     from labeldiag.tagging import flat_labelled, scheme_report, summarize_tokens
 
     report, enc, model, opts, gold = s.report, s.encoded, s.loaded.model, s.opts, s.shaped_gold
-    untrained_head = bool(s.loaded.audit.missing_head)
-    if untrained_head:
-        report.notes.insert(0, "this checkpoint has no trained head (see head-uninitialized): its predictions are "
-                               "random, so no verdict is drawn from them")
+    untrained_head = untrained_head_noted(s)
     names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(s.num_classes)]
     report.add(label_order_mismatch(s.examples.declared_label_names, "the data's ClassLabel", s.loaded.info.id2label,
                                     s.loaded.info.num_labels))
