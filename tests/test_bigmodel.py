@@ -358,3 +358,15 @@ def test_weight_statistics_read_offloaded_weights(task, tmp_path):
     assert found and "score.weight" in str(found[0].evidence)
     assert [(f.code, f.evidence) for f in split.sorted_findings()] == \
         [(f.code, f.evidence) for f in plain.sorted_findings()]
+
+
+def test_device_map_without_accelerate_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from labeldiag.errors import UsageError
+    from labeldiag.load.dispatch import dispatch_kwargs
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name, *a))
+    with pytest.raises(UsageError, match="pip install accelerate"):
+        dispatch_kwargs("auto", None)

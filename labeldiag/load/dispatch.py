@@ -17,6 +17,10 @@ from labeldiag.errors import UsageError
 
 def dispatch_kwargs(device_map: str, max_memory: tuple | None) -> dict[str, Any]:
     """from_pretrained's big-model arguments, with a fresh offload folder outside the checkpoint."""
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise UsageError("--device-map needs the accelerate package, which is not installed: pip install accelerate")
     kwargs: dict[str, Any] = {"device_map": device_map, "offload_folder": tempfile.mkdtemp(prefix="labeldiag-offload-")}
     if max_memory:
         kwargs["max_memory"] = dict(max_memory)
