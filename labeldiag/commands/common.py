@@ -233,6 +233,19 @@ def untrained_head_noted(s: Session) -> bool:
     return True
 
 
+def ready_for_forward(s: Session) -> bool:
+    """The model on the run's device in eval mode (a dispatched model stays where accelerate put it); False,
+    with only the label map judged, when the token ids do not fit the model."""
+    from labeldiag.checks.labels import check_label_map
+    from labeldiag.load.dispatch import place
+
+    if not tokens_fit_model(s):
+        s.report.add(check_label_map(s.loaded.info, None))
+        return False
+    place(s.loaded.model, s.runtime.device).eval()
+    return True
+
+
 def tokens_fit_model(s: Session) -> bool:
     """Add the tokenizer findings; False when token ids are beyond the embedding table (a forward would crash)."""
     from labeldiag.checks.tokens import check_tokenizer

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import Session, tokens_fit_model, untrained_head_noted
+from labeldiag.commands.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import TrainSettings
@@ -41,11 +41,8 @@ def check_logits(s: Session) -> Report:
         require_pairs(s, "check-logits")
     report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
     untrained_head = untrained_head_noted(s)
-    if not tokens_fit_model(s):
-        report.add(check_label_map(s.loaded.info, None))
+    if not ready_for_forward(s):
         return report
-    model.to(s.runtime.device)
-    model.eval()
     with progress_bar(len(enc.ids), "forward", opts.progress) as advance:
         main = run_forward(model, enc, s.runtime, opts.batch_size, capture_features=False, progress=advance)
     logits = main.logits

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from labeldiag.commands.common import Session, tokens_fit_model, untrained_head_noted
+from labeldiag.commands.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 
@@ -29,11 +29,8 @@ def check_logits(s: Session) -> Report:
     if gold is not None:
         report.data["alignment"] = gold.alignment
         report.add(no_token_labels(gold) + entities_truncated(gold))
-    if not tokens_fit_model(s):
-        report.add(check_label_map(s.loaded.info, None))
+    if not ready_for_forward(s):
         return report
-    model.to(s.runtime.device)
-    model.eval()
     with progress_bar(len(enc.ids), "forward", opts.progress) as advance:
         logits = token_logits(model, enc, s.runtime, opts.batch_size, progress=advance)
     c = logits[0].shape[1] if logits else s.num_classes
