@@ -4,6 +4,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 # modules of this folder that import labeldiag themselves, so importing them counts
 HELPERS = {"helpers", "zoo_models", "conftest"}
@@ -47,3 +49,13 @@ def test_no_labeldiag_import_is_turned_into_a_skip():
                 if "labeldiag" in guarded and "import" in guarded and "skip" in handlers:
                     offenders.append(f"{path.name}:{node.lineno}")
     assert not offenders, f"labeldiag imports that skip instead of failing: {offenders}"
+
+
+@pytest.mark.xdist_group("hygiene")
+def test_xdist_groups_are_honoured(request):
+    """Modules sharing a real model's build rely on --dist loadgroup keeping their group on one worker."""
+    if not request.config.getoption("loadgroup", False):  # set on xdist workers under --dist loadgroup
+        pytest.skip("not run with --dist loadgroup")
+    assert request.node.nodeid.endswith("@hygiene"), (
+        f"{request.node.nodeid}: pytest-xdist did not tag the group, so xdist_group modules each build "
+        "their shared real model again; see the pytest pin in pyproject.toml")
