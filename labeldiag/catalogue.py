@@ -14,6 +14,15 @@ COMMANDS = ("check-logits", "grad-flow", "smoke-train")
 
 
 @dataclass(frozen=True)
+class Moot:
+    """A later stage of doctor that this code, as an error, makes moot (that stage and every one after it)."""
+
+    stage: str  # "grad-flow" or "smoke-train"
+    reason: str  # doctor's note: "smoke-train skipped: REASON"
+    precedence: int  # when several codes make the stage moot, the lowest precedence gives the reason
+
+
+@dataclass(frozen=True)
 class CodeInfo:
     code: str
     severity: str
@@ -22,6 +31,21 @@ class CodeInfo:
     why: str
     fix: str
     severity_in: tuple[tuple[str, str], ...] = ()  # (command, severity) where it differs from `severity`
+    # doctor's ranking: a root cause explains these codes when both are found, and is shown with them as
+    # its symptoms; causes rank most fundamental first (what the checkpoint and data are, then how
+    # gradient flows, then how the model behaves). None: never a root cause.
+    explains: frozenset[str] = frozenset()
+    cause_rank: int | None = None
+    confidence: float = 0.5  # doctor's confidence in it as the root cause, before counting its symptoms
+    # a consequence of the user's own options (their --max-length), not of the model: doctor lists it as a
+    # note under the diagnosis, never as a cause
+    from_options: bool = False
+    # the command that takes it further: "fix", "smoke-train" (with --triage, then grad-flow), "grad-flow",
+    # "explain" (fixed in DATA, the tokenizer or the options, which explain tells how) or "doctor"
+    next_command: str = "doctor"
+    moot: Moot | None = None
+    fixable: bool = False  # `labeldiag fix` has a repair for it (repair.FIXERS)
+    fix_opt_in: str | None = None  # the option without which fix leaves it alone
 
     def severity_for(self, command: str | None) -> str:
         return dict(self.severity_in).get(command, self.severity)
@@ -36,11 +60,21 @@ CATALOGUE: dict[str, CodeInfo] = {}
 
 
 def _declare(code: str, severity: str, commands: str | tuple[str, ...], what: str, why: str, fix: str,
-             severity_in: dict[str, str] | None = None) -> None:
+             severity_in: dict[str, str] | None = None, *, explains: tuple[str, ...] = (),
+             cause_rank: int | None = None, confidence: float = 0.5, from_options: bool = False,
+             next_command: str | None = None, moot: Moot | None = None, fixable: bool = False,
+             fix_opt_in: str | None = None) -> str:
+    """Declare a code (once); returns it, for its module constant. fix repairs what it can without being
+    asked, so such a code's next command is fix unless another is named."""
     if code in CATALOGUE:
         raise ValueError(f"finding code {code!r} declared twice")
     cmds = COMMANDS if commands == "all" else ((commands,) if isinstance(commands, str) else tuple(commands))
-    CATALOGUE[code] = CodeInfo(code, severity, cmds, what, why, fix, tuple(sorted((severity_in or {}).items())))
+    if next_command is None:
+        next_command = "fix" if fixable and fix_opt_in is None else "doctor"
+    CATALOGUE[code] = CodeInfo(code, severity, cmds, what, why, fix, tuple(sorted((severity_in or {}).items())),
+                               frozenset(explains), cause_rank, confidence, from_options, next_command, moot,
+                               fixable, fix_opt_in)
+    return code
 
 
 def lookup(code: str) -> CodeInfo:
@@ -55,6 +89,7 @@ def lookup(code: str) -> CodeInfo:
 
 
 # --- loading (every command) ------------------------------------------------------------
+# doctor: a fresh head starts from scratch: at a fine-tuning lr a short smoke run may not fit the batch
 _declare(
     "head-uninitialized", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
     "Classifier/head weights were missing from the checkpoint (or had another size than --labels / "
@@ -65,6 +100,9 @@ _declare(
     "'classifier.weight'), or check --model-class matches the class that saved it; for a pretrained "
     "encoder, run smoke-train / grad-flow with --labels NAME,NAME,... (or --num-labels N)",
     severity_in={"grad-flow": "info", "smoke-train": "info", "callback": "info"},
+    explains=("random-predictions", "uniform-logits", "constant-predictions", "underconfident-predictions",
+              "input-independent-logits", "label-permutation", "cannot-overfit", "slow-convergence"),
+    cause_rank=30, confidence=0.9,
 )
 _declare(
     "weights-reinitialized", "error", "all",
@@ -74,6 +112,9 @@ _declare(
     "encoder 'encoder' while the checkpoint says 'bert') or the wrong architecture.",
     "make the attribute names of --model-class match the checkpoint's keys (see the evidence), or "
     "load with the class that saved it",
+    explains=("random-predictions", "uniform-logits", "constant-predictions", "representation-collapse",
+              "input-independent-logits", "underconfident-predictions", "loss-at-init-off"),
+    cause_rank=20, confidence=0.9,
 )
 _declare(
     "unused-checkpoint-weights", "warning", "all",
@@ -97,6 +138,9 @@ _declare(
     "map mislabels every prediction even when the model is right.",
     "rewrite id2label and label2id in config.json so that they are inverse and have exactly "
     "num_labels entries, in the order the model was trained",
+    explains=("label-permutation", "label-names-generic"),
+    cause_rank=60, confidence=0.85,
+    fixable=True,
 )
 _declare(
     "label-names-generic", "info", ("check-logits", "callback"),
@@ -112,6 +156,10 @@ _declare(
     "Unknown names cannot be turned into class indices: training on such data fails or silently "
     "uses another mapping.",
     "make the data's label names match config.json's label2id (spelling and case), or fix label2id",
+    explains=("random-predictions", "constant-predictions", "cannot-overfit"),
+    cause_rank=80, confidence=0.85,
+    next_command="explain",
+    moot=Moot("smoke-train", "the data's labels do not map onto the model's classes", 4),
 )
 _declare(
     "labels-out-of-range", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
@@ -120,6 +168,10 @@ _declare(
     "assert) or shift every class by one.",
     "map the labels to 0..num_labels-1 (subtract 1 from 1-based labels), or pass --num-labels N to "
     "attach a head with a logit for every class",
+    explains=("random-predictions", "cannot-overfit", "constant-predictions"),
+    cause_rank=90, confidence=0.85,
+    next_command="explain",
+    moot=Moot("smoke-train", "labels fall outside the head", 5),
 )
 _declare(
     "problem-type-mismatch", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
@@ -129,7 +181,12 @@ _declare(
     "the wrong objective without an error.",
     "use integer class labels (int64), num_labels equal to the number of classes, and "
     "problem_type 'single_label_classification' (or unset)",
+    explains=("loss-at-init-off", "cannot-overfit", "uniform-logits", "random-predictions", "constant-predictions"),
+    cause_rank=100, confidence=0.85,
+    moot=Moot("smoke-train", "the loss the model would train with is the wrong one", 3),
+    fixable=True,
 )
+# doctor: permuted names also permute the training targets: the model must unlearn its mapping to fit them
 _declare(
     "label-permutation", "error", ("check-logits", "smoke-train", "callback"),
     "Predictions depend strongly on the gold label, but through another mapping: logit i behaves "
@@ -138,6 +195,11 @@ _declare(
     "accuracy looks like chance or worse while the model is fine.",
     "fix id2label/label2id in config.json or the dataset's label order so logit i means label i "
     "(the evidence gives the mapping)",
+    explains=("cannot-overfit", "slow-convergence", "collapse-during-training"),
+    cause_rank=290, confidence=0.9,
+    moot=Moot("smoke-train", "the model is right and only its label names are not; training on the permuted "
+              "targets would only relearn the mapping", 6),
+    fixable=True,
 )
 _declare(
     "constant-predictions", "error", ("check-logits", "callback"),
@@ -155,6 +217,8 @@ _declare(
     "driven by its bias alone.",
     "check that the head receives the encoder's output (not a constant), then run "
     "'labeldiag grad-flow' to find disconnected parts",
+    explains=("constant-predictions", "random-predictions", "uniform-logits"),
+    cause_rank=270, confidence=0.75,
 )
 _declare(
     "random-predictions", "error", ("check-logits", "callback"),
@@ -189,6 +253,9 @@ _declare(
     "the loss on a wrong answer is enormous and gradients vanish or explode.",
     "scale the scores (divide dot products by sqrt(hidden size), or use a temperature), or "
     "normalise features",
+    explains=("loss-at-init-off", "exploding-gradients", "zero-gradients", "loss-diverged", "cannot-overfit",
+              "collapse-during-training"),
+    cause_rank=230, confidence=0.75,
 )
 _declare(
     "representation-collapse", "warning", "check-logits",
@@ -197,6 +264,9 @@ _declare(
     "collapsed contrastive training (SimCSE-style) or a saturated pooler.",
     "check the contrastive loss (temperature, masking of self-similarity, positives), lower the "
     "learning rate, or use the encoder's mean-pooled output",
+    explains=("constant-predictions", "input-independent-logits", "random-predictions", "uniform-logits",
+              "collapse-during-training"),
+    cause_rank=260, confidence=0.75,
 )
 _declare(
     "nonfinite-logits", "error", "check-logits",
@@ -219,6 +289,11 @@ _declare(
     "Out-of-range ids crash (IndexError / device-side assert); a different tokenizer gives "
     "meaningless embeddings.",
     "use the tokenizer saved with the model (--tokenizer), or resize_token_embeddings after adding tokens",
+    explains=("unk-heavy", "random-predictions", "uniform-logits", "constant-predictions",
+              "input-independent-logits", "cannot-overfit", "foreign-token-ids"),
+    cause_rank=10, confidence=0.9,
+    next_command="explain",
+    moot=Moot("grad-flow", "token ids do not fit the model's embedding table", 1),
 )
 _declare(
     "unk-heavy", "warning", "all",
@@ -226,12 +301,15 @@ _declare(
     "The model cannot see words the tokenizer maps to [UNK]; often the wrong tokenizer or a "
     "cased/uncased mismatch.",
     "use the model's own tokenizer, or one whose vocabulary covers the data",
+    next_command="explain",
 )
 _declare(
     "truncation-heavy", "warning", "all",
     "A large share of examples are cut at the maximum length, losing most of their tokens.",
     "The model never sees the end of long inputs; when the label depends on it, accuracy suffers.",
     "raise --max-length (up to the model's limit), or split long documents into chunks",
+    next_command="explain",
+    from_options=True,
 )
 _declare(
     "single-class-batch", "warning", ("check-logits", "smoke-train", "callback"),
@@ -239,6 +317,7 @@ _declare(
     "Unshuffled data (all positives first) gives batches of one class: the model learns to predict "
     "the batch's class, and any check on such a slice says nothing.",
     "shuffle the data (or read more examples with --max-examples)",
+    next_command="explain",
 )
 _declare(
     "too-few-examples", "info", ("check-logits", "callback"),
@@ -246,6 +325,7 @@ _declare(
     "With few examples a test cannot tell chance from skill; labeldiag says which verdict lacks data "
     "and how many examples its test needs rather than guess.",
     "pass more labelled examples (see the evidence for how many are needed)",
+    next_command="explain",
 )
 
 # --- grad-flow -----------------------------------------------------------------------------
@@ -256,6 +336,10 @@ _declare(
     "non-finite is usually the culprit.",
     "look at the module named in the evidence: log of zero, division by zero, fp16 overflow, or "
     "bad input values",
+    explains=("nonfinite-gradients", "loss-diverged", "cannot-overfit", "parameters-unchanged"),
+    cause_rank=120, confidence=0.9,
+    next_command="grad-flow",
+    moot=Moot("smoke-train", "the loss is already NaN/inf", 2),
 )
 _declare(
     "nonfinite-gradients", "error", "grad-flow",
@@ -263,6 +347,9 @@ _declare(
     "One optimizer step with a non-finite gradient destroys the weights.",
     "find the operation named in the evidence; clip gradients, use fp32 or bf16 instead of fp16, "
     "avoid sqrt/log at 0",
+    explains=("loss-diverged", "cannot-overfit", "parameters-unchanged"),
+    cause_rank=130, confidence=0.85,
+    next_command="grad-flow",
 )
 _declare(
     "disconnected-parameters", "error", ("grad-flow", "smoke-train"),
@@ -271,6 +358,10 @@ _declare(
     "numpy values, or a branch the forward skips.",
     "remove .detach()/.item()/numpy conversions between those parameters and the loss, or freeze "
     "them on purpose (requires_grad=False)",
+    explains=("cannot-overfit", "parameters-unchanged", "zero-gradients", "vanishing-gradients",
+              "collapse-during-training", "slow-convergence"),
+    cause_rank=140, confidence=0.85,
+    next_command="grad-flow",
 )
 _declare(
     "zero-gradients", "warning", "grad-flow",
@@ -278,6 +369,7 @@ _declare(
     "They are connected to the loss but receive no signal: dead ReLUs, a zero-multiplied path, "
     "masked positions.",
     "see dead-units and the per-layer table; check masks and multiplications by zero",
+    next_command="grad-flow",
 )
 _declare(
     "frozen-parameters", "info", ("grad-flow", "smoke-train"),
@@ -293,6 +385,10 @@ _declare(
     "no-op, so the loss stays where it started.",
     "set requires_grad=True on the parameters you mean to train (look for a freeze in __init__, in "
     "from_pretrained, or a leftover model.requires_grad_(False))",
+    explains=("frozen-parameters", "cannot-overfit", "parameters-unchanged"),
+    cause_rank=110, confidence=0.95,
+    next_command="grad-flow",
+    moot=Moot("smoke-train", "nothing is trainable", 1),
 )
 _declare(
     "params-not-in-optimizer", "error", ("callback",),
@@ -311,12 +407,16 @@ _declare(
     "post-norm setup without warm-up.",
     "use a learning-rate warm-up, check for saturated activations, or fine-tune with a lower "
     "learning rate for the head only first",
+    next_command="grad-flow",
 )
 _declare(
     "exploding-gradients", "error", "grad-flow",
     "The gradient norm is huge.",
     "One step with a huge gradient throws the weights far away; the loss diverges.",
     "scale logits (temperature, 1/sqrt(d)), clip gradients (max_norm=1.0), lower the learning rate",
+    explains=("loss-diverged", "cannot-overfit"),
+    cause_rank=250, confidence=0.7,
+    next_command="grad-flow",
 )
 _declare(
     "no-grad-to-label-tokens", "error", "grad-flow",
@@ -326,6 +426,9 @@ _declare(
     "numpy conversion or wrong index cuts them off while the rest still trains.",
     "remove the detach/numpy conversion on the label-token states, and check the positions "
     "(--label-token-positions) match where the label tokens really are",
+    explains=("random-predictions", "cannot-overfit", "uniform-logits"),
+    cause_rank=170, confidence=0.8,
+    next_command="grad-flow",
 )
 _declare(
     "loss-term-without-gradient", "warning", "grad-flow",
@@ -335,6 +438,8 @@ _declare(
     "[batch, dim] where it expects [batch, n_views, dim]) or a detached input.",
     "check the shapes the term's function expects and that its inputs are not detached; compare its "
     "gradient with the main loss's in the evidence",
+    cause_rank=280, confidence=0.7,
+    next_command="grad-flow",
 )
 _declare(
     "dead-units", "warning", "grad-flow",
@@ -342,6 +447,7 @@ _declare(
     "A dead unit passes no gradient, so it never recovers; a dead pre_classifier cuts the head "
     "off from the encoder.",
     "check the initialisation and bias of the layer before the activation, lower the learning rate",
+    next_command="grad-flow",
 )
 _declare(
     "saturated-activations", "warning", "grad-flow",
@@ -349,6 +455,7 @@ _declare(
     "A saturated unit has (almost) zero derivative: the gradient through it vanishes (e.g. a "
     "saturated BERT pooler).",
     "scale the pre-activation (layer norm, smaller init), lower the learning rate, or bypass the pooler",
+    next_command="grad-flow",
 )
 _declare(
     "loss-at-init-off", "warning", ("grad-flow", "smoke-train", "callback"),
@@ -356,6 +463,7 @@ _declare(
     "A fresh head should predict about uniformly, so its cross-entropy is near ln C; far above "
     "means saturated logits, far below means the labels leak or the loss is not what you think.",
     "check the logit scale (see logit-saturation) and the loss function",
+    next_command="grad-flow",
 )
 
 # --- smoke-train ---------------------------------------------------------------------------
@@ -366,12 +474,14 @@ _declare(
     "loss or optimisation is broken.",
     "follow the hint in the message; '--triage' reruns with the head alone, three learning "
     "rates and fp32 to find which change makes it fit",
+    next_command="smoke-train",
 )
 _declare(
     "loss-diverged", "error", "smoke-train",
     "The loss became NaN/inf or grew far above its start.",
     "The learning rate is too high, the logits are unscaled, or fp16 overflowed.",
     "lower --lr, scale the logits, clip gradients, use bf16/fp32",
+    next_command="smoke-train",
 )
 _declare(
     "parameters-unchanged", "error", "smoke-train",
@@ -379,6 +489,7 @@ _declare(
     "They are not in the optimizer, get no gradient, or the learning rate is zero.",
     "pass all trainable parameters to the optimizer and check the gradient path "
     "('labeldiag grad-flow')",
+    next_command="smoke-train",
 )
 _declare(
     "collapse-during-training", "error", "smoke-train",
@@ -386,6 +497,7 @@ _declare(
     "The optimisation found the majority-class shortcut; typical of a too-high learning rate or a "
     "saturated head.",
     "lower --lr, check the class balance, scale the logits",
+    next_command="smoke-train",
 )
 _declare(
     "slow-convergence", "warning", "smoke-train",
@@ -393,6 +505,7 @@ _declare(
     "A healthy classifier overfits 32 examples quickly; needing most of the budget hints at a "
     "too-low learning rate or a hard-to-optimise head.",
     "try a higher --lr or '--triage'",
+    next_command="smoke-train",
 )
 _declare(
     "ranks-diverged", "error", "smoke-train",
@@ -412,6 +525,9 @@ _declare(
     "labeldiag measured with a temporary pad (said in the report, nothing saved).",
     "model.config.pad_token_id = tokenizer.pad_token_id; only when the tokenizer has no pad token, first "
     "tokenizer.pad_token = tokenizer.eos_token (then save both; 'labeldiag fix' writes exactly this)",
+    explains=("padding-sensitive-logits", "random-predictions"),
+    cause_rank=50, confidence=0.9,
+    fixable=True,
 )
 _declare(
     "padding-sensitive-logits", "error", "check-logits",
@@ -421,6 +537,8 @@ _declare(
     "that differs from config.pad_token_id. Predictions then depend on what else is in the batch.",
     "pass attention_mask through and pool only over attended tokens (mask-weighted mean, or the "
     "last non-pad token); make config.pad_token_id equal the tokenizer's pad id",
+    explains=("random-predictions", "nondeterministic-eval"),
+    cause_rank=180, confidence=0.8,
 )
 _declare(
     "label-order-mismatch", "error", "check-logits",
@@ -430,6 +548,9 @@ _declare(
     "against another one (the MNLI checkpoint at 34%).",
     "remap the data's labels into the model's order (datasets: dataset.align_labels_with_mapping("
     "model.config.label2id, 'label')), or fix id2label/label2id if the model was trained in the data's order",
+    explains=("label-permutation", "random-predictions"),
+    cause_rank=70, confidence=0.85,
+    next_command="explain",
 )
 _declare(
     "tokenizer-casing-mismatch", "warning", "check-logits",
@@ -438,6 +559,7 @@ _declare(
     "splits capitalised words into [UNK] or pieces): the model sees other ids than in training.",
     "load the tokenizer that was saved with the model (its do_lower_case / normalizer), or pass "
     "--tokenizer with the right one",
+    next_command="explain",
 )
 _declare(
     "foreign-token-ids", "warning", "check-logits",
@@ -447,6 +569,7 @@ _declare(
     "classifies noise without any error.",
     "re-tokenize the texts with the model's own tokenizer (or pass --tokenizer with the one that "
     "made the ids, if it is the model's)",
+    next_command="explain",
 )
 _declare(
     "half-precision-weights", "warning", ("grad-flow", "smoke-train"),
@@ -456,6 +579,9 @@ _declare(
     "copy, so smoke-train's own result does not show it.",
     "load the model in fp32 (dtype=torch.float32) and train with mixed precision (bf16=True / "
     "fp16=True in TrainingArguments), which keeps fp32 master weights",
+    explains=("parameters-unchanged", "loss-diverged", "cannot-overfit", "nonfinite-loss"),
+    cause_rank=160, confidence=0.75,
+    next_command="grad-flow",
 )
 _declare(
     "learning-rate-too-high", "warning", ("grad-flow", "smoke-train", "callback"),
@@ -466,6 +592,9 @@ _declare(
     "Updates that large overwrite the pretrained weights in a few steps: loss spikes, the model "
     "predicts one class (RoBERTa at 50%, XLM-R at 0.318).",
     "lower the learning rate about tenfold (fine-tuning encoders: 1e-5 to 5e-5) and use warm-up",
+    explains=("loss-diverged", "collapse-during-training", "cannot-overfit", "exploding-gradients"),
+    cause_rank=240, confidence=0.75,
+    next_command="smoke-train",
 )
 
 
@@ -500,7 +629,10 @@ _declare(
     "silently left untrained.",
     'pass gradient_checkpointing_kwargs={"use_reentrant": False} (TrainingArguments or '
     "gradient_checkpointing_enable), or call model.enable_input_require_grads() before training",
+    explains=("cannot-overfit", "parameters-unchanged", "zero-gradients", "vanishing-gradients", "slow-convergence"),
+    cause_rank=150, confidence=0.9,
 )
+# doctor: values of 1e37 saturate every logit: whatever the predictions look like follows from them
 _declare(
     "head-weights-garbage", "error", ("check-logits", "grad-flow", "smoke-train", "callback"),
     "The head holds values far outside any initialiser's range (|value| of 1e4 and beyond, or NaN/inf).",
@@ -508,6 +640,10 @@ _declare(
     "values around 1e37: the logits overflow, the loss is NaN and the Trainer logs 0.0.",
     "initialise the head (model.classifier.reset_parameters(), or model._init_weights on it) or reload "
     "with a transformers version that initialises mismatched weights",
+    explains=("logit-saturation", "label-permutation", "constant-predictions", "random-predictions",
+              "nonfinite-logits", "nonfinite-loss", "nonfinite-gradients", "loss-diverged", "exploding-gradients",
+              "cannot-overfit", "loss-at-init-off", "uniform-logits"),
+    cause_rank=40, confidence=0.95,
 )
 _declare(
     "model-max-length-unset", "info", ("check-logits", "grad-flow", "smoke-train"),
@@ -634,6 +770,10 @@ _declare(
     "compare the named tensors with the checkpoint you started from (labeldiag check-logits --base-model "
     "BASE), redo the conversion or merge that produced them, or restore them (labeldiag fix "
     "--restore-from-base)",
+    explains=("residual-stream-anomalous", "attention-degenerate", "classes-never-predicted", "random-predictions",
+              "constant-predictions", "uniform-logits", "representation-collapse", "input-independent-logits",
+              "logit-saturation"),
+    cause_rank=200, confidence=0.8,
 )
 _declare(
     "residual-stream-anomalous", "warning", "check-logits",
@@ -643,6 +783,9 @@ _declare(
     "out degrades every prediction.",
     "inspect the named block's weights (LayerNorm gain, output projections); compare with the base model "
     "(--base-model) to find the damaged tensor",
+    explains=("random-predictions", "constant-predictions", "uniform-logits", "representation-collapse",
+              "input-independent-logits", "classes-never-predicted", "logit-saturation"),
+    cause_rank=220, confidence=0.7,
 )
 _declare(
     "attention-degenerate", "warning", "check-logits",
@@ -652,7 +795,11 @@ _declare(
     "useful context on: the model degrades from inside.",
     "inspect the named layer's query / key weights and the attention mask the model builds; compare "
     "with the base model (--base-model)",
+    explains=("random-predictions", "constant-predictions", "uniform-logits", "representation-collapse",
+              "input-independent-logits", "classes-never-predicted"),
+    cause_rank=210, confidence=0.7,
 )
+# doctor: issue 20: a damaged tensor or layer explains the degraded predictions and the other layer verdicts it causes
 _declare(
     "weights-far-from-base", "error", "check-logits",
     "Tensors moved from the base model by orders of magnitude more than the rest of the fine-tune "
@@ -661,6 +808,11 @@ _declare(
     "by something other than training.",
     "restore the named tensors from the base model (labeldiag fix --restore-from-base) and re-check, or "
     "redo the step (merge, conversion, patch) that wrote them",
+    explains=("layer-weights-anomalous", "residual-stream-anomalous", "attention-degenerate",
+              "classes-never-predicted", "random-predictions", "constant-predictions", "uniform-logits",
+              "representation-collapse", "input-independent-logits", "logit-saturation"),
+    cause_rank=190, confidence=0.9,
+    fixable=True, fix_opt_in="--restore-from-base",
 )
 
 # --- issue 22: token classifiers (NER, tagging) ------------------------------------------------------

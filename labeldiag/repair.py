@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from labeldiag import thresholds as T
+from labeldiag.catalogue import CATALOGUE
 from labeldiag.errors import UsageError
 from labeldiag.findings import Finding, Report
 from labeldiag.render.output import _resolved
@@ -133,14 +134,12 @@ def fix_from_base(finding: Finding, ckpt: Checkpoint) -> Fix | None:
                [Change(WEIGHTS, name, "far from the base", f"the base's ({base})") for name in names])
 
 
-# one function per code that fix can repair; each returns None when the evidence does not pin the edit down
+# one function per code the catalogue marks fixable; each returns None when the evidence does not pin the edit down
 FIXERS: dict[str, Callable[[Finding, Checkpoint], Fix | None]] = {
     "label-permutation": fix_label_names, "label-map-inconsistent": fix_label2id,
     "problem-type-mismatch": fix_problem_type, "pad-token-missing": fix_pad_token,
     "weights-far-from-base": fix_from_base,
 }
-# repaired only when the user asks with this option (it overwrites fine-tuned tensors with the base's)
-OPT_IN = {"weights-far-from-base": "--restore-from-base"}
 
 
 def repairable(finding: Finding, report: Report) -> bool:
@@ -150,7 +149,8 @@ def repairable(finding: Finding, report: Report) -> bool:
             and bool(finding.evidence.get("distinct_labels"))
     if finding.code == "label-map-inconsistent":
         return not report.has("label-permutation")
-    return finding.code in FIXERS and finding.code not in OPT_IN
+    info = CATALOGUE[finding.code]
+    return info.fixable and info.fix_opt_in is None  # an opt-in repair waits for its option
 
 
 def plan_fixes(ckpt: Checkpoint) -> list[Fix]:

@@ -67,6 +67,21 @@ def test_every_code_has_what_why_fix():
         assert info.what and info.why and info.fix and info.severity in ("error", "warning", "info")
 
 
+def test_every_fact_of_a_row_names_declared_codes_stages_and_commands():
+    """doctor's ranking, its moot stages, the next command and fix's repairs all read the rows."""
+    from labeldiag.repair import FIXERS
+
+    ranks = [info.cause_rank for info in CATALOGUE.values() if info.cause_rank is not None]
+    assert len(ranks) == len(set(ranks)), "two root causes share a rank"
+    for info in CATALOGUE.values():
+        assert info.explains <= set(CATALOGUE), (info.code, info.explains - set(CATALOGUE))
+        assert not info.explains or info.cause_rank is not None, f"{info.code} explains codes but has no rank"
+        assert info.moot is None or info.moot.stage in ("grad-flow", "smoke-train"), info.code
+        assert info.next_command in ("fix", "smoke-train", "grad-flow", "explain", "doctor"), info.code
+        assert info.fix_opt_in is None or info.fixable, info.code
+    assert set(FIXERS) == {info.code for info in CATALOGUE.values() if info.fixable}
+
+
 def test_explain_prints_a_code_and_refuses_unknown_ones():
     res = run_cli("explain", "label-permutation")
     assert res.code == 0 and "label-permutation" in res.out and "fix" in res.out
