@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from labeldiag.catalogue import CATALOGUE
+from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
 from labeldiag.findings import Report
 
@@ -111,7 +111,7 @@ def render_report(report: Report, console: Console, *, elapsed_s: float | None =
         head = Text.assemble((f"{f.severity.upper():8}", STYLE[f.severity]), (f"{f.code}", "bold"), ": ",
                              strip_control(f.message))
         console.print(head)
-        corrected = f.evidence.get("suggested_id2label") if f.code == "label-permutation" else None
+        corrected = f.evidence.get("suggested_id2label") if f.code == LABEL_PERMUTATION else None
         if corrected:
             console.print(Text(f"         corrected id2label: {strip_control(json.dumps(corrected))}"))
         console.print(Text(f"         fix: {strip_control(f.hint)}", style="dim"))

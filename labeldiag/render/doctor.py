@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from labeldiag.catalogue import CATALOGUE
+from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
 from labeldiag.findings import Report
 from labeldiag.render.console import STYLE, section
@@ -28,7 +28,7 @@ def draw_doctor(report: Report, console: Console) -> None:
             console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
                                         f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
                                         strip_control(cause.message)))
-            corrected = cause.evidence.get("suggested_id2label") if cause.code == "label-permutation" else None
+            corrected = cause.evidence.get("suggested_id2label") if cause.code == LABEL_PERMUTATION else None
             if corrected:
                 console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
             for code in entry["explains"]:
