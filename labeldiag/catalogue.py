@@ -1,5 +1,8 @@
-"""Every finding code, declared once: severity, the command that reports it, what / why / fix.
+"""Every finding code, declared once: severity, the command that reports it, what / why / fix, and what
+the rest of labeldiag needs to know about it (doctor's ranking and moot stages, the next command, fix).
 
+Each declaration binds the code to a constant (`LABEL_PERMUTATION = _declare("label-permutation", ...)`),
+as mypy's errorcodes do; every other module uses the constant, never the string (a test checks).
 `labeldiag explain CODE` prints an entry; README's code table is tested against this file.
 Codes are retired, never reused or renamed (CONTRACT.md).
 """
@@ -799,7 +802,7 @@ ATTENTION_DEGENERATE = _declare(
               "input-independent-logits", "classes-never-predicted"),
     cause_rank=210, confidence=0.7,
 )
-# doctor: issue 20: a damaged tensor or layer explains the degraded predictions and the other layer verdicts it causes
+# doctor: a damaged tensor explains the degraded predictions and the layer verdicts it causes (issue 20)
 WEIGHTS_FAR_FROM_BASE = _declare(
     "weights-far-from-base", "error", "check-logits",
     "Tensors moved from the base model by orders of magnitude more than the rest of the fine-tune "
