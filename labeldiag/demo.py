@@ -11,6 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from labeldiag.catalogue import LABEL_PERMUTATION
+
 MARKER = "demo-ready.json"
 
 
@@ -87,7 +89,7 @@ def run_demo(cache: str | None = None, rebuild: bool = False) -> int:
     console.print("\nrun them yourself:")
     commands = [["check-logits", info[name], info["data"], "--plot", f"{name}.png"] for name in ("healthy", "broken")]
     commands += [["fix", info["broken"], info["data"], "--out", f"{info['broken']}-fixed"],
-                 ["explain", "label-permutation"]]
+                 ["explain", LABEL_PERMUTATION]]
     for words in commands:
         console.print(Text("  " + shlex.join(["labeldiag", *words])))
     ok = codes["healthy"] == 0 and codes["broken"] == 1

@@ -10,20 +10,13 @@ import dataclasses
 import time
 from typing import Any
 
+from labeldiag.catalogue import CATALOGUE, COMMANDS
 from labeldiag.findings import Report
 
 # doctor's smoke-train: a small batch fits quickly on a healthy model (early stop), keeping doctor
 # within a few times check-logits alone
 SMOKE_EXAMPLES = 16
 GRAD_FLOW_EXAMPLES = 32
-# errors after which training the model measures nothing more
-TRAINING_MOOT = {"nothing-trainable": "nothing is trainable", "nonfinite-loss": "the loss is already NaN/inf",
-                 "problem-type-mismatch": "the loss the model would train with is the wrong one",
-                 "label-set-mismatch": "the data's labels do not map onto the model's classes",
-                 "labels-out-of-range": "labels fall outside the head",
-                 "label-permutation": "the model is right and only its label names are not; training on the "
-                                      "permuted targets would only relearn the mapping"}
-FORWARD_MOOT = {"tokenizer-model-mismatch": "token ids do not fit the model's embedding table"}
 
 
 def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> Report:
@@ -61,7 +54,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     report.metrics.update(first.metrics)
     reports = [first]
     found = {f.code for f in first.findings if f.severity == "error"}
-    moot = next((why for code, why in FORWARD_MOOT.items() if code in found), None)
+    moot = moot_reason(found, "grad-flow")
     if first.data.get("labelled") is False:
         moot = moot or "DATA has no labels"
     if moot:
@@ -72,7 +65,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         reports.append(second)
         report.metrics["grad_flow"] = {k: second.metrics.get(k) for k in ("loss", "total_grad_norm", "layers")}
         found |= {f.code for f in second.findings if f.severity == "error"}
-        moot = next((why for code, why in TRAINING_MOOT.items() if code in found), None)
+        moot = moot_reason(found, "smoke-train")
         if moot:
             stages["smoke-train"] = {"ran": False, "skipped": moot}
         else:
@@ -97,3 +90,12 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     report.environment = environment()
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def moot_reason(errors: set[str], stage: str) -> str | None:
+    """Why `stage` measures nothing more after these error codes (the catalogue's `moot`); None: it runs."""
+    moots = [CATALOGUE[code].moot for code in errors]
+    # doctor's stages are the commands, cheap to costly: a moot stage makes every later one moot too
+    reasons = sorted((moot.precedence, moot.reason) for moot in moots
+                     if moot is not None and COMMANDS.index(moot.stage) <= COMMANDS.index(stage))
+    return reasons[0][1] if reasons else None

@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from labeldiag import thresholds as T
+from labeldiag.catalogue import (
+    CATALOGUE, LABEL_MAP_INCONSISTENT, LABEL_PERMUTATION, PAD_TOKEN_MISSING, PROBLEM_TYPE_MISMATCH,
+    WEIGHTS_FAR_FROM_BASE,
+)
 from labeldiag.errors import UsageError
 from labeldiag.findings import Finding, Report
 from labeldiag.render.output import _resolved
@@ -79,19 +83,19 @@ def fix_label_names(finding: Finding, ckpt: Checkpoint) -> Fix | None:
         return None
     id2label = {str(i): names[str(i)] for i in range(ckpt.num_labels)}
     label2id = {v: int(k) for k, v in id2label.items()}
-    return Fix("label-permutation", "id2label/label2id permuted to the mapping the predictions show",
+    return Fix(LABEL_PERMUTATION, "id2label/label2id permuted to the mapping the predictions show",
                [Change(CONFIG, "id2label", ckpt.config.get("id2label"), id2label),
                 Change(CONFIG, "label2id", ckpt.config.get("label2id"), label2id)],
                promised_accuracy=finding.evidence.get("best_accuracy"))
 
 
 def fix_label2id(finding: Finding, ckpt: Checkpoint) -> Fix | None:
-    if ckpt.report.has("label-permutation"):
+    if ckpt.report.has(LABEL_PERMUTATION):
         return None  # the permutation's fix rewrites both maps
     id2label = {str(k): v for k, v in (ckpt.config.get("id2label") or {}).items()}
     if len(id2label) != ckpt.num_labels or len(set(id2label.values())) != ckpt.num_labels:
         return None
-    return Fix("label-map-inconsistent", "label2id rebuilt as the inverse of id2label",
+    return Fix(LABEL_MAP_INCONSISTENT, "label2id rebuilt as the inverse of id2label",
                [Change(CONFIG, "label2id", ckpt.config.get("label2id"), {v: int(k) for k, v in id2label.items()})])
 
 
@@ -102,7 +106,7 @@ def fix_problem_type(finding: Finding, ckpt: Checkpoint) -> Fix | None:
             or finding.evidence.get("label_dtype") not in ("int", "str") or ckpt.num_labels < 2
             or not problem_type or problem_type == "single_label_classification"):
         return None
-    return Fix("problem-type-mismatch",
+    return Fix(PROBLEM_TYPE_MISMATCH,
                f"problem_type '{problem_type}' set to 'single_label_classification' (the data's "
                f"{finding.evidence['distinct_labels']} labels are class indices)",
                [Change(CONFIG, "problem_type", problem_type, "single_label_classification")])
@@ -112,11 +116,11 @@ def fix_pad_token(finding: Finding, ckpt: Checkpoint) -> Fix | None:
     """config.pad_token_id = the tokenizer's pad id; a tokenizer without one gets its eos token as pad."""
     tokenizer = ckpt.tokenizer()
     if tokenizer.pad_token_id is not None:
-        return Fix("pad-token-missing", f"pad_token_id set to the tokenizer's pad id {tokenizer.pad_token_id}",
+        return Fix(PAD_TOKEN_MISSING, f"pad_token_id set to the tokenizer's pad id {tokenizer.pad_token_id}",
                    [Change(CONFIG, "pad_token_id", ckpt.config.get("pad_token_id"), tokenizer.pad_token_id)])
     if tokenizer.eos_token is None or tokenizer.eos_token_id is None:
         return None  # no token to pad with that the model already knows
-    return Fix("pad-token-missing",
+    return Fix(PAD_TOKEN_MISSING,
                f"the tokenizer had no pad token: its eos token {tokenizer.eos_token!r} is now its pad token, and "
                f"pad_token_id is its id {tokenizer.eos_token_id}",
                [Change(TOKENIZER, "pad_token", None, tokenizer.eos_token),
@@ -129,28 +133,27 @@ def fix_from_base(finding: Finding, ckpt: Checkpoint) -> Fix | None:
     names = [t["tensor"] for t in finding.evidence.get("tensors", [])]
     if not ckpt.restore_from_base or not base or not names:
         return None
-    return Fix("weights-far-from-base", f"{len(names)} tensor(s) restored from the base model {base}",
+    return Fix(WEIGHTS_FAR_FROM_BASE, f"{len(names)} tensor(s) restored from the base model {base}",
                [Change(WEIGHTS, name, "far from the base", f"the base's ({base})") for name in names])
 
 
-# one function per code that fix can repair; each returns None when the evidence does not pin the edit down
+# one function per code the catalogue marks fixable; each returns None when the evidence does not pin the edit down
 FIXERS: dict[str, Callable[[Finding, Checkpoint], Fix | None]] = {
-    "label-permutation": fix_label_names, "label-map-inconsistent": fix_label2id,
-    "problem-type-mismatch": fix_problem_type, "pad-token-missing": fix_pad_token,
-    "weights-far-from-base": fix_from_base,
+    LABEL_PERMUTATION: fix_label_names, LABEL_MAP_INCONSISTENT: fix_label2id,
+    PROBLEM_TYPE_MISMATCH: fix_problem_type, PAD_TOKEN_MISSING: fix_pad_token,
+    WEIGHTS_FAR_FROM_BASE: fix_from_base,
 }
-# repaired only when the user asks with this option (it overwrites fine-tuned tensors with the base's)
-OPT_IN = {"weights-far-from-base": "--restore-from-base"}
 
 
 def repairable(finding: Finding, report: Report) -> bool:
     """Could `fix` repair this finding? (the console's next step asks; decided from the report alone)"""
-    if finding.code == "problem-type-mismatch":
+    if finding.code == PROBLEM_TYPE_MISMATCH:
         return bool(report.data.get("labelled")) and finding.evidence.get("label_dtype") in ("int", "str") \
             and bool(finding.evidence.get("distinct_labels"))
-    if finding.code == "label-map-inconsistent":
-        return not report.has("label-permutation")
-    return finding.code in FIXERS and finding.code not in OPT_IN
+    if finding.code == LABEL_MAP_INCONSISTENT:
+        return not report.has(LABEL_PERMUTATION)
+    info = CATALOGUE[finding.code]
+    return info.fixable and info.fix_opt_in is None  # an opt-in repair waits for its option
 
 
 def plan_fixes(ckpt: Checkpoint) -> list[Fix]:

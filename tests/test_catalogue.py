@@ -23,6 +23,8 @@ def _emitted_codes() -> dict[str, set[str]]:
     """code -> the places (module:function) that construct a Finding with it, read from the source."""
     import ast
 
+    from labeldiag import catalogue
+
     places: dict[str, set[str]] = {}
     for path in sorted((ROOT / "labeldiag").rglob("*.py")):
         tree = ast.parse(path.read_text())
@@ -30,11 +32,41 @@ def _emitted_codes() -> dict[str, set[str]]:
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for node in ast.walk(fn):
-                if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Finding" and node.args
-                        and isinstance(node.args[0], ast.Constant)):
-                    rel = path.relative_to(ROOT).as_posix()
-                    places.setdefault(node.args[0].value, set()).add(f"{rel}:{fn.name}")
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Finding" and node.args:
+                    first = node.args[0]
+                    code = first.value if isinstance(first, ast.Constant) else \
+                        getattr(catalogue, first.id, None) if isinstance(first, ast.Name) else None
+                    if code is not None:
+                        rel = path.relative_to(ROOT).as_posix()
+                        places.setdefault(code, set()).add(f"{rel}:{fn.name}")
     return places
+
+
+def test_no_module_spells_a_code_as_a_bare_string():
+    """Emitters and tables use the catalogue's constants (LABEL_PERMUTATION), so a typo is a NameError and
+    a code's every use is found by its name; only catalogue.py spells codes out (docstrings may name them)."""
+    import ast
+
+    bare = []
+    for path in sorted((ROOT / "labeldiag").rglob("*.py")):
+        if path.name == "catalogue.py" and path.parent.name == "labeldiag":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        bare += [f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in CATALOGUE
+                 and id(node) not in docstrings]
+    assert not bare, "use the catalogue's constants (from labeldiag.catalogue import ...):\n" + "\n".join(bare)
+
+
+def test_each_code_is_bound_to_its_constant():
+    from labeldiag import catalogue
+
+    for code in CATALOGUE:
+        assert getattr(catalogue, code.upper().replace("-", "_"), None) == code, code
 
 
 def test_every_code_has_exactly_one_judge_in_checks():
@@ -65,6 +97,21 @@ def test_every_contract_code_is_declared_with_its_severity():
 def test_every_code_has_what_why_fix():
     for info in CATALOGUE.values():
         assert info.what and info.why and info.fix and info.severity in ("error", "warning", "info")
+
+
+def test_every_fact_of_a_row_names_declared_codes_stages_and_commands():
+    """doctor's ranking, its moot stages, the next command and fix's repairs all read the rows."""
+    from labeldiag.repair import FIXERS
+
+    ranks = [info.cause_rank for info in CATALOGUE.values() if info.cause_rank is not None]
+    assert len(ranks) == len(set(ranks)), "two root causes share a rank"
+    for info in CATALOGUE.values():
+        assert info.explains <= set(CATALOGUE), (info.code, info.explains - set(CATALOGUE))
+        assert not info.explains or info.cause_rank is not None, f"{info.code} explains codes but has no rank"
+        assert info.moot is None or info.moot.stage in ("grad-flow", "smoke-train"), info.code
+        assert info.next_command in ("fix", "smoke-train", "grad-flow", "explain", "doctor"), info.code
+        assert info.fix_opt_in is None or info.fixable, info.code
+    assert set(FIXERS) == {info.code for info in CATALOGUE.values() if info.fixable}
 
 
 def test_explain_prints_a_code_and_refuses_unknown_ones():

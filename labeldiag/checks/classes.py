@@ -10,6 +10,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
+from labeldiag.catalogue import CLASSES_NEVER_PREDICTED, MINORITY_CLASSES_IGNORED
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def classes_never_predicted(counts: ClassCounts, names: list[str]) -> list[Findi
     test = "one-sided binomial test, predictions of the class vs half its support share"
     listed = ", ".join(f"'{r['class']}' ({r['predicted']} predicted, {r['support']} gold)" for r in rows)
     return [Finding(
-        "classes-never-predicted",
+        CLASSES_NEVER_PREDICTED,
         f"{len(rows)} class{'es' if len(rows) > 1 else ''} with support {'are' if len(rows) > 1 else 'is'} (almost) "
         f"never predicted: {listed} ({test}: p <= {max(r['p_value'] for r in rows):.2g}, N = {counts.n})",
         {"classes": rows, "test": test, "alpha": T.ALPHA, "n": counts.n,
@@ -118,7 +119,7 @@ def minority_classes_ignored(counts: ClassCounts, names: list[str]) -> list[Find
     largest = int(counts.support.argmax())
     listed = ", ".join(f"'{r['class']}' (recall {r['recall']:.0%} of {r['support']})" for r in rows)
     return [Finding(
-        "minority-classes-ignored",
+        MINORITY_CLASSES_IGNORED,
         f"minority class{'es' if len(rows) > 1 else ''} {listed} {'are' if len(rows) > 1 else 'is'} almost never "
         f"recognised while the other classes are ({others:.0%} recall; '{names[largest]}' holds "
         f"{counts.support[largest]} of {counts.n}) ({test}: p <= {max(r['p_value'] for r in rows):.2g})",

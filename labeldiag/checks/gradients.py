@@ -9,6 +9,10 @@ from labeldiag.checks.parameters import loss_at_init, nothing_trainable, paramet
 from labeldiag.checks.training_run import no_grad_under_checkpointing
 from labeldiag.findings import Finding
 from labeldiag.records import InitialLoss
+from labeldiag.catalogue import (
+    DEAD_UNITS, EXPLODING_GRADIENTS, LOSS_TERM_WITHOUT_GRADIENT, NONFINITE_GRADIENTS, NONFINITE_LOSS,
+    NO_GRAD_TO_LABEL_TOKENS, SATURATED_ACTIVATIONS, VANISHING_GRADIENTS, ZERO_GRADIENTS,
+)
 
 if TYPE_CHECKING:
     from labeldiag.records import ActivationStats, GradFlow, LabelTokenGrad, LayerGrad
@@ -35,7 +39,7 @@ def gradients_nonfinite(flow: GradFlow) -> list[Finding]:
             origin = "every module's output was finite: the loss computation itself produced it"
         else:
             origin = "its origin could not be located"
-        return [Finding("nonfinite-loss", f"the loss is {flow.loss}; {origin}",
+        return [Finding(NONFINITE_LOSS, f"the loss is {flow.loss}; {origin}",
                         {"loss": None, "first_nonfinite_module": where.forward_module if where else None,
                          "in_loss_computation": bool(where and where.in_loss)})]
     text, counts = _grouped(flow.layers, "nonfinite_names")
@@ -46,7 +50,7 @@ def gradients_nonfinite(flow: GradFlow) -> list[Finding]:
         origin = f"; the first module whose output turned non-finite is '{where.forward_module}'"
     elif where is not None and where.backward_module:
         origin = f"; the gradient first turns non-finite in the backward pass of '{where.backward_module}'"
-    return [Finding("nonfinite-gradients", f"NaN/inf gradients in {text}{origin}",
+    return [Finding(NONFINITE_GRADIENTS, f"NaN/inf gradients in {text}{origin}",
                     {"layers": counts, "parameters": _names(flow.layers, "nonfinite_names"),
                      "first_nonfinite_module": where.forward_module if where else None,
                      "backward_origin_module": where.backward_module if where else None})]
@@ -58,7 +62,7 @@ def gradients_zero(flow: GradFlow) -> list[Finding]:
     text, counts = _grouped(flow.layers, "zero_grad_names")
     if not counts:
         return []
-    return [Finding("zero-gradients", f"gradients exactly zero in {text}",
+    return [Finding(ZERO_GRADIENTS, f"gradients exactly zero in {text}",
                     {"layers": counts, "parameters": _names(flow.layers, "zero_grad_names")})]
 
 
@@ -72,7 +76,7 @@ def gradients_vanishing(flow: GradFlow) -> list[Finding]:
     ratio = first.grad_norm / last.grad_norm
     if ratio >= T.VANISHING_MAX_RATIO:
         return []
-    return [Finding("vanishing-gradients",
+    return [Finding(VANISHING_GRADIENTS,
                     f"'{first.name}' gets {ratio:.1e} of the gradient norm of '{last.name}' "
                     f"(threshold {T.VANISHING_MAX_RATIO:g})",
                     {"first_layer": first.name, "last_layer": last.name, "first_grad_norm": first.grad_norm,
@@ -84,7 +88,7 @@ def gradients_exploding(flow: GradFlow) -> list[Finding]:
     if total is None or not math.isfinite(total) or total < T.EXPLODING_MIN_TOTAL_NORM:
         return []
     top = max((lg for lg in flow.layers if lg.grad_norm is not None), key=lambda lg: lg.grad_norm)
-    return [Finding("exploding-gradients",
+    return [Finding(EXPLODING_GRADIENTS,
                     f"total gradient norm {total:.3g} (threshold {T.EXPLODING_MIN_TOTAL_NORM:g}); largest in "
                     f"'{top.name}' ({top.grad_norm:.3g})",
                     {"total_grad_norm": total, "threshold": T.EXPLODING_MIN_TOTAL_NORM, "largest_layer": top.name,
@@ -98,7 +102,7 @@ def label_tokens_gradient(label: LabelTokenGrad | None) -> list[Finding]:
     if share >= T.LABEL_TOKEN_MIN_SHARE:
         return []
     first = label.share_of_peak[0]
-    return [Finding("no-grad-to-label-tokens",
+    return [Finding(NO_GRAD_TO_LABEL_TOKENS,
                     f"the label-token positions of '{label.layers[-1]}' get {share:.1e} of the gradient of the "
                     f"most-used position (threshold {T.LABEL_TOKEN_MIN_SHARE:g}); "
                     f"at '{label.layers[0]}' they get {first:.2g}",
@@ -113,7 +117,7 @@ def units_dead(activations: list[ActivationStats]) -> list[Finding]:
     if not dead:
         return []
     text = ", ".join(f"'{a.module}' {a.dead_units}/{a.units}" for a in dead[:4])
-    return [Finding("dead-units", f"ReLU units never active on the batch: {text} "
+    return [Finding(DEAD_UNITS, f"ReLU units never active on the batch: {text} "
                     f"(threshold {T.DEAD_UNITS_MIN_SHARE:.0%} of a module's units)",
                     {"modules": {a.module: {"dead": a.dead_units, "units": a.units, "share": a.dead_share}
                                  for a in dead}, "threshold": T.DEAD_UNITS_MIN_SHARE})]
@@ -124,7 +128,7 @@ def activations_saturated(activations: list[ActivationStats]) -> list[Finding]:
     if not sat:
         return []
     text = ", ".join(f"'{a.module}' ({a.kind}) {a.saturated_units}/{a.units}" for a in sat[:4])
-    return [Finding("saturated-activations", f"units stuck at their limits on {T.SATURATED_MIN_ROW_SHARE:.0%} "
+    return [Finding(SATURATED_ACTIVATIONS, f"units stuck at their limits on {T.SATURATED_MIN_ROW_SHARE:.0%} "
                     f"of the batch: {text}",
                     {"modules": {a.module: {"kind": a.kind, "saturated": a.saturated_units, "units": a.units,
                                             "share": a.saturated_share} for a in sat},
@@ -164,7 +168,7 @@ def loss_terms_without_gradient(components: dict) -> list[Finding]:
             continue
         if abs(value) >= T.LOSS_TERM_MIN_VALUE and g < T.LOSS_TERM_MAX_GRAD_SHARE * top:
             out.append(Finding(
-                "loss-term-without-gradient",
+                LOSS_TERM_WITHOUT_GRADIENT,
                 f"loss term '{name}' = {value:.3g} sends only {g:.2e} of gradient into the encoder, "
                 f"{g / top:.1e} of the strongest term's",
                 {"term": name, "value": value, "encoder_grad_norm": g, "strongest_encoder_grad_norm": top,

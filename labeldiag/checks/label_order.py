@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from labeldiag.findings import Finding
+from labeldiag.catalogue import LABEL_ORDER_MISMATCH
 
 GENERIC = re.compile(r"^LABEL_\d+$")
 
@@ -26,7 +27,7 @@ def label_order_mismatch(declared: list[str] | None, source: str, id2label: dict
     moved = {str(declared[i]): {"data_index": i, "model_index": ours.index(theirs[i])}
              for i in range(num_labels) if ours[i] != theirs[i]}
     return [Finding(
-        "label-order-mismatch",
+        LABEL_ORDER_MISMATCH,
         f"{source} declares the classes as [{', '.join(map(str, declared))}] but the model's id2label is "
         f"[{', '.join(model)}]: {len(moved)} of {num_labels} class indices mean another class",
         {"declared": list(declared), "id2label": model, "source": source, "moved": moved},

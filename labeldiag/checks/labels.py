@@ -11,6 +11,9 @@ import numpy as np
 from labeldiag.errors import UsageError, one_line
 from labeldiag.findings import Finding
 from labeldiag.load.model import ModelInfo
+from labeldiag.catalogue import (
+    LABELS_OUT_OF_RANGE, LABEL_MAP_INCONSISTENT, LABEL_NAMES_GENERIC, LABEL_SET_MISMATCH, PROBLEM_TYPE_MISMATCH,
+)
 
 GENERIC = re.compile(r"^LABEL_(\d+)$")
 
@@ -117,11 +120,11 @@ def check_label_map(info: ModelInfo, head_outputs: int | None) -> list[Finding]:
         problems.append(f"the head outputs {head_outputs} logits but num_labels is {n}")
     out = []
     if problems:
-        out.append(Finding("label-map-inconsistent", "; ".join(problems),
+        out.append(Finding(LABEL_MAP_INCONSISTENT, "; ".join(problems),
                            {"id2label": info.id2label, "label2id": info.label2id, "num_labels": n,
                             "head_outputs": head_outputs}))
     if names_are_generic(info):
-        out.append(Finding("label-names-generic",
+        out.append(Finding(LABEL_NAMES_GENERIC,
                            f"config.json only names the classes {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}",
                            {"id2label": info.id2label}))
     return out
@@ -138,7 +141,7 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
         if names_are_generic(info) or not info.label2id:
             shown = [str(d) for d in distinct[:6]]
             findings.append(Finding(
-                "label-set-mismatch",
+                LABEL_SET_MISMATCH,
                 f"the data labels examples by name ({', '.join(shown)}{', ...' if len(distinct) > 6 else ''}) but "
                 "the model's config has no real label names, so names cannot be matched to logits",
                 {"data_labels": distinct[:50], "id2label": info.id2label},
@@ -170,7 +173,7 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
                     tips.append(f"'{u}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
                 n_bad = int((idx < 0).sum())
                 findings.append(Finding(
-                    "label-set-mismatch",
+                    LABEL_SET_MISMATCH,
                     f"{n_bad} example(s) have label names the model does not know: {', '.join(tips)}; known: "
                     f"{', '.join(list(lookup)[:8])}",
                     {"unknown": unknown[:50], "known": list(lookup), "examples_affected": n_bad},
@@ -186,7 +189,7 @@ def map_labels(raw: list[Any], info: ModelInfo, num_classes: int) -> tuple[GoldL
                 lo, hi = int(ints.min()), int(ints.max())
                 one_based = lo >= 1 and hi == num_classes
                 findings.append(Finding(
-                    "labels-out-of-range",
+                    LABELS_OUT_OF_RANGE,
                     f"{int((~ok).sum())} of {len(ints)} labels fall outside 0..{num_classes - 1} (labels range "
                     f"{lo}..{hi})" + ("; they look 1-based" if one_based else ""),
                     {"min": lo, "max": hi, "num_labels": num_classes, "out_of_range": int((~ok).sum()),
@@ -225,7 +228,7 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = Non
     if task is not None and not task.from_evidence:
         if info.problem_type == "single_label_classification" and info.num_labels == 1:
             return [Finding(
-                "problem-type-mismatch",
+                PROBLEM_TYPE_MISMATCH,
                 "config.problem_type is 'single_label_classification' but num_labels is 1: cross-entropy over one "
                 "logit is always 0, so nothing trains",
                 {"problem_type": info.problem_type, "num_labels": info.num_labels, "task_source": task.source},
@@ -234,7 +237,7 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = Non
         return []  # no labels: nothing shows what the task is, so nothing contradicts the config
     if task is not None and task.kind != "single-label":
         wrong = _shape_loss_mismatch(info, task)
-        return [Finding("problem-type-mismatch", *wrong)] if wrong else []
+        return [Finding(PROBLEM_TYPE_MISMATCH, *wrong)] if wrong else []
     kind = gold.kind if gold is not None else "int"
     picked = replay_problem_type(info.problem_type, info.num_labels, kind)
     if picked == "single_label_classification":
@@ -243,7 +246,7 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = Non
         # problem_type is pinned to single-label but the labels are floats: CrossEntropyLoss
         # takes float targets as class probabilities of shape [batch, C] and fails on [batch]
         return [Finding(
-            "problem-type-mismatch",
+            PROBLEM_TYPE_MISMATCH,
             "the labels are floats (e.g. 1.0) while config.problem_type is 'single_label_classification': "
             "CrossEntropyLoss needs int64 class indices and fails (or misreads them) on float labels",
             {"problem_type": info.problem_type, "label_dtype": kind, "num_labels": info.num_labels},
@@ -262,7 +265,7 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = Non
     task = (f"the data has {distinct} distinct class labels" if distinct is not None else
             "the task is single-label classification")
     return [Finding(
-        "problem-type-mismatch",
+        PROBLEM_TYPE_MISMATCH,
         f"the model will train with {LOSS_NAMES.get(picked, picked)} because {' and '.join(reasons) or 'of its config'}, "
         f"but {task}: single-label cross-entropy is what the task needs",
         {"problem_type": info.problem_type, "loss_picked": picked, "num_labels": info.num_labels,

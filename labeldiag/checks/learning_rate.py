@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.measure.learning_rate import LowerRateRerun, UpdateRatios
+from labeldiag.catalogue import LEARNING_RATE_TOO_HIGH
 
 
 def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRateRerun | None = None) -> list[Finding]:
@@ -19,7 +20,7 @@ def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRate
                      f"is above the usual fine-tuning range (<= {T.LR_FINE_TUNE_MAX:g}) and the first AdamW step "
                      f"moves the median layer by more than {T.UPDATE_RATIO_MARK_HIGH:g} of its weight norm")
             return [Finding(
-                "learning-rate-too-high",
+                LEARNING_RATE_TOO_HIGH,
                 f"lr {updates.lr:g} {moved} (median update/weight {median:.2g} over {len(updates.ratios)} layers; "
                 "~1e-3 is healthy)",
                 {"lr": updates.lr, "layers_above": len(high), "layers": len(updates.ratios),
@@ -30,7 +31,7 @@ def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRate
             )]
     if rerun is not None and rerun.rerun_fitted:
         return [Finding(
-            "learning-rate-too-high",
+            LEARNING_RATE_TOO_HIGH,
             f"training at lr {rerun.lr:g} {rerun.problem}, while a rerun at lr {rerun.rerun_lr:g} fitted the batch "
             f"at step {rerun.rerun_fit_step}",
             {"lr": rerun.lr, "problem": rerun.problem,

@@ -9,6 +9,11 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
+from labeldiag.catalogue import (
+    CONSTANT_PREDICTIONS, INPUT_INDEPENDENT_LOGITS, LOGIT_SATURATION, NONDETERMINISTIC_EVAL, NONFINITE_LOGITS,
+    RANDOM_PREDICTIONS, REPRESENTATION_COLLAPSE, SINGLE_CLASS_BATCH, TOO_FEW_EXAMPLES, UNDERCONFIDENT_PREDICTIONS,
+    UNIFORM_LOGITS,
+)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -179,7 +184,7 @@ def batch_single_class(gold: np.ndarray, names: list[str]) -> list[Finding]:
     if n < T.SINGLE_CLASS_MIN_EXAMPLES or len(present) != 1:
         return []
     name = names[present[0]] if present[0] < len(names) else str(present[0])
-    return [Finding("single-class-batch",
+    return [Finding(SINGLE_CLASS_BATCH,
                     f"all {n} labelled examples read are '{name}': the data is probably sorted by class, and "
                     "fitting or scoring one class proves nothing",
                     {"examples": n, "class": name})]
@@ -212,7 +217,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
         test = "exact one-sided McNemar test, predicted vs gold count of that class"
         if p_value < T.ALPHA:
             findings.append(Finding(
-                "constant-predictions",
+                CONSTANT_PREDICTIONS,
                 f"{top_share:.0%} of {n} {unit} are predicted '{names[top]}', which is only {gold_share:.0%} of the "
                 f"gold labels ({test}: p = {p_value:.2g})",
                 {"class": names[top], "predicted_share": top_share, "gold_share": gold_share, "n": n,
@@ -222,7 +227,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
         else:
             needed = constant_examples_needed(gold_share)
             findings.append(_too_few(
-                "constant-predictions", n, needed,
+                CONSTANT_PREDICTIONS, n, needed,
                 f"{top_share:.0%} of them are predicted '{names[top]}' ({gold_share:.0%} of the gold labels), but "
                 f"the {test} needs about {needed} examples to call that constant",
                 {"test": test, "p_value": p_value, "class": names[top]}))
@@ -255,7 +260,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
         findings += judge_mapping(table, best_mapping(table), confidence, names, evidence)
     elif ind.cramers_v < T.RANDOM_MAX_CRAMERS_V:
         findings.append(Finding(
-            "random-predictions",
+            RANDOM_PREDICTIONS,
             f"predictions are independent of the gold labels ({ind.test}: p = {ind.p_value:.3g}, "
             f"Cramér's V = {ind.cramers_v:.2f}, N = {ind.n}, {rows} gold x {cols} predicted classes); "
             f"accuracy {identity_acc:.1%}",
@@ -267,7 +272,7 @@ def check_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str],
 def _too_few(verdict: str, n: int, needed: int, why: str, evidence: dict) -> Finding:
     """too-few-examples for one verdict: which one, its test, and how many examples it needs."""
     return Finding(
-        "too-few-examples",
+        TOO_FEW_EXAMPLES,
         f"{n} labelled examples are too few for the {verdict} verdict{'s' if ' and ' in verdict else ''}: {why}",
         {"verdict": verdict, "labelled": n, "needed": needed, "alpha": T.ALPHA, **evidence},
     )
@@ -307,7 +312,7 @@ def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Findi
                     "ece_threshold": T.UNIFORM_MIN_ECE}
         if ece >= T.UNIFORM_MIN_ECE:
             out.append(Finding(
-                "uniform-logits",
+                UNIFORM_LOGITS,
                 f"probabilities are near uniform (mean entropy {ratio:.0%} of ln {c}, mean max probability "
                 f"{near_uniform['mean_max_probability']:.2f}) although accuracy is {acc:.1%}: expected calibration "
                 f"error {ece:.2f} (threshold {T.UNIFORM_MIN_ECE:g}); the logits look divided by a temperature",
@@ -315,14 +320,14 @@ def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Findi
             ))
         else:
             out.append(Finding(
-                "underconfident-predictions",
+                UNDERCONFIDENT_PREDICTIONS,
                 f"predictions are accurate ({acc:.1%}) but their probabilities are near uniform (mean entropy "
                 f"{ratio:.0%} of ln {c}, expected calibration error {ece:.2f})",
                 evidence,
             ))
     elif ratio >= T.UNIFORM_MIN_ENTROPY_RATIO:
         out.append(Finding(
-            "uniform-logits",
+            UNIFORM_LOGITS,
             f"mean predictive entropy is {entropy:.3f} nats, {ratio:.0%} of the maximum ln {c} = {math.log(c):.3f}",
             near_uniform,
         ))
@@ -333,7 +338,7 @@ def check_logit_scale(logits: np.ndarray, gold: np.ndarray | None) -> list[Findi
         if loss is not None:
             msg += f"; cross-entropy on the gold labels is {loss:.1f} vs ln {c} = {math.log(c):.2f}"
         out.append(Finding(
-            "logit-saturation", msg,
+            LOGIT_SATURATION, msg,
             {"median_top2_gap": median_gap, "max_abs_logit": float(np.abs(logits).max()),
              "loss": loss, "ln_c": math.log(c), "gap_threshold": T.SATURATION_MIN_MEDIAN_GAP, "n": n},
         ))
@@ -372,7 +377,7 @@ def check_input_dependence(logits: np.ndarray, blank_logits: np.ndarray | None,
     else:
         extra = ""
     return [Finding(
-        "input-independent-logits",
+        INPUT_INDEPENDENT_LOGITS,
         f"logits vary across {n} inputs by {spread:.2%} of their scale{extra}: the model is not reading its input",
         evidence,
     )]
@@ -384,7 +389,7 @@ def check_features(stats: dict | None, n: int, source: str | None) -> list[Findi
         return []
     if stats["mean_cosine"] >= T.COLLAPSE_MIN_MEAN_COSINE and stats["relative_spread"] <= T.COLLAPSE_MAX_RELATIVE_SPREAD:
         return [Finding(
-            "representation-collapse",
+            REPRESENTATION_COLLAPSE,
             f"the features feeding the head ({source or 'pooled'}) are nearly identical across {n} inputs: "
             f"mean pairwise cosine {stats['mean_cosine']:.4f}, spread {stats['relative_spread']:.3%} of their norm, "
             f"effective rank {stats['effective_rank']:.2f}",
@@ -401,7 +406,7 @@ def check_finite_logits(logits: np.ndarray) -> list[Finding]:
         return []
     rows = int(bad.any(axis=1).sum())
     return [Finding(
-        "nonfinite-logits",
+        NONFINITE_LOGITS,
         f"{rows} of {logits.shape[0]} examples get NaN or infinite logits",
         {"nonfinite_examples": rows, "n": int(logits.shape[0]), "nan_values": int(np.isnan(logits).sum()),
          "inf_values": int(np.isinf(logits).sum())},
@@ -447,7 +452,7 @@ def check_determinism(first: np.ndarray, second: np.ndarray, precision: str) -> 
         return []
     flips = float(np.mean(first.argmax(1) != second.argmax(1)))
     return [Finding(
-        "nondeterministic-eval",
+        NONDETERMINISTIC_EVAL,
         f"two eval-mode passes over the same {first.shape[0]} examples differ by up to {diff:.2%} of the logit "
         f"scale; {flips:.0%} of predictions change",
         {"max_relative_difference": diff, "threshold": limit, "prediction_flips": flips, "n": first.shape[0]},

@@ -12,6 +12,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
+from labeldiag.catalogue import LABEL_PERMUTATION, PREDICTIONS_WEAKLY_INFORMATIVE
 
 
 def identity_test(table: np.ndarray, mapping: np.ndarray) -> tuple[int, int, float]:
@@ -95,14 +96,14 @@ def judge_mapping(table: np.ndarray, mapping: np.ndarray, confidence: float, nam
     else:
         message = (f"accuracy {identity_acc:.1%} is far below the model's mean confidence {confidence:.2f} and no "
                    f"label mapping does better ({mapped_acc:.1%})")
-    return [Finding("predictions-weakly-informative", message,
+    return [Finding(PREDICTIONS_WEAKLY_INFORMATIVE, message,
                     {**evidence, "confidence_gap": confidence - identity_acc,
                      "confidence_gap_threshold": T.WEAK_MIN_CONFIDENCE_GAP})]
 
 
 def permutation_finding(message: str, evidence: dict) -> Finding:
     """The one label-permutation finding, for single-label tables and multi-label AUROC matrices alike."""
-    return Finding("label-permutation", message, evidence)
+    return Finding(LABEL_PERMUTATION, message, evidence)
 
 
 def best_auroc_mapping(auroc: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.shapes import MultiLabelSummary
+from labeldiag.catalogue import LABELS_NEVER_PREDICTED, MULTILABEL_NO_PREDICTIONS, MULTILABEL_PRIOR_COLLAPSE
 
 
 def multilabel_no_predictions(m: MultiLabelSummary) -> list[Finding]:
@@ -18,7 +19,7 @@ def multilabel_no_predictions(m: MultiLabelSummary) -> list[Finding]:
     if share < T.MULTILABEL_EMPTY_SHARE or p >= T.ALPHA:
         return []
     return [Finding(
-        "multilabel-no-predictions",
+        MULTILABEL_NO_PREDICTIONS,
         f"{empty} of {n} examples with gold labels ({share:.0%}) get no label with sigmoid >= {m.threshold:g} "
         f"(binomial test against {T.MULTILABEL_EMPTY_NULL_SHARE:.0%}: p {p:.2g}); predicted labels per example "
         f"{m.predicted_per_example:.2f}, gold {m.gold_per_example:.2f}",
@@ -35,7 +36,7 @@ def multilabel_prior_collapse(m: MultiLabelSummary) -> list[Finding]:
         return []
     if m.max_probability_std < T.MULTILABEL_COLLAPSE_PROB_STD:
         return [Finding(
-            "multilabel-prior-collapse",
+            MULTILABEL_PRIOR_COLLAPSE,
             f"every label's probability is the same for all {m.examples} inputs (largest std across inputs "
             f"{m.max_probability_std:.2g}); {m.distinct_predicted_sets} distinct predicted label set(s)",
             {"examples": m.examples, "max_probability_std": m.max_probability_std,
@@ -50,7 +51,7 @@ def multilabel_prior_collapse(m: MultiLabelSummary) -> list[Finding]:
     if m.auroc_matrix_min_p < level or largest >= T.MULTILABEL_COLLAPSE_AUROC_GAP:
         return []
     return [Finding(
-        "multilabel-prior-collapse",
+        MULTILABEL_PRIOR_COLLAPSE,
         f"no logit ranks any gold label better than chance on {m.examples} examples: every AUROC within "
         f"{largest:.2f} of 0.5 (Mann-Whitney over {m.testable_cells} label x logit cells, smallest p "
         f"{m.auroc_matrix_min_p:.2g}, Bonferroni level {level:.2g})",
@@ -69,7 +70,7 @@ def labels_never_predicted(m: MultiLabelSummary) -> list[Finding]:
     shown = ", ".join(f"'{s.name}' (support {s.support}, AUROC {s.auroc:.2f})" if s.auroc is not None
                       else f"'{s.name}' (support {s.support})" for s in never[:5])
     return [Finding(
-        "labels-never-predicted",
+        LABELS_NEVER_PREDICTED,
         f"{len(never)} label(s) with gold examples are never predicted at sigmoid >= {m.threshold:g} on "
         f"{m.examples} examples: {shown}{', ...' if len(never) > 5 else ''}",
         {"labels": [{"name": s.name, "support": s.support, "auroc": s.auroc} for s in never],

@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.measure.padding import PaddingProbe, TemporaryPad, padding_limit
+from labeldiag.catalogue import PADDING_SENSITIVE_LOGITS, PAD_TOKEN_MISSING
 
 
 def pad_token_missing(pad: TemporaryPad | None) -> list[Finding]:
@@ -12,7 +13,7 @@ def pad_token_missing(pad: TemporaryPad | None) -> list[Finding]:
     fix = ("model.config.pad_token_id = tokenizer.pad_token_id" if pad.tokenizer_has_pad else
            "tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id")
     return [Finding(
-        "pad-token-missing",
+        PAD_TOKEN_MISSING,
         f"{pad.model_class} reads the last non-pad token but config.pad_token_id is not set; measured with "
         f"{pad.source} (id {pad.pad_id}) as a temporary pad, nothing saved",
         {"temporary_pad_id": pad.pad_id, "temporary_pad": pad.source, "tokenizer_has_pad": pad.tokenizer_has_pad},
@@ -32,7 +33,7 @@ def padding_sensitive_logits(probes: list[PaddingProbe]) -> list[Finding]:
     worst, relative, limit = max(bad, key=lambda b: b[1])
     sides = " and ".join(f"{p.side}" for p, _, _ in bad)
     return [Finding(
-        "padding-sensitive-logits",
+        PADDING_SENSITIVE_LOGITS,
         f"{worst.examples} examples give other logits batched with {sides} padding than alone: max |delta logit| "
         f"{worst.max_abs_delta:.3g} ({relative:.0%} of the mean |logit|), {worst.changed_predictions:.0%} of "
         "predictions change",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.shapes import PairwiseSummary
+from labeldiag.catalogue import PAIRWISE_CHANCE, SCORE_COLLAPSE
 
 
 def score_collapse(p: PairwiseSummary) -> list[Finding]:
@@ -11,7 +12,7 @@ def score_collapse(p: PairwiseSummary) -> list[Finding]:
     if p.pairs < 2 or p.score_std >= T.SCORE_COLLAPSE_MAX_STD:
         return []
     return [Finding(
-        "score-collapse",
+        SCORE_COLLAPSE,
         f"the head gives nearly the same score to all {2 * p.pairs} texts: std {p.score_std:.2g} around "
         f"{p.score_mean:.3g} (below {T.SCORE_COLLAPSE_MAX_STD:g}); the Bradley-Terry loss is "
         f"{p.bradley_terry_loss:.3f}, ln 2 = 0.693",
@@ -26,7 +27,7 @@ def pairwise_chance(p: PairwiseSummary) -> list[Finding]:
     if p.pairs < T.PAIRWISE_MIN_PAIRS or p.binomial_p < T.ALPHA:
         return []
     return [Finding(
-        "pairwise-chance",
+        PAIRWISE_CHANCE,
         f"the chosen text scores higher in {p.preferred} of {p.pairs} pairs ({p.accuracy:.1%}, {p.ties} ties): "
         f"not more often than chance (one-sided binomial test: p {p.binomial_p:.2g}); median margin "
         f"{p.margin_quantiles[2]:.3g}",

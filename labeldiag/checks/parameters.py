@@ -6,6 +6,7 @@ import math
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.records import InitialLoss, ParameterCensus, group_layers
+from labeldiag.catalogue import DISCONNECTED_PARAMETERS, FROZEN_PARAMETERS, LOSS_AT_INIT_OFF, NOTHING_TRAINABLE
 
 def listing(names: tuple[str, ...] | list[str], limit: int = 5, layers: tuple[str, ...] | None = None) -> str:
     """'layer a, layer b, ... (12 layers)': the layers given, or those the parameter names belong to."""
@@ -17,7 +18,7 @@ def parameters_frozen(c: ParameterCensus) -> list[Finding]:
     if not c.frozen:
         return []
     total = c.frozen_elements + c.trainable_elements
-    return [Finding("frozen-parameters",
+    return [Finding(FROZEN_PARAMETERS,
                     f"{c.frozen_elements:,} of {total:,} parameter elements are frozen ({len(c.frozen)} tensors: "
                     f"{listing(c.frozen, layers=c.frozen_layers)})",
                     {"frozen": c.frozen_elements, "trainable": c.trainable_elements, "frozen_tensors": len(c.frozen),
@@ -27,7 +28,7 @@ def parameters_frozen(c: ParameterCensus) -> list[Finding]:
 def nothing_trainable(c: ParameterCensus) -> list[Finding]:
     if c.trainable or not c.frozen:
         return []
-    return [Finding("nothing-trainable",
+    return [Finding(NOTHING_TRAINABLE,
                     f"nothing is trainable: all {c.frozen_elements:,} parameter elements ({len(c.frozen)} tensors) "
                     "have requires_grad=False, so training cannot change the model",
                     {"frozen": c.frozen_elements, "trainable": 0, "layers": list(c.frozen_layers[:20])})]
@@ -37,7 +38,7 @@ def parameters_disconnected(c: ParameterCensus) -> list[Finding]:
     if not c.backward_ran or not c.no_grad or c.checkpointing:
         return []  # under checkpointing the cause is named by no-grad-under-checkpointing
     why = "" if c.loss_connected else "; the loss has no gradient path to the model at all (numpy/.item()/detach?)"
-    return [Finding("disconnected-parameters",
+    return [Finding(DISCONNECTED_PARAMETERS,
                     f"{len(c.no_grad)} trainable parameter tensor(s) ({c.no_grad_elements:,} elements) got no "
                     f"gradient: {listing(c.no_grad, layers=c.no_grad_layers)}{why}",
                     {"count": len(c.no_grad), "elements": c.no_grad_elements, "layers": list(c.no_grad_layers[:20]),
@@ -55,7 +56,7 @@ def loss_at_init(init: InitialLoss) -> list[Finding]:
     if T.LOSS_AT_INIT_MIN_RATIO <= ratio <= T.LOSS_AT_INIT_MAX_RATIO:
         return []
     high = ratio > T.LOSS_AT_INIT_MAX_RATIO
-    return [Finding("loss-at-init-off",
+    return [Finding(LOSS_AT_INIT_OFF,
                     f"the loss with a fresh head is {init.loss:.3g}, {ratio:.2g} x ln({init.num_labels}) = {ln_c:.3g}, "
                     f"far {'above' if high else 'below'} it" + (" (saturated logits?)" if high else
                                                               " (labels leaking, or not cross-entropy?)"),

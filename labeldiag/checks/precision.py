@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.measure.precision import HalfPrecisionWeights
+from labeldiag.catalogue import HALF_PRECISION_WEIGHTS
 
 
 def half_precision_weights(h: HalfPrecisionWeights | None) -> list[Finding]:
@@ -12,7 +13,7 @@ def half_precision_weights(h: HalfPrecisionWeights | None) -> list[Finding]:
         return []
     kinds = ", ".join(f"{n:,} {dtype}" for dtype, n in sorted(h.half_elements.items()))
     return [Finding(
-        "half-precision-weights",
+        HALF_PRECISION_WEIGHTS,
         f"{h.half_total:,} of {h.trainable_elements:,} trainable elements are stored in half precision ({kinds}); "
         f"an AdamW step of lr {h.lr:g} rounds away for {h.lost_share:.0%} of them"
         + (f"; AdamW's fp16 state turns small gradients (|g| < 7.7e-3) into inf/NaN steps for the "

@@ -11,6 +11,7 @@ import numpy as np
 
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
+from labeldiag.catalogue import CONSTANT_PREDICTIONS
 
 
 def as_array(x: Any, what: str) -> np.ndarray:
@@ -60,7 +61,7 @@ def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], repor
     """Per-class verdicts (issue 20), unless the predictions already collapsed into one class."""
     from labeldiag.checks.classes import class_counts, classes_never_predicted, minority_classes_ignored
 
-    if any(f.code == "constant-predictions" for f in report.findings):
+    if any(f.code == CONSTANT_PREDICTIONS for f in report.findings):
         return []
     counts = class_counts(logits, gold)
     return classes_never_predicted(counts, names) + minority_classes_ignored(counts, names)

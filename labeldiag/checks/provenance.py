@@ -4,6 +4,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.measure.provenance import CasingStats, RoundTrip
+from labeldiag.catalogue import FOREIGN_TOKEN_IDS, TOKENIZER_CASING_MISMATCH
 
 
 def tokenizer_casing_mismatch(c: CasingStats | None) -> list[Finding]:
@@ -16,7 +17,7 @@ def tokenizer_casing_mismatch(c: CasingStats | None) -> list[Finding]:
     what = ("the tokenizer lower-cases, but the vocabulary is cased" if c.lowercases else
             "the tokenizer keeps case, but the vocabulary is uncased")
     return [Finding(
-        "tokenizer-casing-mismatch",
+        TOKENIZER_CASING_MISMATCH,
         f"{what}: {c.changed} of {c.words} capitalised words in the data get other ids than the vocabulary "
         f"holds for them ({share:.0%}), e.g. {', '.join(c.examples[:5])}",
         {"tokenizer_lowercases": c.lowercases, "vocab_cased_share": c.vocab_cased_share, "words": c.words,
@@ -31,7 +32,7 @@ def foreign_token_ids(r: RoundTrip | None) -> list[Finding]:
     if share < T.FOREIGN_IDS_MIN_SHARE:
         return []
     return [Finding(
-        "foreign-token-ids",
+        FOREIGN_TOKEN_IDS,
         f"decoding and re-encoding the pre-tokenized ids with the model's tokenizer changes {r.changed} of "
         f"{r.examples} sampled examples ({share:.0%}): the ids were made by another tokenizer",
         {"changed": r.changed, "examples": r.examples, "share": share, "threshold": T.FOREIGN_IDS_MIN_SHARE,

@@ -6,6 +6,7 @@ import math
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.shapes import RegressionSummary
+from labeldiag.catalogue import MEAN_PREDICTOR, TARGETS_UNSCALED
 
 
 def mean_predictor(r: RegressionSummary) -> list[Finding]:
@@ -16,7 +17,7 @@ def mean_predictor(r: RegressionSummary) -> list[Finding]:
     if r.r2 > 0 or ratio >= T.REGRESSION_MEAN_STD_RATIO or r.spearman_p < T.ALPHA:
         return []
     return [Finding(
-        "mean-predictor",
+        MEAN_PREDICTOR,
         f"the predictions carry no information about the target on {r.examples} examples: R² {r.r2:.3g}, "
         f"prediction std {r.prediction_std:.3g} vs target std {r.target_std:.3g} (ratio {ratio:.2g}), Spearman "
         f"{0.0 if r.spearman is None else r.spearman:.2f} (permutation test, {r.permutations} shuffles: "
@@ -32,7 +33,7 @@ def targets_unscaled(r: RegressionSummary) -> list[Finding]:
     if r.examples < T.MIN_LABELLED or r.target_rms <= T.REGRESSION_TARGET_RMS_MAX:
         return []
     return [Finding(
-        "targets-unscaled",
+        TARGETS_UNSCALED,
         f"the targets have mean {r.target_mean:.3g} and std {r.target_std:.3g} on {r.examples} examples: a head "
         f"starting near 0 begins at MSE ~{r.target_rms ** 2:.3g}, {r.target_rms ** 2:.0f}x the loss of "
         "standardised targets",

@@ -5,6 +5,7 @@ import math
 
 from labeldiag.findings import Finding
 from labeldiag.records import HeadAcrossRanks, ShardedForward
+from labeldiag.catalogue import HEAD_DIFFERS_ACROSS_RANKS, SHARDED_FORWARD_MISMATCH
 
 
 def head_differs_across_ranks(h: HeadAcrossRanks | None) -> list[Finding]:
@@ -16,7 +17,7 @@ def head_differs_across_ranks(h: HeadAcrossRanks | None) -> list[Finding]:
         return []
     diff = h.max_relative_difference
     return [Finding(
-        "head-differs-across-ranks",
+        HEAD_DIFFERS_ACROSS_RANKS,
         f"the head ({len(h.head_parameters)} tensor(s)) differs between ranks after loading: rank(s) "
         f"{', '.join(map(str, differing))} of {h.world} hold other values than rank 0 (max relative difference "
         f"{diff:.3g}); FSDP stitches the ranks' slices into a head no rank initialised" if diff is not None
@@ -40,7 +41,7 @@ def sharded_forward_mismatch(s: ShardedForward | None) -> list[Finding]:
         if value is not None and not (math.isfinite(value) and value <= s.tolerance):
             parts.append(f"{what} by {value:.3g}" if math.isfinite(value) else f"{what} (one side missing)")
     return [Finding(
-        "sharded-forward-mismatch",
+        SHARDED_FORWARD_MISMATCH,
         f"sharded over {s.world} ranks with FSDP2, a {s.layers}-layer copy of the model's config gives other "
         f"results than unsharded on the same {s.examples} examples: {' and '.join(parts)} (relative to the "
         f"largest value; {s.precision} allows {s.tolerance:g})",

@@ -6,6 +6,7 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.tagging import SchemeReport, TokenGold, TokenSummary
+from labeldiag.catalogue import BIO_LABELS_MALFORMED, ENTITIES_TRUNCATED, LABEL_ALIGNMENT_OFF, NO_TOKEN_LABELS
 
 
 def token_predictions(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> list[Finding]:
@@ -27,7 +28,7 @@ def no_token_labels(gold: TokenGold) -> list[Finding]:
         why = (f"the data has {gold.given_tags} tags but none survives alignment ({gold.alignment}) and truncation "
                f"at {gold.max_length} tokens")
     return [Finding(
-        "no-token-labels",
+        NO_TOKEN_LABELS,
         f"no token of the {len(gold.labels)} examples has a label: {why}; the loss is empty and nothing is learned "
         "or measured",
         {"examples": len(gold.labels), "tags_in_data": gold.given_tags, "labelled_tokens": kept,
@@ -53,7 +54,7 @@ def label_alignment_off(summary: TokenSummary) -> list[Finding]:
     gain = (s.shifted_correct - s.given_correct) / s.compared
     where = "later" if s.offset > 0 else "earlier"
     return [Finding(
-        "label-alignment-off",
+        LABEL_ALIGNMENT_OFF,
         f"the gold tags match the model's tag one {s.unit} {where} on {s.shifted_correct / s.compared:.0%} of "
         f"{s.compared} labelled tokens, but in place on only {s.given_correct / s.compared:.0%} (exact McNemar: "
         f"{s.only_shifted} right only shifted vs {s.only_given} right only in place, p {s.p_value:.2g}): the "
@@ -80,7 +81,7 @@ def bio_labels_malformed(scheme: SchemeReport, summary: TokenSummary | None) -> 
         problems.append("no 'O' tag")
         evidence["has_o"] = False
     if problems:
-        return [Finding("bio-labels-malformed", f"id2label breaks the BIO scheme: {'; '.join(problems)}", evidence)]
+        return [Finding(BIO_LABELS_MALFORMED, f"id2label breaks the BIO scheme: {'; '.join(problems)}", evidence)]
     if summary is None or not summary.scheme_positions:
         return []
     n, predicted, gold = summary.scheme_positions, summary.predicted_violations, summary.gold_violations
@@ -89,7 +90,7 @@ def bio_labels_malformed(scheme: SchemeReport, summary: TokenSummary | None) -> 
             or summary.violations_p >= T.ALPHA):
         return []
     return [Finding(
-        "bio-labels-malformed",
+        BIO_LABELS_MALFORMED,
         f"the predicted tags break the BIO scheme (an I-X that continues no X entity) at {predicted} of {n} "
         f"tokens ({share:.1%}), the gold tags at {gold} (exact McNemar: {summary.violations_only_predicted} vs "
         f"{summary.violations_only_gold}, p {summary.violations_p:.2g})",
@@ -107,7 +108,7 @@ def entities_truncated(gold: TokenGold) -> list[Finding]:
     if share < T.ENTITIES_CUT_MIN_SHARE:
         return []
     return [Finding(
-        "entities-truncated",
+        ENTITIES_TRUNCATED,
         f"{gold.entities_cut} of {gold.entities} gold entities ({share:.1%}, in {gold.examples_cut} examples) lie "
         f"beyond --max-length {gold.max_length} tokens: truncation drops them from training and evaluation",
         {"entities": gold.entities, "entities_cut": gold.entities_cut, "share": share,

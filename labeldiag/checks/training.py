@@ -10,6 +10,10 @@ from labeldiag.checks.parameters import group_layers, listing
 from labeldiag.findings import Finding
 from labeldiag.options import TrainSettings
 from labeldiag.records import TrainingTrace
+from labeldiag.catalogue import (
+    CANNOT_OVERFIT, COLLAPSE_DURING_TRAINING, LOSS_DIVERGED, PARAMETERS_UNCHANGED, PARAMS_NOT_IN_OPTIMIZER,
+    RANKS_DIVERGED, SLOW_CONVERGENCE,
+)
 
 
 def fit_rule(t: TrainingTrace, target_loss: float) -> str | None:
@@ -42,7 +46,7 @@ def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None
     out: list[Finding] = []
     if t.skipped:
         return [Finding(
-            "cannot-overfit",
+            CANNOT_OVERFIT,
             f"training could not start: {t.skipped}; the loss stays at {_num(t.initial_loss)} "
             f"(ln C = {t.ln_c:.3g})",
             {"final_loss": t.initial_loss, "steps": 0, "target_loss": s.target_loss, "reason": t.skipped},
@@ -56,7 +60,7 @@ def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None
     if t.diverged_step is not None:
         bad = losses[t.diverged_step - 1]
         out.append(Finding(
-            "loss-diverged",
+            LOSS_DIVERGED,
             f"the loss went from {start:.3g} to {'NaN/inf' if not math.isfinite(bad) else f'{bad:.3g}'} at step "
             f"{t.diverged_step} (lr {s.lr:g}); training was stopped there",
             {"initial_loss": start, "loss": float(bad) if math.isfinite(bad) else None, "step": t.diverged_step,
@@ -66,7 +70,7 @@ def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None
     if t.unchanged and t.steps_run >= 1:
         got_none = [n for n in t.unchanged if n in set(t.disconnected)]
         out.append(Finding(
-            "parameters-unchanged",
+            PARAMETERS_UNCHANGED,
             f"{len(t.unchanged)} trainable parameter(s) did not move in {t.steps_run} optimizer step(s): "
             f"{listing(t.unchanged)}" + (f"; {len(got_none)} of them got no gradient" if got_none else ""),
             {"count": len(t.unchanged), "layers": group_layers(t.unchanged)[:30],
@@ -78,7 +82,7 @@ def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None
     if not t.fitted:
         final_class = t.classification_losses[-1] if t.classification_losses else None
         out.append(Finding(
-            "cannot-overfit",
+            CANNOT_OVERFIT,
             f"the batch ({t.batch_classes} classes) was not fitted in {t.steps_run} step(s): final loss {_num(t.final_loss)}"
             + (f", {t.classification_source} {_num(final_class)}" if final_class is not None
                and final_class != t.final_loss else "")
@@ -92,7 +96,7 @@ def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None
         ))
     elif t.fit_step is not None and t.fit_step > T.SMOKE_SLOW_FIT_SHARE * s.steps:
         out.append(Finding(
-            "slow-convergence",
+            SLOW_CONVERGENCE,
             f"the batch was fitted only at step {t.fit_step} of {s.steps} "
             f"(later than {T.SMOKE_SLOW_FIT_SHARE:.0%} of the budget)",
             {"fit_step": t.fit_step, "steps_budget": s.steps, "lr": s.lr},
@@ -113,7 +117,7 @@ def _collapse(t: TrainingTrace, nonfinite: bool) -> Finding | None:
     while since > 1 and t.distinct_predictions[since - 2] == 1:
         since -= 1
     return Finding(
-        "collapse-during-training",
+        COLLAPSE_DURING_TRAINING,
         ("predictions on the batch were one class at every step" if always else
          f"predictions on the batch became one class from step {since} on")
         + f", although the batch holds {t.batch_classes} classes",
@@ -147,23 +151,23 @@ def cannot_fit_hint(t: TrainingTrace, s: TrainSettings, found: list[Finding], tr
         tips.append("the loss depends on no trainable parameter (logits are detached): run labeldiag grad-flow")
     elif t.disconnected:
         tips.append(f"{len(group_layers(t.disconnected))} layer(s) got no gradient: run labeldiag grad-flow")
-    if "loss-diverged" in codes:
+    if LOSS_DIVERGED in codes:
         tips.append(f"loss diverged: lower --lr (try {s.lr / 10:g})")
     sat = [x for x in t.max_abs_logits if math.isfinite(x)]
     if sat and sat[-1] > T.SMOKE_SATURATED_LOGIT:
         tips.append(f"logits saturated (|logit| up to {sat[-1]:.3g}): scale them or lower --lr")
-    if "collapse-during-training" in codes:
+    if COLLAPSE_DURING_TRAINING in codes:
         tips.append("predictions collapsed to one class")
-    if "parameters-unchanged" in codes and t.trainable and not t.disconnected:
+    if PARAMETERS_UNCHANGED in codes and t.trainable and not t.disconnected:
         tips.append("some parameters never moved: are they all in the optimizer?")
     final, start = t.final_loss, t.initial_loss if t.initial_loss is not None else (t.losses[0] if t.losses else None)
     if (final is not None and start is not None and math.isfinite(final) and math.isfinite(start)
-            and final > T.SMOKE_STUCK_LOSS_SHARE * start and "loss-diverged" not in codes and t.trainable
+            and final > T.SMOKE_STUCK_LOSS_SHARE * start and LOSS_DIVERGED not in codes and t.trainable
             and t.loss_has_grad):
         tips.append(f"the loss barely moved ({start:.3g} -> {final:.3g}): try a higher --lr or more --steps")
     acc = t.final_accuracy
     if (acc is not None and acc >= 1.0 and final is not None and math.isfinite(final)
-            and "loss-diverged" not in codes):
+            and LOSS_DIVERGED not in codes):
         tips.append(f"accuracy reached 100% but the loss stayed above --target-loss {s.target_loss:g}: give more "
                     "--steps or a higher --lr")
     if not tips or (not triage and t.trainable and t.loss_has_grad):
@@ -177,7 +181,7 @@ def check_ranks(max_rel_diff: float | None, world_size: int) -> list[Finding]:
     if math.isfinite(max_rel_diff) and max_rel_diff <= T.SMOKE_RANKS_MAX_REL_DIFF:
         return []
     return [Finding(
-        "ranks-diverged",
+        RANKS_DIVERGED,
         f"the {world_size} data-parallel ranks ended with different parameters (max relative difference "
         f"{max_rel_diff:.3g} to rank 0)",
         {"max_relative_difference": max_rel_diff if math.isfinite(max_rel_diff) else None,
@@ -200,7 +204,7 @@ def params_not_in_optimizer(coverage: dict) -> list[Finding]:
         return []
     missing = coverage["missing"]
     return [Finding(
-        "params-not-in-optimizer",
+        PARAMS_NOT_IN_OPTIMIZER,
         f"{len(missing)} of {coverage['trainable']} trainable parameter tensor(s) "
         f"({coverage['missing_elements']:,} elements) are not in the optimizer: {listing(missing)}",
         {"parameters": missing[:30], "count": len(missing), "elements": coverage["missing_elements"],

@@ -8,6 +8,9 @@ from labeldiag.findings import Finding
 from labeldiag.measure.head_values import HeadValues
 from labeldiag.measure.train_probe import LossScaleRecord
 from labeldiag.records import ParameterCensus
+from labeldiag.catalogue import (
+    HEAD_WEIGHTS_GARBAGE, LOGGED_LOSS_SCALE_MISMATCH, MODEL_MAX_LENGTH_UNSET, NO_GRAD_UNDER_CHECKPOINTING,
+)
 
 
 def logged_loss_scale_mismatch(rec: LossScaleRecord | None) -> list[Finding]:
@@ -25,7 +28,7 @@ def logged_loss_scale_mismatch(rec: LossScaleRecord | None) -> list[Finding]:
     if abs(ratio / k - 1.0) > T.LOSS_SCALE_TOLERANCE:
         return []
     return [Finding(
-        "logged-loss-scale-mismatch",
+        LOGGED_LOSS_SCALE_MISMATCH,
         f"the Trainer logged loss {rec.logged_loss:.4g}, {ratio:.2f} x the cross-entropy {rec.recomputed_loss:.4g} "
         f"recomputed from the same {rec.micro_batches} micro-batches' logits and labels "
         f"(gradient_accumulation_steps={k}): the loss, and so the gradient, is not divided by the accumulation steps",
@@ -41,7 +44,7 @@ def no_grad_under_checkpointing(c: ParameterCensus | None) -> list[Finding]:
     if c is None or not c.checkpointing or not c.backward_ran or not c.no_grad:
         return []
     return [Finding(
-        "no-grad-under-checkpointing",
+        NO_GRAD_UNDER_CHECKPOINTING,
         f"gradient checkpointing is on and {len(c.no_grad)} trainable tensor(s) ({c.no_grad_elements:,} elements) "
         f"got no gradient from one backward pass: {listing(c.no_grad, layers=c.no_grad_layers)}",
         {"count": len(c.no_grad), "elements": c.no_grad_elements, "trainable_elements": c.trainable_elements,
@@ -55,7 +58,7 @@ def head_weights_garbage(head: HeadValues | None) -> list[Finding]:
     what = f"|value| up to {head.max_abs:.3g} in '{head.largest}'" if head.max_abs >= T.HEAD_GARBAGE_MIN_ABS else ""
     bad = f"{head.nonfinite:,} NaN/inf value(s)" if head.nonfinite else ""
     return [Finding(
-        "head-weights-garbage",
+        HEAD_WEIGHTS_GARBAGE,
         f"the head holds {' and '.join(x for x in (what, bad) if x)}: far outside any initialiser's range "
         f"(threshold {T.HEAD_GARBAGE_MIN_ABS:g}; a trained head stays below 1), memory left uninitialised",
         {"max_abs": head.max_abs, "tensor": head.largest, "nonfinite": head.nonfinite, "elements": head.elements,
@@ -67,7 +70,7 @@ def model_max_length_unset(model_max_length: float | None) -> list[Finding]:
     if not isinstance(model_max_length, (int, float)) or model_max_length < T.MODEL_MAX_LENGTH_SENTINEL:
         return []
     return [Finding(
-        "model-max-length-unset",
+        MODEL_MAX_LENGTH_UNSET,
         f"the tokenizer's model_max_length is {model_max_length:.0e}, transformers' 'unset' value: "
         "tokenizer(..., truncation=True) without max_length cuts nothing",
         {"model_max_length": model_max_length, "sentinel_from": T.MODEL_MAX_LENGTH_SENTINEL},

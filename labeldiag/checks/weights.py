@@ -13,6 +13,9 @@ from labeldiag import thresholds as T
 from labeldiag.findings import Finding
 from labeldiag.measure.activations import Activations
 from labeldiag.measure.weights import BaseDistance, TensorStats
+from labeldiag.catalogue import (
+    ATTENTION_DEGENERATE, LAYER_WEIGHTS_ANOMALOUS, RESIDUAL_STREAM_ANOMALOUS, WEIGHTS_FAR_FROM_BASE,
+)
 
 
 def robust_z(values: np.ndarray, floor: float) -> np.ndarray:
@@ -80,7 +83,7 @@ def layer_weights_anomalous(stats: list[TensorStats]) -> list[Finding]:
     test = (f"robust z-score of log RMS against the same tensor in the other blocks (|z| >= {T.WEIGHT_MAX_Z:g}), "
             f"and exactly-zero rows / columns (>= {T.WEIGHT_MIN_ZERO_ROWS}) no sibling has")
     return [Finding(
-        "layer-weights-anomalous",
+        LAYER_WEIGHTS_ANOMALOUS,
         f"{len(rows)} weight tensor{'s are' if len(rows) > 1 else ' is'} out of line with "
         f"{'their' if len(rows) > 1 else 'its'}"
         f" sibling layers: {shown}",
@@ -122,7 +125,7 @@ def residual_stream_anomalous(acts: Activations | None) -> list[Finding]:
                       f"{r['value']:.3g}, {r['ratio']:.3g}x the other blocks' median (z = {r['robust_z']:.1f}; "
                       f"stream RMS {r['rms_in']:.3g} -> {r['rms_out']:.3g})" for r in rows[:4])
     return [Finding(
-        "residual-stream-anomalous",
+        RESIDUAL_STREAM_ANOMALOUS,
         f"{len(rows)} block(s) change the residual stream far unlike the others: {shown}",
         {"blocks": rows, "examples": acts.examples, "n_blocks": len(acts.blocks),
          "test": f"robust z-score of the log median update over blocks 1..{len(acts.blocks) - 1} "
@@ -163,7 +166,7 @@ def attention_degenerate(acts: Activations | None) -> list[Finding]:
     shown = "; ".join(f"{r['layer']} attends {r['pattern']} in every head" if r["pattern"] != "on padding"
                       else f"{r['layer']} puts {r['pad_mass']:.0%} of its attention on padding" for r in rows)
     return [Finding(
-        "attention-degenerate", f"{shown} (over {rows[0]['examples']} examples), unlike its sibling layers",
+        ATTENTION_DEGENERATE, f"{shown} (over {rows[0]['examples']} examples), unlike its sibling layers",
         {"layers": rows, "uniform_entropy": T.ATTENTION_UNIFORM_MIN_ENTROPY,
          "one_hot_weight": T.ATTENTION_ONE_HOT_MIN_WEIGHT, "pad_mass": T.ATTENTION_MAX_PAD_MASS,
          "n_layers": len(acts.attention)},
@@ -193,7 +196,7 @@ def weights_far_from_base(distances: list[BaseDistance], base: str) -> list[Find
     shown = "; ".join(f"{r['tensor']} changed by {r['relative_change']:.3g} of its base norm, "
                       f"{r['ratio']:.3g}x its {r['compared_with']}' median" for r in rows[:4])
     return [Finding(
-        "weights-far-from-base",
+        WEIGHTS_FAR_FROM_BASE,
         f"{len(rows)} tensor{'s' if len(rows) > 1 else ''} moved from the base model ({base}) by orders of "
         f"magnitude more than the rest of the fine-tune: {shown}{'; ...' if len(rows) > 4 else ''}",
         {"tensors": rows, "base_model": base, "median_relative_change": overall, "compared": len(distances),

@@ -11,6 +11,7 @@ from labeldiag.commands.common import Inputs, head_options_for_data, prepare, to
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import GradFlowSettings, Options
+from labeldiag.catalogue import FROZEN_PARAMETERS, NOTHING_TRAINABLE
 
 
 def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
@@ -85,7 +86,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
                             "(lora_B starts at zero); they are not judged by zero-gradients")
     findings = check_grad_flow(flow, fresh_head)
     if lora is not None or dispatched:  # the frozen base is the design (LoRA, activation mode), said above
-        by_design = {"frozen-parameters", "nothing-trainable"} if dispatched else {"frozen-parameters"}
+        by_design = {FROZEN_PARAMETERS, NOTHING_TRAINABLE} if dispatched else {FROZEN_PARAMETERS}
         findings = [f for f in findings if f.code not in by_design]
     report.add(findings)
     report.add(learning_rate_too_high(updates=update_ratios(flow.layers, lr)))

@@ -20,6 +20,7 @@ from labeldiag.commands.common import Inputs, head_options_for_data, prepare, se
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import Options, TrainSettings
+from labeldiag.catalogue import LABEL_PERMUTATION
 
 
 def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
@@ -167,7 +168,7 @@ def _names_permuted(s, opts: Options, gold: np.ndarray) -> bool:
                              capture_features=False).logits
     finite = np.isfinite(logits).all(axis=1)
     permuted = [f for f in check_predictions(logits[finite], gold[rows][finite], s.names)
-                if f.code == "label-permutation"]
+                if f.code == LABEL_PERMUTATION]
     if permuted:
         s.report.add(permuted)
         s.report.notes.append("training skipped: the trained head predicts the labels under other names (see "

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
 from labeldiag.findings import Report
 
@@ -110,7 +111,7 @@ def render_report(report: Report, console: Console, *, elapsed_s: float | None =
         head = Text.assemble((f"{f.severity.upper():8}", STYLE[f.severity]), (f"{f.code}", "bold"), ": ",
                              strip_control(f.message))
         console.print(head)
-        corrected = f.evidence.get("suggested_id2label") if f.code == "label-permutation" else None
+        corrected = f.evidence.get("suggested_id2label") if f.code == LABEL_PERMUTATION else None
         if corrected:
             console.print(Text(f"         corrected id2label: {strip_control(json.dumps(corrected))}"))
         console.print(Text(f"         fix: {strip_control(f.hint)}", style="dim"))
@@ -134,19 +135,12 @@ def render_footer(report: Report, console: Console, elapsed_s: float, command_li
         console.print("[dim]labeldiag explain CODE tells more about a finding[/]")
 
 
-# Which command takes the worst finding further, in order of preference; one that has already run
-# (with the flags named) is passed over, and when every one has run, `labeldiag explain CODE` is next.
-FIXABLE = ("label-permutation", "label-map-inconsistent", "problem-type-mismatch", "pad-token-missing")
-TRAINING = ("cannot-overfit", "slow-convergence", "loss-diverged", "parameters-unchanged", "collapse-during-training",
-            "learning-rate-too-high")
-GRADIENTS = ("disconnected-parameters", "nothing-trainable", "zero-gradients", "vanishing-gradients",
-             "exploding-gradients", "no-grad-to-label-tokens", "loss-term-without-gradient", "dead-units",
-             "saturated-activations", "nonfinite-loss", "nonfinite-gradients", "loss-at-init-off",
-             "half-precision-weights")
-# fixed in DATA, the tokenizer or the options, which explain tells how
-INPUTS = ("label-set-mismatch", "labels-out-of-range", "tokenizer-model-mismatch", "unk-heavy", "truncation-heavy",
-          "single-class-batch", "too-few-examples", "label-order-mismatch", "tokenizer-casing-mismatch",
-          "foreign-token-ids")
+# What each catalogue row's next_command runs, in order of preference; one that has already run (with
+# the flags named) is passed over, and when every one has run, `labeldiag explain CODE` is next. A code
+# whose next command is fix goes there only when fix can prove the edit from this report's evidence.
+CANDIDATES: dict[str, list[tuple[str, list[str]]]] = {
+    "smoke-train": [("smoke-train", ["--triage"]), ("grad-flow", [])], "grad-flow": [("grad-flow", [])],
+    "explain": [], "doctor": [("doctor", [])]}
 WHY = {"fix": "a corrected copy of the checkpoint", "smoke-train": "which change lets one batch fit",
        "grad-flow": "where the gradient goes and where it stops",
        "doctor": "every check on one loaded model, root cause first"}
@@ -165,18 +159,12 @@ def next_step(report: Report, command_line: str | None = None) -> tuple[str, str
         if worst is None:
             return None
         code = worst.code
-    if code in FIXABLE and report.get(code) is not None and repairable(report.get(code), report):
-        candidates = [("fix", [])]
-    elif code in FIXABLE:
-        candidates = []  # fix cannot prove the edit from this evidence; explain tells what to do
-    elif code in TRAINING:
-        candidates = [("smoke-train", ["--triage"]), ("grad-flow", [])]
-    elif code in GRADIENTS:
-        candidates = [("grad-flow", [])]
-    elif code in INPUTS:
-        candidates = []
+    next_command = CATALOGUE[code].next_command
+    if next_command == "fix":
+        finding = report.get(code)
+        candidates = [("fix", [])] if finding is not None and repairable(finding, report) else []
     else:
-        candidates = [("doctor", [])]
+        candidates = CANDIDATES[next_command]
     for command, extra in candidates:
         if not _has_run(report, command, extra):
             model, data, options = _carried_options(report, command, extra, command_line)

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from labeldiag.checks.diagnosis import OPTION_CONSEQUENCES
+from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
 from labeldiag.findings import Report
 from labeldiag.render.console import STYLE, section
@@ -28,7 +28,7 @@ def draw_doctor(report: Report, console: Console) -> None:
             console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
                                         f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
                                         strip_control(cause.message)))
-            corrected = cause.evidence.get("suggested_id2label") if cause.code == "label-permutation" else None
+            corrected = cause.evidence.get("suggested_id2label") if cause.code == LABEL_PERMUTATION else None
             if corrected:
                 console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
             for code in entry["explains"]:
@@ -37,7 +37,7 @@ def draw_doctor(report: Report, console: Console) -> None:
                                             strip_control(symptom.message), style="dim"))
             console.print(Text(f"   next: {strip_control(entry['next'])}", style="bold"))
     for f in report.findings:
-        if f.code in OPTION_CONSEQUENCES:
+        if CATALOGUE[f.code].from_options:
             console.print(Text.assemble("note ", (f.code, STYLE[f.severity]), " (follows from the options given, "
                                         "not a cause of the model's behaviour): ", strip_control(f.message),
                                         style="dim"))
