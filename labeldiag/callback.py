@@ -267,10 +267,10 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     from labeldiag.checks.training import params_not_in_optimizer
     from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
     from labeldiag.isolation import isolated
-    from labeldiag.load.model import LoadAudit, _model_info
+    from labeldiag.load.model import _model_info
     from labeldiag.measure.head_values import head_values
     from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
-    from labeldiag.records import InitialLoss
+    from labeldiag.records import InitialLoss, LoadAudit
 
     report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
     if model is None:

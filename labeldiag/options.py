@@ -289,7 +289,7 @@ def _head_request(labels: Any, num_labels: Any) -> tuple[tuple[str, ...] | None,
 
 def _task_request(task: Any, label_columns: Any) -> tuple[str | None, tuple[str, ...] | None]:
     """--task one of the shapes, --label-columns at least two distinct columns."""
-    from labeldiag.shapes import TASKS
+    from labeldiag.records import TASKS
 
     if task is not None:
         task = str(task).strip().lower()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from labeldiag.errors import UsageError  # noqa: E402
 from labeldiag.load.data import read_examples  # noqa: E402
-from labeldiag.load.model import ModelInfo  # noqa: E402
+from labeldiag.records import ModelInfo  # noqa: E402
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("FUZZ_N", "60")), deadline=None, suppress_health_check=list(HealthCheck), derandomize=not __import__("os").environ.get("FUZZ_N"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.learning_rate import LowerRateRerun, UpdateRatios
+from labeldiag.records import LowerRateRerun, UpdateRatios
 
 
 def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRateRerun | None = None) -> list[Finding]:

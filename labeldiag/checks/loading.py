@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from labeldiag.findings import Finding
-from labeldiag.load.model import LoadAudit
+from labeldiag.records import LoadAudit
 
 
 def _group(keys: list[str], depth: int = 2) -> list[str]:

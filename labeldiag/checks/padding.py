@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.padding import PaddingProbe, TemporaryPad, padding_limit
+from labeldiag.records import PaddingProbe, TemporaryPad, padding_limit
 
 
 def pad_token_missing(pad: TemporaryPad | None) -> list[Finding]:

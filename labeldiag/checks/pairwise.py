@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.shapes import PairwiseSummary
+from labeldiag.records import PairwiseSummary
 
 
 def score_collapse(p: PairwiseSummary) -> list[Finding]:

@@ -5,7 +5,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.encode import TokenStats
+from labeldiag.records import TokenStats
 
 
 def check_tokenizer(stats: TokenStats) -> list[Finding]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.checks.parameters import listing
 from labeldiag.findings import Finding
-from labeldiag.measure.head_values import HeadValues
-from labeldiag.measure.train_probe import LossScaleRecord
-from labeldiag.records import ParameterCensus
+from labeldiag.records import HeadValues, LossScaleRecord, ParameterCensus
 
 
 def logged_loss_scale_mismatch(rec: LossScaleRecord | None) -> list[Finding]:

@@ -11,8 +11,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.activations import Activations
-from labeldiag.measure.weights import BaseDistance, TensorStats
+from labeldiag.records import Activations, BaseDistance, TensorStats
 
 
 def robust_z(values: np.ndarray, floor: float) -> np.ndarray:

@@ -30,8 +30,8 @@ def check_logits(s: Session) -> Report:
     from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
     from labeldiag.measure.forward import run_forward
+    from labeldiag.records import summarize_multilabel, summarize_pairwise, summarize_regression
     from labeldiag.render.progress import progress_bar
-    from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
 
     if s.task.kind == "token":  # issue 22
         from labeldiag.commands import token_tasks
@@ -91,9 +91,8 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     from labeldiag.measure.shape_training import train_shape
     from labeldiag.measure.lora import announce, lora_summary, plan_for
     from labeldiag.measure.training import training_copy
-    from labeldiag.records import InitialLoss, TrainingTrace
+    from labeldiag.records import InitialLoss, TrainingTrace, summarize_regression
     from labeldiag.render.progress import phase
-    from labeldiag.shapes import summarize_regression
 
     report, gold = s.report, s.shaped_gold
     if s.task.kind == "pairwise":

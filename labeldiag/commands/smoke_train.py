@@ -195,9 +195,10 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
 
 def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):
     """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran)."""
-    from labeldiag.measure.learning_rate import LowerRateRerun, went_wrong
+    from labeldiag.measure.learning_rate import went_wrong
     from labeldiag.measure.lora import plan_for
     from labeldiag.measure.training import preflight, training_copy
+    from labeldiag.records import LowerRateRerun
 
     problem = went_wrong(trace, settings.lr)
     if problem is None:

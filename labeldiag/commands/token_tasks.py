@@ -18,8 +18,8 @@ def check_logits(s: Session) -> Report:
     from labeldiag.checks.tokens_tagging import (bio_labels_malformed, entities_truncated, label_alignment_off,
                                                  no_token_labels, token_predictions)
     from labeldiag.measure.token_data import token_logits
+    from labeldiag.records import flat_labelled, scheme_report, summarize_tokens
     from labeldiag.render.progress import progress_bar
-    from labeldiag.tagging import flat_labelled, scheme_report, summarize_tokens
 
     report, enc, model, opts, gold = s.report, s.encoded, s.loaded.model, s.opts, s.shaped_gold
     untrained_head = untrained_head_noted(s)

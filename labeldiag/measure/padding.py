@@ -8,7 +8,6 @@ batched next to the longest example (so each is padded), on each padding side th
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,40 +22,7 @@ from labeldiag.measure.runtime import (
     filter_inputs,
     forward_params,
 )
-
-
-@dataclass
-class TemporaryPad:
-    """A decoder classifier without config.pad_token_id, and the pad labeldiag measured with."""
-
-    model_class: str
-    pad_id: int
-    source: str  # "the tokenizer's pad token", "the eos token" or "token id 0"
-    tokenizer_has_pad: bool
-
-
-@dataclass
-class PaddingProbe:
-    """Logits of the same examples alone and batched with padding on one side."""
-
-    side: str  # "right" or "left"
-    examples: int  # sampled examples that got padding in the batch
-    max_abs_delta: float
-    logit_scale: float  # mean |logit| of the unpadded pass
-    changed_predictions: float  # share of sampled examples whose argmax changed
-    precision: str
-    # max |delta logit| between two identical unpadded passes; None when not measured because no
-    # side's delta passed the precision's limit (the repeat only tells a real effect from noise)
-    repeat_abs_delta: float | None = 0.0
-
-    @property
-    def relative_delta(self) -> float:
-        return self.max_abs_delta / max(self.logit_scale, 1e-6)
-
-
-def padding_limit(precision: str) -> float:
-    """Largest relative logit change that padding may cause at this precision."""
-    return T.PADDING_MAX_REL_DELTA.get(precision, T.PADDING_MAX_REL_DELTA["fp32"])
+from labeldiag.records import PaddingProbe, TemporaryPad, padding_limit
 
 
 def base_of(model: Any) -> Any:
