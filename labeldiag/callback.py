@@ -337,7 +337,7 @@ def head_statistics(model: Any) -> dict[str, Any]:
     """Does the head look as initialised (zero biases, weights at the configured init scale)?"""
     import torch
 
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
 
     names = head_parameter_names(model)
     params = dict(model.named_parameters())

@@ -26,7 +26,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.distributed import from_env, init, local_device, shutdown
     from labeldiag.load.dispatch import announce as announce_dispatch, is_dispatched, place
     from labeldiag.measure.activation_grads import ActivationGradients
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
     from labeldiag.measure.sharded import sharded_copy
     from labeldiag.measure.lora import announce, lora_copy, plan_for, zero_by_design
 

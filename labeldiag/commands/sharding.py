@@ -11,7 +11,7 @@ from labeldiag.distributed import Dist, choose_shard
 def start(s, opts, d: Dist) -> None:
     """Set d.shard (UsageError for --shard fsdp without a launcher) and add the rank findings to s.report."""
     from labeldiag.checks.sharding import head_differs_across_ranks, sharded_forward_mismatch
-    from labeldiag.measure.sharded import head_across_ranks, sharded_forward
+    from labeldiag.measure.shard_agreement import head_across_ranks, sharded_forward
     from labeldiag.render.progress import phase
 
     model = s.loaded.model

@@ -226,7 +226,8 @@ def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dic
     import torch
 
     from labeldiag.measure.lora import plan_for
-    from labeldiag.measure.training import head_parameter_names, preflight, training_copy
+    from labeldiag.measure.parameters import head_parameter_names
+    from labeldiag.measure.training import preflight, training_copy
 
     runtime, lr = s.runtime, settings.lr
     variants = [("head only", lr, True, runtime), (f"lr {lr / 10:g}", lr / 10, False, runtime),

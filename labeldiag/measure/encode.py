@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from labeldiag.errors import UsageError, describe_exception
-from labeldiag.load.data import Examples
+from labeldiag.records import Examples
 from labeldiag.measure.runtime import release_freed_memory
 from labeldiag.records import TokenStats
 

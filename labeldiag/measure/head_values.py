@@ -10,7 +10,7 @@ def head_values(model: Any) -> HeadValues | None:
     """None when the model has no head that labeldiag can name."""
     import torch
 
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
 
     from labeldiag.load.dispatch import named_weights
 

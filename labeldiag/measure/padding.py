@@ -17,18 +17,13 @@ from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
 from labeldiag.measure.runtime import (
     Runtime,
+    base_of,
     call_model,
     extract_logits,
     filter_inputs,
     forward_params,
 )
 from labeldiag.records import PaddingProbe, TemporaryPad, padding_limit
-
-
-def base_of(model: Any) -> Any:
-    """The transformers model under a PEFT wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
 
 
 def pools_last_token(model: Any) -> bool:
@@ -62,17 +57,6 @@ def ensure_pad_token(model: Any, tokenizer: Any) -> TemporaryPad | None:
         pad, source = 0, "token id 0"
     config.pad_token_id = pad
     return TemporaryPad(type(base_of(model)).__name__, pad, source, tok_pad is not None)
-
-
-def last_token_positions(input_ids: Any, pad_id: int | None) -> Any:
-    """transformers' rule: the rightmost position that is not the pad id (either padding side)."""
-    import torch
-
-    if pad_id is None:
-        return torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, dtype=torch.long, device=input_ids.device)
-    keep = (input_ids != pad_id).to(torch.int32)
-    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
-    return (positions * keep).argmax(-1)
 
 
 def padding_sides(tokenizer: Any) -> list[str]:

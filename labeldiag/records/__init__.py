@@ -14,7 +14,7 @@ from labeldiag.records.model import (  # noqa: F401
     TensorStats,
 )
 from labeldiag.records.data import (  # noqa: F401
-    CasingStats, PaddingProbe, RoundTrip, TemporaryPad, TokenStats, padding_limit,
+    CasingStats, Examples, PaddingProbe, RoundTrip, TemporaryPad, TokenStats, padding_limit,
 )
 from labeldiag.records.shapes import (  # noqa: F401
     FIGURE_POINTS, MULTILABEL_THRESHOLD, PROBLEM_TYPE_TASK, TASKS, TASK_PROBLEM_TYPE, LabelScore, MultiLabelGold,

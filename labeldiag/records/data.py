@@ -1,7 +1,9 @@
-"""Records of the data as the model reads it: tokenization, casing, and what padding does to the logits."""
+"""Records of the data: the examples as read, how the tokenizer reads them, casing, and what padding does to
+the logits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from labeldiag import thresholds as T
 
@@ -72,3 +74,35 @@ class PaddingProbe:
 def padding_limit(precision: str) -> float:
     """Largest relative logit change that padding may cause at this precision."""
     return T.PADDING_MAX_REL_DELTA.get(precision, T.PADDING_MAX_REL_DELTA["fp32"])
+
+
+@dataclass
+class Examples:
+    """Examples read from DATA: texts (and pairs) or already tokenized tensors, with raw labels."""
+
+    path: str
+    columns: list[str]
+    texts: list[str] | None = None
+    pairs: list[str] | None = None
+    labels: list[Any] | None = None  # raw values as read (int / float / str / bool)
+    text_field: str | None = None
+    pair_field: str | None = None
+    label_field: str | None = None
+    tokenized: dict[str, Any] | None = None  # numpy arrays for .pt / .safetensors data
+    notes: list[str] = field(default_factory=list)
+    # class names in index order as the data declares them (a datasets ClassLabel, parquet schema metadata)
+    declared_label_names: list[str] | None = None
+    # preference data (reward models): texts hold the N chosen texts, then the N rejected ones
+    preference_pairs: int | None = None
+    # token classification (issue 22): each example's words, and labels holding one tag per word or token
+    words: list[list[str]] | None = None
+    token_level: bool = False
+
+    def __len__(self) -> int:
+        if self.tokenized is not None:
+            return int(self.tokenized["input_ids"].shape[0])
+        return len(self.texts or [])
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
