@@ -18,6 +18,7 @@ from labeldiag.findings import Finding, Report
 from labeldiag.render import console as con
 from labeldiag.render import grad_flow as gf_view
 from labeldiag.render import smoke_train as st_view
+from labeldiag.render.text import print_packed
 
 HOSTILE = ["[/]", "[bold]x\x1b[31m", "a$\\frac{$b"]  # markup, a terminal escape, broken matplotlib math
 
@@ -193,7 +194,7 @@ def test_doctor_prints_the_corrected_id2label_under_its_diagnosis():
 def test_packed_metrics_never_split_a_value():
     stream = io.StringIO()
     parts = [f"metric-{i} {i * 1000.5}" for i in range(12)]
-    con.print_packed(Console(file=stream, width=50, soft_wrap=True), parts)
+    print_packed(Console(file=stream, width=50, soft_wrap=True), parts)
     lines = stream.getvalue().splitlines()
     assert len(lines) > 1 and all(len(line) <= 50 for line in lines)
     assert [p for line in lines for p in line.split("   ")] == parts

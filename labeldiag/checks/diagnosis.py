@@ -7,9 +7,10 @@ under that cause, not as a problem of its own.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labeldiag.findings import Finding
+if TYPE_CHECKING:
+    from labeldiag.findings import Finding
 
 # root causes, most fundamental first: what the checkpoint and data are, then how gradient flows,
 # then how the model behaves; a code's position is its rank when several are found
