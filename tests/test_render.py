@@ -142,16 +142,21 @@ def test_the_footer_names_the_next_command_for_the_worst_finding(command, code, 
 
 
 def test_the_next_command_keeps_the_options_that_say_how_to_read_model_and_data():
+    from typer.main import get_command
+
+    from labeldiag.cli import app
+
+    commands = get_command(app).commands  # what the CLI hands down to parse the line it was given
     report = report_with("smoke-train", "disconnected-parameters")
     typed = ("labeldiag smoke-train 'my runs/model' data.csv --label-field topic --steps 5 --lr 0.001 "
              "--json r.json --trust-remote-code")
-    why, command = con.next_step(report, typed)
+    why, command = con.next_step(report, typed, commands)
     # --steps/--lr mean another thing in grad-flow, and --json would overwrite this report
     assert shlex.split(command) == ["labeldiag", "grad-flow", "my runs/model", "data.csv", "--label-field", "topic",
                                     "--trust-remote-code"], command
     report = report_with("smoke-train", "cannot-overfit")
     # the same command again keeps its own settings, with --triage added
-    assert shlex.split(con.next_step(report, typed)[1]) == [
+    assert shlex.split(con.next_step(report, typed, commands)[1]) == [
         "labeldiag", "smoke-train", "my runs/model", "data.csv", "--label-field", "topic", "--trust-remote-code",
         "--steps", "5", "--lr", "0.001", "--triage"]
 
