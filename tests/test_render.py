@@ -261,7 +261,7 @@ def test_zero_and_missing_gradients_are_marked_not_drawn_as_tiny_bars():
 def test_a_run_that_fits_at_step_one_draws_a_point(monkeypatch, tmp_path):
     report = report_with("smoke-train", metrics={"curve": [{"step": 1, "loss": 0.01, "accuracy": 1.0,
                                                              "grad_norm": 0.1}], "fitted": True, "fit_step": 1})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     for ax in fig.axes[:3]:
         line = ax.lines[0]
@@ -273,7 +273,7 @@ def test_a_nan_loss_is_marked_at_its_step(monkeypatch, tmp_path):
     losses = [2.0, 50.0, float("nan"), float("inf")]
     report = report_with("smoke-train", "loss-diverged", metrics={"curve": [
         {"step": s, "loss": v, "accuracy": 0.3, "grad_norm": 1.0} for s, v in enumerate(losses, 1)]})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     loss_ax = fig.axes[0]
     assert [x for x, _ in loss_ax.collections[0].get_offsets()] == [3, 4]
@@ -289,7 +289,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
         "lr": 1e-4, "final_loss": 1.1, "fitted": False, "triage": triage})
     rows = st_view.triage_rows(report.metrics, triage)
     assert [r["note"] for r in rows] == ["not fitted", "fit at step 12", "not fitted", "skipped: no head found"]
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     panel = fig.axes[3]
     assert [t.get_text() for t in panel.get_yticklabels()] == [r["label"] for r in rows]
@@ -298,7 +298,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
 
 def test_nothing_trained_draws_a_sentence_not_empty_panels(monkeypatch, tmp_path):
     report = report_with("smoke-train", "nothing-trainable", metrics={"skipped": "no parameter is trainable"})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     assert len(fig.axes) == 1 and "no parameter is trainable" in fig.axes[0].texts[0].get_text()
 

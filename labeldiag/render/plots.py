@@ -1,4 +1,4 @@
-"""PNG figures with matplotlib (Agg backend, imported only when --plot is given)."""
+"""check-logits' figure: the confusion matrix, or the task shape's own figure (drawn with render.figure)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
