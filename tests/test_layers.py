@@ -1,5 +1,5 @@
 """The layers of labeldiag, read from its source with ast (nothing of labeldiag is imported, so this runs
-in milliseconds): measure/ runs the model, checks/ judges records, render/ shows, the CLI wires.
+in about a second): measure/ runs the model, checks/ judges records, render/ shows, the CLI wires.
 
 Every import counts, at module level or inside a function; an import under `if TYPE_CHECKING:` does not
 (it never runs). A relative import is read as Python reads it.
