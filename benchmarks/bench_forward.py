@@ -37,7 +37,7 @@ def main() -> None:
 
     import labeldiag.measure.forward as fwd
     from bench_check_logits import build_model, tweets
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.measure.encode import encode
     from labeldiag.measure.runtime import pick_runtime
 

@@ -131,7 +131,7 @@ def token_budget_rows(model: Path, repeats: int) -> tuple[list[list[str]], str]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from bench_check_logits import tweets
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.measure.encode import encode
     from labeldiag.measure.forward import run_forward
     from labeldiag.measure.runtime import pick_runtime

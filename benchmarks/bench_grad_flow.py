@@ -40,7 +40,7 @@ def _model_and_texts(tiny: bool):
 def main() -> None:
     import torch
 
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.measure.encode import encode
     from labeldiag.measure.forward import collate
     from labeldiag.measure.gradients import measure_grad_flow

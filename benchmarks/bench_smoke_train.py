@@ -57,7 +57,7 @@ def build(tiny: bool):
 
 
 def encoded(tok, texts, labels):
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.measure.encode import encode
 
     ex = Examples(path="bench", columns=["text", "label"], texts=texts, labels=labels)

@@ -79,7 +79,7 @@ def fix(model: Any, data: Any, out: Any, *, tokenizer: Any = None, **options: An
     from labeldiag.repair import fix_checkpoint
 
     started = time.perf_counter()
-    report = fix_checkpoint(model, data, out, tokenizer, **options)
+    report = fix_checkpoint(model, data, out, check_logits, tokenizer, **options)
     report.command = "fix"
     report.elapsed_s = time.perf_counter() - started
     return report

@@ -267,10 +267,10 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     from labeldiag.checks.training import params_not_in_optimizer
     from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
     from labeldiag.isolation import isolated
-    from labeldiag.load.model import LoadAudit, _model_info
+    from labeldiag.load.model import _model_info
     from labeldiag.measure.head_values import head_values
     from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
-    from labeldiag.records import InitialLoss
+    from labeldiag.records import InitialLoss, LoadAudit
 
     report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
     if model is None:
@@ -337,7 +337,7 @@ def head_statistics(model: Any) -> dict[str, Any]:
     """Does the head look as initialised (zero biases, weights at the configured init scale)?"""
     import torch
 
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
 
     names = head_parameter_names(model)
     params = dict(model.named_parameters())

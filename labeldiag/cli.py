@@ -116,7 +116,10 @@ def shared_options(parameters: dict[str, Any], **fixed: Any) -> dict[str, Any]:
     A shared parameter the command does not offer is None, unless `fixed` gives its value.
     """
     options = {name: parameters.get(name) for name in SHARED_PARAMETERS}
-    options["progress"] = not parameters["no_progress"]
+    from labeldiag.progress import SILENT
+    from labeldiag.render.progress import TERMINAL
+
+    options["progress"] = SILENT if parameters["no_progress"] else TERMINAL
     return {**options, **fixed}
 
 
@@ -124,13 +127,16 @@ def run_command(command: str, model: str, data: str, tokenizer: str | None, opti
                 json: str | None, plot: str | None, html: str | None, fail_on: str, debug: bool) -> None:
     """Parse -> API -> render -> exit code; bad outputs are refused before any work."""
     def body() -> int:
+        from typer.main import get_command
+
         from labeldiag.api import run as run_checks
         from labeldiag.diagnose import doctor
         from labeldiag.distributed import from_env
         from labeldiag.render.deliver import Outputs, check_outputs, deliver
 
         out = Outputs(json_path=json, plot_path=plot, html_path=html, fail_on=fail_on,
-                      command_line=" ".join(shlex.quote(a) for a in ["labeldiag", *sys.argv[1:]]))
+                      command_line=" ".join(shlex.quote(a) for a in ["labeldiag", *sys.argv[1:]]),
+                      commands=get_command(app).commands)
         check_outputs(out, model, data, tokenizer)
         if command == "doctor":
             report = doctor(model, data, tokenizer=tokenizer, **options)
@@ -255,7 +261,7 @@ def fix(
     options = shared_options(locals(), base_model=base_model)
 
     def body() -> int:
-        from labeldiag.repair import run_fix
+        from labeldiag.render.fix import run_fix
 
         return run_fix(model, data, out, tokenizer, {**options, "restore_from_base": restore_from_base}, json)
 
@@ -313,8 +319,10 @@ def demo(
     """A first run with nothing to download: trains a small classifier, breaks a copy, checks both."""
     def body() -> int:
         from labeldiag.demo import run_demo
+        from labeldiag.render.deliver import Outputs, deliver
+        from labeldiag.render.progress import TERMINAL
 
-        return run_demo(cache, rebuild)
+        return run_demo(lambda report: deliver(report, Outputs()), TERMINAL, cache, rebuild)
 
     raise typer.Exit(guarded(body, debug))
 

@@ -7,10 +7,13 @@ import shlex
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.text import Text
 
+from labeldiag.findings import Report
+from labeldiag.progress import Progress
 from labeldiag.catalogue import LABEL_PERMUTATION
 
 MARKER = "demo-ready.json"
@@ -66,9 +69,10 @@ def build(cache: Path, console: Console, rebuild: bool = False) -> dict:
     return info
 
 
-def run_demo(cache: str | None = None, rebuild: bool = False) -> int:
+def run_demo(show: Callable[[Report], None], progress: Progress, cache: str | None = None,
+             rebuild: bool = False) -> int:
+    """`show` renders each report as the CLI does; `progress` is the CLI's display."""
     from labeldiag.api import check_logits
-    from labeldiag.render.deliver import Outputs, deliver
 
     console = Console(highlight=False, soft_wrap=True)  # a command stays one line, so it pastes whole
     root = Path(cache).expanduser() if cache else default_cache()
@@ -78,8 +82,8 @@ def run_demo(cache: str | None = None, rebuild: bool = False) -> int:
     for name in ("healthy", "broken"):
         console.print()
         console.rule(f"[bold]{name} model")
-        report = check_logits(info[name], info["data"], device="cpu", progress=True)
-        deliver(report, Outputs())
+        report = check_logits(info[name], info["data"], device="cpu", progress=progress)
+        show(report)
         codes[name] = report.exit_code("error")
     console.print()
     console.rule("[bold]what happened")

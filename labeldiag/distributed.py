@@ -251,7 +251,7 @@ def parameter_divergence(model: Any, d: Dist) -> float | None:
     import torch
     import torch.distributed as dist
 
-    from labeldiag.measure.sharded import full
+    from labeldiag.measure.dtensor import full
 
     worst = None
     scale = None

@@ -10,8 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITIES = ("error", "warning", "info")
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 
 @dataclass

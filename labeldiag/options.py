@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from labeldiag.errors import UsageError
+from labeldiag.progress import SILENT, Progress
 
 DEFAULT_MAX_EXAMPLES = {"check-logits": 2048, "grad-flow": 64, "smoke-train": 32, "doctor": 2048}
 MAX_EXAMPLES_LIMIT = 10_000_000  # far above any sane run; keeps 1e20 from reaching the readers
@@ -40,7 +41,7 @@ class Options:
     seed: int = 0
     trust_remote_code: bool = False
     allow_pickle: bool = False
-    progress: bool = False  # the CLI shows progress bars; the library prints nothing
+    progress: Progress = SILENT  # the CLI hands down render.progress.TERMINAL; the library prints nothing
     task: str | None = None  # single-label, multi-label, regression or pairwise (default: detected)
     label_columns: tuple[str, ...] | None = None  # one 0/1 column per label (multi-label)
     pair_fields: tuple[str, ...] | None = None  # the chosen and rejected columns of preference data
@@ -202,8 +203,18 @@ def validate(opts: Options) -> Options:
                    label_tokens=label_tokens, label_token_positions=positions, labels=labels,
                    num_labels=num_labels, device=device,
                    precision=precision, trust_remote_code=bool(opts.trust_remote_code),
-                   allow_pickle=bool(opts.allow_pickle), progress=bool(opts.progress),
+                   allow_pickle=bool(opts.allow_pickle), progress=_progress(opts.progress),
                    label_all_subwords=bool(opts.label_all_subwords))
+
+
+def _progress(value: Any) -> Progress:
+    """What shows progress: a labeldiag.progress.Progress the caller hands down (the CLI's shows it on the
+    terminal); None or False for none."""
+    if value is None or value is False:
+        return SILENT
+    if isinstance(value, Progress):
+        return value
+    raise UsageError(f"progress must be a labeldiag.progress.Progress (bar, phase, training) or None, got {value!r}")
 
 
 def _shard(value: Any) -> str | None:
@@ -289,7 +300,7 @@ def _head_request(labels: Any, num_labels: Any) -> tuple[tuple[str, ...] | None,
 
 def _task_request(task: Any, label_columns: Any) -> tuple[str | None, tuple[str, ...] | None]:
     """--task one of the shapes, --label-columns at least two distinct columns."""
-    from labeldiag.shapes import TASKS
+    from labeldiag.records import TASKS
 
     if task is not None:
         task = str(task).strip().lower()

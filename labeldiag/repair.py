@@ -15,7 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from labeldiag import thresholds as T
 from labeldiag.catalogue import (
@@ -23,8 +23,10 @@ from labeldiag.catalogue import (
     WEIGHTS_FAR_FROM_BASE,
 )
 from labeldiag.errors import UsageError
-from labeldiag.findings import Finding, Report
-from labeldiag.render.output import _resolved
+from labeldiag.paths import resolved
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Finding, Report
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"  # changes to the tokenizer, saved with save_pretrained (tokenizer_config.json)
@@ -169,12 +171,12 @@ def plan_fixes(ckpt: Checkpoint) -> list[Fix]:
 
 
 def check_out_folder(out: str, model: str, data: Any) -> Path:
-    target, source = _resolved(out), _resolved(model)
+    target, source = resolved(out), resolved(model)
     if target == source or source in target.parents:
         raise UsageError(f"--out '{out}' is MODEL or inside it; fix never writes into the checkpoint, give a new folder")
     if target in source.parents:
         raise UsageError(f"--out '{out}' holds MODEL; give a new, empty folder")
-    if isinstance(data, (str, Path)) and target == _resolved(data):
+    if isinstance(data, (str, Path)) and target == resolved(data):
         raise UsageError(f"--out '{out}' is DATA; give a new folder")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"--out '{out}' exists and is not an empty folder; give a new folder")
@@ -209,7 +211,7 @@ def restore_tensors(target: Path, names: set[str], base_model: str) -> None:
     them has no counterpart of the same shape in the base)."""
     from safetensors.torch import load_file, save_file
 
-    from labeldiag.commands.inside import read_base_state
+    from labeldiag.load.base_model import read_base_state
     from labeldiag.measure.weights import matching_base_tensor
 
     base, restored = read_base_state(base_model), set()
@@ -241,16 +243,15 @@ def recheck_failures(before: Report, after: Report, fixes: list[Fix]) -> list[st
     return failed
 
 
-def fix_checkpoint(model: Any, data: Any, out: Any, tokenizer: Any = None, restore_from_base: bool = False,
-                   **options: Any) -> Report:
-    """Write a corrected copy of the checkpoint folder `model` into `out`; return the copy's re-check.
+def fix_checkpoint(model: Any, data: Any, out: Any, check_logits: Callable[..., Report], tokenizer: Any = None,
+                   restore_from_base: bool = False, **options: Any) -> Report:
+    """Write a corrected copy of the checkpoint folder `model` into `out`; return the copy's re-check, made
+    with `check_logits` (the API's, handed in: the API sits above repair).
 
     The report's metrics hold "fixes" (each change: file, key, before, after, and the evidence),
     "before" (the original's findings) and "accuracy_before". Raises UsageError, writing nothing, when
     nothing can be fixed confidently or the copy's re-check is not clean.
     """
-    from labeldiag.api import check_logits
-
     if not isinstance(model, (str, Path)) or not (Path(model).is_dir() and (Path(model) / CONFIG).is_file()):
         raise UsageError(f"MODEL '{model}' must be a local checkpoint folder with config.json; fix writes a "
                          "corrected copy of its files")
@@ -294,45 +295,3 @@ def remove_copy(target: Path, existed: bool) -> None:
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     else:
         shutil.rmtree(target)
-
-
-def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dict[str, Any],
-            json_path: str | None) -> int:
-    """The CLI: refuse bad outputs, call the API's fix, show what changed and before / after."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from labeldiag.api import fix
-    from labeldiag.render.output import write_json
-
-    if json_path and json_path != "-":
-        from labeldiag.render.output import guard_output_paths
-
-        guard_output_paths({"--json": json_path}, model, data, tokenizer)
-    console = Console(stderr=json_path == "-", highlight=False)
-    after = fix(model, data, out, tokenizer=tokenizer, **options)
-    before = {f["code"]: f["severity"] for f in after.metrics["before"]}
-    table = Table(title=f"labeldiag fix: {escape(str(Path(out).expanduser().resolve()))}", title_justify="left")
-    table.add_column("finding")
-    table.add_column("before", justify="center")
-    table.add_column("after", justify="center")
-    codes = dict.fromkeys([c for c, s in before.items() if s != "info"] +
-                          [f.code for f in after.sorted_findings() if f.severity != "info"])
-    for code in codes:
-        table.add_row(code, before.get(code, "-"), after.get(code).severity if after.has(code) else "fixed")
-    for fix_ in after.metrics["fixes"]:
-        console.print(f"[green]fixed[/] {fix_['code']}: {escape(fix_['what'])}", soft_wrap=True)
-        for change in fix_["changes"]:
-            console.print(f"  {escape(change['file'])} {escape(change['key'])}: "
-                          f"{escape(json.dumps(change['before']))} -> {escape(json.dumps(change['after']))}",
-                          soft_wrap=True, style="dim")
-    console.print(table)
-    acc = (after.metrics.get("accuracy_before"), after.metrics.get("accuracy"))
-    if None not in acc:
-        restored = any(c["file"] == "*.safetensors" for f in after.metrics["fixes"] for c in f["changes"])
-        console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; "
-                      + ("tensors restored from the base model" if restored else "weights copied unchanged"))
-    if json_path:
-        write_json(after, json_path)
-    return after.exit_code("error")

@@ -9,7 +9,7 @@ import pytest
 from labeldiag.checks import logits as L
 from labeldiag.checks.labels import check_label_map, label_kind, map_labels, replay_problem_type
 from labeldiag.errors import UsageError
-from labeldiag.load.model import ModelInfo
+from labeldiag.records import ModelInfo
 
 NAMES = ["a", "b", "c"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeldiag.measure.encode import Encoded, TokenStats
+from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import make_batches, run_forward
+from labeldiag.records import TokenStats
 
 VOCAB, PAD = 50, 0
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from labeldiag.errors import UsageError  # noqa: E402
 from labeldiag.load.data import read_examples  # noqa: E402
-from labeldiag.load.model import ModelInfo  # noqa: E402
+from labeldiag.records import ModelInfo  # noqa: E402
 
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("FUZZ_N", "60")), deadline=None, suppress_health_check=list(HealthCheck), derandomize=not __import__("os").environ.get("FUZZ_N"))
 
@@ -294,7 +294,7 @@ def test_adapter_config_json_only_raises_usage_error(fuzz_adapter, changes, drop
                                                  "post_processor"]), JSON_VALUES, max_size=3),
        raw=st.none() | RAW_JSON_TAILS | st.binary(max_size=200))
 def test_tokenizer_files_only_raise_usage_error(fuzz_ckpt, name, changes, raw):
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.load.model import load_tokenizer
     from labeldiag.measure.encode import default_max_length, encode
 

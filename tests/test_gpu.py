@@ -20,7 +20,7 @@ def logits_on(device: str, precision: str, trained) -> np.ndarray:
     """The trained model's logits on its held-out data, through labeldiag's own forward pass."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from labeldiag.load.data import Examples
+    from labeldiag.records import Examples
     from labeldiag.measure.encode import encode
     from labeldiag.measure.forward import run_forward
     from labeldiag.measure.runtime import pick_runtime

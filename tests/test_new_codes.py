@@ -86,7 +86,7 @@ def test_left_padding_is_probed_when_the_tokenizer_pads_left(task):
 
 def test_a_model_that_differs_from_itself_is_not_blamed_on_padding():
     from labeldiag.checks.padding import padding_sensitive_logits
-    from labeldiag.measure.padding import PaddingProbe
+    from labeldiag.records import PaddingProbe
 
     def probe(repeat):
         return PaddingProbe(side="right", examples=12, max_abs_delta=0.5, logit_scale=1.0, changed_predictions=0.3,
@@ -230,8 +230,8 @@ def test_grad_flow_update_ratios_flag_a_far_too_high_rate(task):
 
 def test_smoke_train_reruns_at_a_tenth_when_training_fails():
     from labeldiag.checks.learning_rate import learning_rate_too_high
-    from labeldiag.measure.learning_rate import LowerRateRerun, went_wrong
-    from labeldiag.records import TrainingTrace
+    from labeldiag.measure.learning_rate import went_wrong
+    from labeldiag.records import LowerRateRerun, TrainingTrace
 
     diverged = TrainingTrace(num_classes=3, batch_classes=3, losses=[1.1, 9.0], accuracies=[0.3, 0.3],
                              distinct_predictions=[3, 1], diverged_step=2, initial_loss=1.1)

@@ -18,6 +18,7 @@ from labeldiag.findings import Finding, Report
 from labeldiag.render import console as con
 from labeldiag.render import grad_flow as gf_view
 from labeldiag.render import smoke_train as st_view
+from labeldiag.render.text import print_packed
 
 HOSTILE = ["[/]", "[bold]x\x1b[31m", "a$\\frac{$b"]  # markup, a terminal escape, broken matplotlib math
 
@@ -141,16 +142,21 @@ def test_the_footer_names_the_next_command_for_the_worst_finding(command, code, 
 
 
 def test_the_next_command_keeps_the_options_that_say_how_to_read_model_and_data():
+    from typer.main import get_command
+
+    from labeldiag.cli import app
+
+    commands = get_command(app).commands  # what the CLI hands down to parse the line it was given
     report = report_with("smoke-train", "disconnected-parameters")
     typed = ("labeldiag smoke-train 'my runs/model' data.csv --label-field topic --steps 5 --lr 0.001 "
              "--json r.json --trust-remote-code")
-    why, command = con.next_step(report, typed)
+    why, command = con.next_step(report, typed, commands)
     # --steps/--lr mean another thing in grad-flow, and --json would overwrite this report
     assert shlex.split(command) == ["labeldiag", "grad-flow", "my runs/model", "data.csv", "--label-field", "topic",
                                     "--trust-remote-code"], command
     report = report_with("smoke-train", "cannot-overfit")
     # the same command again keeps its own settings, with --triage added
-    assert shlex.split(con.next_step(report, typed)[1]) == [
+    assert shlex.split(con.next_step(report, typed, commands)[1]) == [
         "labeldiag", "smoke-train", "my runs/model", "data.csv", "--label-field", "topic", "--trust-remote-code",
         "--steps", "5", "--lr", "0.001", "--triage"]
 
@@ -193,7 +199,7 @@ def test_doctor_prints_the_corrected_id2label_under_its_diagnosis():
 def test_packed_metrics_never_split_a_value():
     stream = io.StringIO()
     parts = [f"metric-{i} {i * 1000.5}" for i in range(12)]
-    con.print_packed(Console(file=stream, width=50, soft_wrap=True), parts)
+    print_packed(Console(file=stream, width=50, soft_wrap=True), parts)
     lines = stream.getvalue().splitlines()
     assert len(lines) > 1 and all(len(line) <= 50 for line in lines)
     assert [p for line in lines for p in line.split("   ")] == parts
@@ -255,7 +261,7 @@ def test_zero_and_missing_gradients_are_marked_not_drawn_as_tiny_bars():
 def test_a_run_that_fits_at_step_one_draws_a_point(monkeypatch, tmp_path):
     report = report_with("smoke-train", metrics={"curve": [{"step": 1, "loss": 0.01, "accuracy": 1.0,
                                                              "grad_norm": 0.1}], "fitted": True, "fit_step": 1})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     for ax in fig.axes[:3]:
         line = ax.lines[0]
@@ -267,7 +273,7 @@ def test_a_nan_loss_is_marked_at_its_step(monkeypatch, tmp_path):
     losses = [2.0, 50.0, float("nan"), float("inf")]
     report = report_with("smoke-train", "loss-diverged", metrics={"curve": [
         {"step": s, "loss": v, "accuracy": 0.3, "grad_norm": 1.0} for s, v in enumerate(losses, 1)]})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     loss_ax = fig.axes[0]
     assert [x for x, _ in loss_ax.collections[0].get_offsets()] == [3, 4]
@@ -283,7 +289,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
         "lr": 1e-4, "final_loss": 1.1, "fitted": False, "triage": triage})
     rows = st_view.triage_rows(report.metrics, triage)
     assert [r["note"] for r in rows] == ["not fitted", "fit at step 12", "not fitted", "skipped: no head found"]
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     panel = fig.axes[3]
     assert [t.get_text() for t in panel.get_yticklabels()] == [r["label"] for r in rows]
@@ -292,7 +298,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
 
 def test_nothing_trained_draws_a_sentence_not_empty_panels(monkeypatch, tmp_path):
     report = report_with("smoke-train", "nothing-trainable", metrics={"skipped": "no parameter is trainable"})
-    fig = captured_figure(monkeypatch, __import__("labeldiag.render.plots", fromlist=["save"]),
+    fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)
     assert len(fig.axes) == 1 and "no parameter is trainable" in fig.axes[0].texts[0].get_text()
 

@@ -13,7 +13,7 @@ def pairwise_report(chosen: np.ndarray, rejected: np.ndarray):
 
     from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.findings import Report
-    from labeldiag.shapes import summarize_pairwise
+    from labeldiag.records import summarize_pairwise
 
     summary = summarize_pairwise(chosen, rejected)
     report = Report(command="check-logits", device="n/a")

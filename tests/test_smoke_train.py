@@ -280,7 +280,7 @@ def test_stratified_rows_cover_every_class():
 
 
 def test_head_parameters_of_a_bert():
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
     from labeldiag.synthetic import tiny_bert
 
     assert head_parameter_names(tiny_bert(50, ["a", "b"])) == {"classifier.weight", "classifier.bias"}

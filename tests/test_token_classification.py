@@ -184,13 +184,13 @@ def test_llama_token_classifier_loads_and_is_judged(tmp_path):
     ([], set()),
 ], ids=["bio", "i-start", "type-change", "b-b", "bioes", "outside", "empty"])
 def test_entity_spans(tags, spans):
-    from labeldiag.tagging import entity_spans
+    from labeldiag.records import entity_spans
 
     assert entity_spans(tags) == spans
 
 
 def test_scheme_breaks_and_report():
-    from labeldiag.tagging import scheme_breaks, scheme_report
+    from labeldiag.records import scheme_breaks, scheme_report
 
     assert scheme_breaks(["O", "I-PER", "B-LOC", "I-LOC", "I-PER"]).tolist() == [False, True, False, False, True]
     ok = scheme_report(token_zoo.TAGS)
@@ -201,7 +201,7 @@ def test_scheme_breaks_and_report():
 
 
 def test_align_to_subwords_first_and_every_piece():
-    from labeldiag.tagging import align_to_subwords
+    from labeldiag.records import align_to_subwords
 
     word_ids = [None, 0, 1, 1, 2, None]
     assert align_to_subwords([3, 1, 0], word_ids, False).tolist() == [-100, 3, 1, -100, 0, -100]
@@ -209,7 +209,7 @@ def test_align_to_subwords_first_and_every_piece():
 
 
 def test_summary_shift_finds_a_one_position_offset():
-    from labeldiag.tagging import summarize_tokens
+    from labeldiag.records import summarize_tokens
 
     rng = np.random.default_rng(0)
     gold = [rng.integers(0, 3, 30) for _ in range(20)]

@@ -190,7 +190,7 @@ def test_tokenizer_without_a_length_limit_is_noted(parts):
 ], ids=["k-times", "divided", "other-factor", "too-few-batches", "no-accumulation"])
 def test_logged_loss_scale_judge(logged, k, micro_batches, found):
     from labeldiag.checks.training_run import logged_loss_scale_mismatch
-    from labeldiag.measure.train_probe import LossScaleRecord
+    from labeldiag.records import LossScaleRecord
 
     rec = LossScaleRecord(logged_loss=logged, recomputed_loss=1.0, micro_batches=micro_batches,
                           accumulation_steps=k, examples=micro_batches * 8)

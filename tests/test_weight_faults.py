@@ -121,8 +121,9 @@ def test_padding_is_padding_sensitive_not_nondeterministic_and_dropout_is_nondet
 
 
 def test_the_second_pass_repeats_whole_batches():
-    from labeldiag.measure.encode import Encoded, TokenStats, subset
+    from labeldiag.measure.encode import Encoded, subset
     from labeldiag.measure.forward import make_batches, whole_batch_rows
+    from labeldiag.records import TokenStats
 
     lengths = [3, 7, 7, 2, 9, 7, 4, 4, 5, 7, 1, 6, 8]
     enc = Encoded(ids=[torch.arange(n).numpy() for n in lengths], type_ids=None, pad_id=0, special_ids=set(),

@@ -8,10 +8,12 @@ under that cause, not as a problem of its own.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeldiag.catalogue import CATALOGUE
-from labeldiag.findings import Finding
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Finding
 
 UNRANKED = math.inf  # the rank of a code that is never a root cause: after every cause
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}

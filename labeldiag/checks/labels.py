@@ -10,7 +10,7 @@ import numpy as np
 
 from labeldiag.errors import UsageError, one_line
 from labeldiag.findings import Finding
-from labeldiag.load.model import ModelInfo
+from labeldiag.records import ModelInfo
 from labeldiag.catalogue import (
     LABELS_OUT_OF_RANGE, LABEL_MAP_INCONSISTENT, LABEL_NAMES_GENERIC, LABEL_SET_MISMATCH, PROBLEM_TYPE_MISMATCH,
 )
@@ -275,7 +275,7 @@ def check_problem_type(info: ModelInfo, gold: GoldLabels | None, task: Any = Non
 
 def _shape_loss_mismatch(info: ModelInfo, task: Any) -> tuple[str, dict, str] | None:
     """(message, evidence, hint) of problem-type-mismatch for multi-label, regression and pairwise tasks."""
-    from labeldiag.shapes import TASK_PROBLEM_TYPE
+    from labeldiag.records import TASK_PROBLEM_TYPE
 
     needed = TASK_PROBLEM_TYPE.get(task.kind, "regression")  # a pairwise scorer is one regression-style score
     if task.kind == "multi-label":

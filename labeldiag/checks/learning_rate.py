@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.learning_rate import LowerRateRerun, UpdateRatios
+from labeldiag.records import LowerRateRerun, UpdateRatios
 from labeldiag.catalogue import LEARNING_RATE_TOO_HIGH
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from labeldiag.findings import Finding
-from labeldiag.load.model import LoadAudit
+from labeldiag.records import LoadAudit
 from labeldiag.catalogue import (
     HEAD_UNINITIALIZED, PRETRAINING_HEAD_UNUSED, UNUSED_CHECKPOINT_WEIGHTS, WEIGHTS_REINITIALIZED,
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.shapes import MultiLabelSummary
+from labeldiag.records import MultiLabelSummary
 from labeldiag.catalogue import LABELS_NEVER_PREDICTED, MULTILABEL_NO_PREDICTIONS, MULTILABEL_PRIOR_COLLAPSE
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.padding import PaddingProbe, TemporaryPad, padding_limit
+from labeldiag.records import PaddingProbe, TemporaryPad, padding_limit
 from labeldiag.catalogue import PADDING_SENSITIVE_LOGITS, PAD_TOKEN_MISSING
 
 

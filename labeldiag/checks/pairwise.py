@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.shapes import PairwiseSummary
+from labeldiag.records import PairwiseSummary
 from labeldiag.catalogue import PAIRWISE_CHANCE, SCORE_COLLAPSE
 
 

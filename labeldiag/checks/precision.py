@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.precision import HalfPrecisionWeights
+from labeldiag.records import HalfPrecisionWeights
 from labeldiag.catalogue import HALF_PRECISION_WEIGHTS
 
 

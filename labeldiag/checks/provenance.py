@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.provenance import CasingStats, RoundTrip
+from labeldiag.records import CasingStats, RoundTrip
 from labeldiag.catalogue import FOREIGN_TOKEN_IDS, TOKENIZER_CASING_MISMATCH
 
 

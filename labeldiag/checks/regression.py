@@ -5,7 +5,7 @@ import math
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.shapes import RegressionSummary
+from labeldiag.records import RegressionSummary
 from labeldiag.catalogue import MEAN_PREDICTOR, TARGETS_UNSCALED
 
 

@@ -14,7 +14,7 @@ from labeldiag.findings import Report
 def judge_multilabel_predictions(logits: np.ndarray, labels: np.ndarray, names: list[str], command: str) -> Report:
     """[N, K] logits (sigmoid per label) against [N, K] multi-hot labels of 0 and 1."""
     from labeldiag.checks.multilabel import multilabel_verdicts
-    from labeldiag.shapes import MULTILABEL_THRESHOLD, summarize_multilabel
+    from labeldiag.records import MULTILABEL_THRESHOLD, summarize_multilabel
 
     if labels.shape != logits.shape:
         raise UsageError(f"multi-hot labels must have the logits' shape {logits.shape}, got {labels.shape}")
@@ -36,7 +36,7 @@ def judge_multilabel_predictions(logits: np.ndarray, labels: np.ndarray, names: 
 def judge_regression_predictions(predictions: np.ndarray, targets: np.ndarray, command: str) -> Report:
     """[N] predictions (a one-output head) against [N] real-valued targets."""
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
-    from labeldiag.shapes import summarize_regression
+    from labeldiag.records import summarize_regression
 
     report = _report(command, ["score"], "regression", "the logits have one column")
     n = len(predictions)

@@ -5,7 +5,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.encode import TokenStats
+from labeldiag.records import TokenStats
 from labeldiag.catalogue import TOKENIZER_MODEL_MISMATCH, TRUNCATION_HEAVY, UNK_HEAVY
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.tagging import SchemeReport, TokenGold, TokenSummary
+from labeldiag.records import SchemeReport, TokenGold, TokenSummary
 from labeldiag.catalogue import BIO_LABELS_MALFORMED, ENTITIES_TRUNCATED, LABEL_ALIGNMENT_OFF, NO_TOKEN_LABELS
 
 
@@ -123,7 +123,7 @@ def judge_token_predictions(logits: np.ndarray, labels: np.ndarray | None, names
     """check_predictions on a token classifier's [N, T, C] logits and [N, T] labels (-100 ignored)."""
     from labeldiag.errors import UsageError
     from labeldiag.findings import Report
-    from labeldiag.tagging import flat_labelled, scheme_report, summarize_tokens
+    from labeldiag.records import flat_labelled, scheme_report, summarize_tokens
 
     n, t, c = logits.shape
     if n == 0 or c < 2:

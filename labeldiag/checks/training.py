@@ -8,8 +8,7 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.checks.parameters import group_layers, listing
 from labeldiag.findings import Finding
-from labeldiag.options import TrainSettings
-from labeldiag.records import TrainingTrace
+from labeldiag.records import TrainingTarget, TrainingTrace
 from labeldiag.catalogue import (
     CANNOT_OVERFIT, COLLAPSE_DURING_TRAINING, LOSS_DIVERGED, PARAMETERS_UNCHANGED, PARAMS_NOT_IN_OPTIMIZER,
     RANKS_DIVERGED, SLOW_CONVERGENCE,
@@ -41,7 +40,7 @@ def fit_rule(t: TrainingTrace, target_loss: float) -> str | None:
     return None
 
 
-def check_training(t: TrainingTrace, s: TrainSettings, triage: list[dict] | None = None) -> list[Finding]:
+def check_training(t: TrainingTrace, s: TrainingTarget, triage: list[dict] | None = None) -> list[Finding]:
     """After training: diverged, unchanged parameters, collapse, cannot fit, fitted late."""
     out: list[Finding] = []
     if t.skipped:
@@ -128,7 +127,7 @@ def _collapse(t: TrainingTrace, nonfinite: bool) -> Finding | None:
     )
 
 
-def cannot_fit_hint(t: TrainingTrace, s: TrainSettings, found: list[Finding], triage: list[dict] | None) -> str:
+def cannot_fit_hint(t: TrainingTrace, s: TrainingTarget, found: list[Finding], triage: list[dict] | None) -> str:
     """The most likely reason, from what else was seen, most specific first."""
     codes = {f.code for f in found}
     tips: list[str] = []

@@ -5,9 +5,7 @@ from __future__ import annotations
 from labeldiag import thresholds as T
 from labeldiag.checks.parameters import listing
 from labeldiag.findings import Finding
-from labeldiag.measure.head_values import HeadValues
-from labeldiag.measure.train_probe import LossScaleRecord
-from labeldiag.records import ParameterCensus
+from labeldiag.records import HeadValues, LossScaleRecord, ParameterCensus
 from labeldiag.catalogue import (
     HEAD_WEIGHTS_GARBAGE, LOGGED_LOSS_SCALE_MISMATCH, MODEL_MAX_LENGTH_UNSET, NO_GRAD_UNDER_CHECKPOINTING,
 )

@@ -11,8 +11,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.findings import Finding
-from labeldiag.measure.activations import Activations
-from labeldiag.measure.weights import BaseDistance, TensorStats
+from labeldiag.records import Activations, BaseDistance, TensorStats
 from labeldiag.catalogue import (
     ATTENTION_DEGENERATE, LAYER_WEIGHTS_ANOMALOUS, RESIDUAL_STREAM_ANOMALOUS, WEIGHTS_FAR_FROM_BASE,
 )

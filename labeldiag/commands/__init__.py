@@ -1,1 +1,2 @@
-"""Command bodies: wire loading, measuring, checks and rendering. Heavy imports live inside."""
+"""Command bodies: wire loading, measuring and checks into a Report (the caller renders it; progress is handed
+down in Options.progress). Heavy imports live inside."""

@@ -18,14 +18,14 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.padding import padding_sensitive_logits
     from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
     from labeldiag.checks.predictions import prediction_findings
-    from labeldiag.commands.inside import inside_findings, resolve_base
+    from labeldiag.commands.inside import inside_findings
+    from labeldiag.load.base_model import resolve_base
     from labeldiag.load.dispatch import announce as announce_dispatch, place
     from labeldiag.measure.activations import ActivationTap
     from labeldiag.measure.encode import blanked, subset
     from labeldiag.measure.forward import run_forward, whole_batch_rows
     from labeldiag.measure.padding import padding_sides, probe_padding
     from labeldiag.measure.provenance import measure_casing, measure_round_trip
-    from labeldiag.render.progress import phase, progress_bar
 
     s = prepare(inputs, opts, "check-logits", fresh_head_expected=False)
     if s.task.kind != "single-label":
@@ -51,7 +51,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     n = len(enc.ids)
     tap = ActivationTap(model, T.ACTIVATION_SAMPLE)  # issue 20: activations read during this forward
     try:
-        with progress_bar(n, "forward", opts.progress) as advance:
+        with opts.progress.bar(n, "forward") as advance:
             main = run_forward(model, enc, s.runtime, opts.batch_size, feature_rows=T.FEATURE_SAMPLE,
                                progress=advance)
     finally:
@@ -80,13 +80,13 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
         rows = keep[picked]
         # issue 20: the second pass repeats whole batches of the first, so padding cannot pass for nondeterminism
         same = whole_batch_rows(enc, opts.batch_size, T.SUBSET_FOR_EXTRA_PASSES, opts.seed)
-        with phase(f"second pass on {same.size} examples", opts.progress):
+        with opts.progress.phase(f"second pass on {same.size} examples"):
             again = run_forward(model, subset(enc, same), s.runtime, opts.batch_size, capture_features=False)
         if finite[same].any():
             report.add(check_determinism(logits[same][finite[same]], again.logits[finite[same]], s.runtime.precision))
         blank_logits = None
         if not reads_its_input(logits[keep]):
-            with phase(f"blanked inputs on {rows.size} examples", opts.progress):
+            with opts.progress.phase(f"blanked inputs on {rows.size} examples"):
                 blank_logits = run_forward(model, blanked(enc, rows), s.runtime, opts.batch_size,
                                            capture_features=False).logits
         report.add(check_input_dependence(logits[keep], blank_logits, picked))

@@ -61,15 +61,14 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     from labeldiag.load import objects
     from labeldiag.measure.encode import default_max_length, encode
     from labeldiag.measure.runtime import pick_runtime
-    from labeldiag.render.progress import phase
     from labeldiag.shapes import detect_task, relevance_labels, relevance_pairs, shape_label_counts, shaped_gold
 
-    with phase("starting torch and picking the device", opts.progress):
+    with opts.progress.phase("starting torch and picking the device"):
         runtime = pick_runtime(opts.device, opts.precision)
     seed_everything(opts.seed)
-    with phase(f"reading {objects.describe(inputs.data)}", opts.progress):
+    with opts.progress.phase(f"reading {objects.describe(inputs.data)}"):
         examples = objects.read(inputs.data, opts)
-    with phase(f"loading {objects.describe(inputs.model)}", opts.progress):
+    with opts.progress.phase(f"loading {objects.describe(inputs.model)}"):
         loaded = objects.load(inputs.model, inputs.tokenizer, opts,
                               need_tokenizer=objects.needs_tokenizer(examples, inputs.tokenizer, opts))
     info = loaded.info
@@ -118,7 +117,7 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     pad_id = getattr(getattr(loaded.model, "config", None), "pad_token_id", None)
     if examples.tokenized is None:
         report.add(model_max_length_unset(getattr(loaded.tokenizer, "model_max_length", None)))
-    with phase(f"tokenizing {len(examples)} examples", opts.progress):
+    with opts.progress.phase(f"tokenizing {len(examples)} examples"):
         if task.kind == "token":  # issue 22: word tags aligned to sub-words
             from labeldiag.measure.token_data import encode_tagged
 

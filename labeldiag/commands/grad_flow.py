@@ -11,6 +11,7 @@ from labeldiag.commands.common import Inputs, head_options_for_data, prepare, to
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import GradFlowSettings, Options
+from labeldiag.progress import SILENT
 from labeldiag.catalogue import FROZEN_PARAMETERS, NOTHING_TRAINABLE
 
 
@@ -22,19 +23,19 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.measure.gradients import measure_grad_flow
     from labeldiag.measure.learning_rate import update_ratios
     from labeldiag.measure.precision import measure_half_precision
-    from labeldiag.render.progress import phase
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
     from labeldiag.load.dispatch import announce as announce_dispatch, is_dispatched, place
     from labeldiag.measure.activation_grads import ActivationGradients
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
     from labeldiag.measure.sharded import sharded_copy
     from labeldiag.measure.lora import announce, lora_copy, plan_for, zero_by_design
 
     lr = settings.lr
     d = from_env()
     if d.active:  # under a launcher: this rank's device; rank 0 alone shows progress
-        opts = dataclasses.replace(opts, device=local_device(d, opts.device), progress=opts.progress and d.main)
+        opts = dataclasses.replace(opts, device=local_device(d, opts.device),
+                                   progress=opts.progress if d.main else SILENT)
     s = prepare(inputs, opts, "grad-flow", fresh_head_expected=True)
     report, enc, model = s.report, s.encoded, s.loaded.model
     if not tokens_fit_model(s):
@@ -70,7 +71,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     report.add(half_precision_weights(measure_half_precision(model, lr)))
     words = list(opts.label_tokens) if opts.label_tokens else None
     mode = ActivationGradients(model, head_parameter_names(model)) if dispatched else contextlib.nullcontext()
-    with phase(f"forward and backward on {len(enc.ids)} examples", opts.progress), mode:
+    with opts.progress.phase(f"forward and backward on {len(enc.ids)} examples"), mode:
         flow = measure_grad_flow(model, enc, labels, s.runtime, opts.batch_size, lr,
                                  num_labels=2 if s.task.kind == "multi-label" else s.num_classes, base_prefix=s.loaded.base_prefix,
                                  label_token_ids=s.label_token_ids, label_words=words,

@@ -30,8 +30,7 @@ def check_logits(s: Session) -> Report:
     from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
     from labeldiag.measure.forward import run_forward
-    from labeldiag.render.progress import progress_bar
-    from labeldiag.shapes import summarize_multilabel, summarize_pairwise, summarize_regression
+    from labeldiag.records import summarize_multilabel, summarize_pairwise, summarize_regression
 
     if s.task.kind == "token":  # issue 22
         from labeldiag.commands import token_tasks
@@ -43,7 +42,7 @@ def check_logits(s: Session) -> Report:
     untrained_head = untrained_head_noted(s)
     if not ready_for_forward(s):
         return report
-    with progress_bar(len(enc.ids), "forward", opts.progress) as advance:
+    with opts.progress.bar(len(enc.ids), "forward") as advance:
         main = run_forward(model, enc, s.runtime, opts.batch_size, capture_features=False, progress=advance)
     logits = main.logits
     report.metrics["forward_seconds"] = round(main.seconds, 3)
@@ -91,9 +90,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     from labeldiag.measure.shape_training import train_shape
     from labeldiag.measure.lora import announce, lora_summary, plan_for
     from labeldiag.measure.training import training_copy
-    from labeldiag.records import InitialLoss, TrainingTrace
-    from labeldiag.render.progress import phase
-    from labeldiag.shapes import summarize_regression
+    from labeldiag.records import InitialLoss, TrainingTrace, summarize_regression
 
     report, gold = s.report, s.shaped_gold
     if s.task.kind == "pairwise":
@@ -147,7 +144,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
     if lora.rank and not settings.lr_given:
         settings = dataclasses.replace(settings, lr=T.LORA_DEFAULT_LR)
         report.metrics["lr"] = settings.lr
-    with phase(f"training a copy on {rows.size} examples", opts.progress):
+    with opts.progress.phase(f"training a copy on {rows.size} examples"):
         model = training_copy(s.loaded.model, s.runtime.device, lora=lora.rank)
         if lora.rank:
             announce(report, lora_summary(model, lora))

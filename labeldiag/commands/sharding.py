@@ -6,13 +6,13 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.distributed import Dist, choose_shard
+from labeldiag.progress import SILENT
 
 
 def start(s, opts, d: Dist) -> None:
     """Set d.shard (UsageError for --shard fsdp without a launcher) and add the rank findings to s.report."""
     from labeldiag.checks.sharding import head_differs_across_ranks, sharded_forward_mismatch
-    from labeldiag.measure.sharded import head_across_ranks, sharded_forward
-    from labeldiag.render.progress import phase
+    from labeldiag.measure.shard_agreement import head_across_ranks, sharded_forward
 
     model = s.loaded.model
     parameters = sum(p.numel() for p in model.parameters())
@@ -25,7 +25,7 @@ def start(s, opts, d: Dist) -> None:
                                  "collective_timeout_seconds": _timeout()}
     s.report.notes.append(f"sharding: {d.shard} over {d.world} ranks ({why}); a rank that dies or stalls ends the "
                           f"run on every rank within {_timeout():g} s (LABELDIAG_DIST_TIMEOUT)")
-    with phase("comparing the head across ranks", opts.progress and d.main):
+    with (opts.progress if d.main else SILENT).phase("comparing the head across ranks"):
         s.report.add(head_differs_across_ranks(head_across_ranks(model, d)))
     if d.shard != "fsdp":
         return
@@ -33,7 +33,7 @@ def start(s, opts, d: Dist) -> None:
     if rows is None:
         s.report.notes.append("sharded-forward check skipped: no labelled example fits the model")
         return
-    with phase("a 2-layer copy, whole and sharded, on the same batch", opts.progress and d.main):
+    with (opts.progress if d.main else SILENT).phase("a 2-layer copy, whole and sharded, on the same batch"):
         check = sharded_forward(model, s.encoded, rows, labels, s.runtime, d, opts.seed)
     if check.skipped:
         s.report.notes.append(f"sharded-forward check skipped: {check.skipped}")

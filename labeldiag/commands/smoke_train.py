@@ -20,6 +20,7 @@ from labeldiag.commands.common import Inputs, head_options_for_data, prepare, se
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import Options, TrainSettings
+from labeldiag.progress import SILENT
 from labeldiag.catalogue import LABEL_PERMUTATION
 
 
@@ -34,7 +35,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
         raise UsageError(f"--max-examples {opts.max_examples} is fewer than the {d.world} ranks; each rank needs "
                          "at least one example")
     pool = dataclasses.replace(opts, max_examples=opts.max_examples * T.SMOKE_POOL_FACTOR,
-                               device=local_device(d, opts.device), progress=opts.progress and d.main)
+                               device=local_device(d, opts.device), progress=opts.progress if d.main else SILENT)
     s = prepare(inputs, pool, "smoke-train", fresh_head_expected=True)
     refuse_training(s.loaded.model, "smoke-train")  # a dispatched model cannot be copied or moved
     init(d, s.runtime.device)
@@ -61,7 +62,6 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     from labeldiag.measure.lora import announce, lora_summary, plan_for
     from labeldiag.measure.training import make_batch, preflight, stratified_rows, training_copy
     from labeldiag.records import InitialLoss, TrainingTrace
-    from labeldiag.render.progress import phase
 
     report, runtime = s.report, s.runtime
     lora = plan_for(s.loaded.model, opts.lora)
@@ -120,7 +120,7 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
 
     # before the copy: training_copy casts to fp32, which hides half-precision weights
     report.add(half_precision_weights(measure_half_precision(s.loaded.model, settings.lr)))
-    with phase("copying the model and a pre-flight forward/backward", opts.progress and d.main):
+    with (opts.progress if d.main else SILENT).phase("copying the model and a pre-flight forward/backward"):
         model = training_copy(s.loaded.model, device, d=d, lora=lora.rank)
         batch = make_batch(model, s.encoded, local, gold[local], device, global_rows=int(rows.size))
         trace = fresh_trace()
@@ -158,12 +158,11 @@ def _names_permuted(s, opts: Options, gold: np.ndarray) -> bool:
     from labeldiag.checks.logits import check_predictions
     from labeldiag.measure.encode import subset
     from labeldiag.measure.forward import run_forward
-    from labeldiag.render.progress import phase
 
     labelled = np.flatnonzero(gold >= 0)
     rows = np.sort(np.random.default_rng(opts.seed).permutation(labelled)[:T.SMOKE_LABEL_CHECK_EXAMPLES])
     model = s.loaded.model.to(s.runtime.device).eval()
-    with phase(f"pre-flight: the label mapping on {rows.size} examples", opts.progress):
+    with opts.progress.phase(f"pre-flight: the label mapping on {rows.size} examples"):
         logits = run_forward(model, subset(s.encoded, rows), s.runtime, opts.batch_size,
                              capture_features=False).logits
     finite = np.isfinite(logits).all(axis=1)
@@ -181,7 +180,6 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
     """Train unless it cannot start; None when it could not."""
     from labeldiag.checks.training import fit_rule
     from labeldiag.measure.training import train_on_batch
-    from labeldiag.render.smoke_train import live_view
 
     if not trace.trainable:
         trace.skipped = "no parameter is trainable"
@@ -189,16 +187,17 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
         trace.skipped = "the loss does not depend on any trainable parameter"
     if trace.skipped:
         return None
-    with live_view(settings.steps, title, opts.progress and d.main) as on_step:
+    with (opts.progress if d.main else SILENT).training(settings.steps, title) as on_step:
         return train_on_batch(model, batch, runtime, trace, settings, d,
                               lambda t: fit_rule(t, settings.target_loss), on_step=on_step)
 
 
 def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):
     """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran)."""
-    from labeldiag.measure.learning_rate import LowerRateRerun, went_wrong
+    from labeldiag.measure.learning_rate import went_wrong
     from labeldiag.measure.lora import plan_for
     from labeldiag.measure.training import preflight, training_copy
+    from labeldiag.records import LowerRateRerun
 
     problem = went_wrong(trace, settings.lr)
     if problem is None:
@@ -226,7 +225,8 @@ def _triage(s, opts, settings: TrainSettings, d, batch, fresh_trace) -> list[dic
     import torch
 
     from labeldiag.measure.lora import plan_for
-    from labeldiag.measure.training import head_parameter_names, preflight, training_copy
+    from labeldiag.measure.parameters import head_parameter_names
+    from labeldiag.measure.training import preflight, training_copy
 
     runtime, lr = s.runtime, settings.lr
     variants = [("head only", lr, True, runtime), (f"lr {lr / 10:g}", lr / 10, False, runtime),

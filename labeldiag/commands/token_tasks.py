@@ -18,8 +18,7 @@ def check_logits(s: Session) -> Report:
     from labeldiag.checks.tokens_tagging import (bio_labels_malformed, entities_truncated, label_alignment_off,
                                                  no_token_labels, token_predictions)
     from labeldiag.measure.token_data import token_logits
-    from labeldiag.render.progress import progress_bar
-    from labeldiag.tagging import flat_labelled, scheme_report, summarize_tokens
+    from labeldiag.records import flat_labelled, scheme_report, summarize_tokens
 
     report, enc, model, opts, gold = s.report, s.encoded, s.loaded.model, s.opts, s.shaped_gold
     untrained_head = untrained_head_noted(s)
@@ -31,7 +30,7 @@ def check_logits(s: Session) -> Report:
         report.add(no_token_labels(gold) + entities_truncated(gold))
     if not ready_for_forward(s):
         return report
-    with progress_bar(len(enc.ids), "forward", opts.progress) as advance:
+    with opts.progress.bar(len(enc.ids), "forward") as advance:
         logits = token_logits(model, enc, s.runtime, opts.batch_size, progress=advance)
     c = logits[0].shape[1] if logits else s.num_classes
     report.add(check_label_map(s.loaded.info, c))

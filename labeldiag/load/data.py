@@ -12,12 +12,12 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
 from labeldiag.errors import UsageError, describe_exception, why_missing
+from labeldiag.records import Examples
 
 TEXT_PAIRS = [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
               ("question", "passage"), ("question", "context"), ("text_a", "text_b"),
@@ -26,38 +26,6 @@ TEXT_FIELDS = ["text", "sentence", "question", "content", "review", "document", 
 LABEL_FIELDS = ["label", "labels", "gold_label", "class", "category", "sentiment", "target", "y"]
 TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 SUFFIXES = ".jsonl, .json, .csv, .tsv, .parquet, .pt, .safetensors or a datasets save_to_disk folder"
-
-
-@dataclass
-class Examples:
-    """Examples read from DATA: texts (and pairs) or already tokenized tensors, with raw labels."""
-
-    path: str
-    columns: list[str]
-    texts: list[str] | None = None
-    pairs: list[str] | None = None
-    labels: list[Any] | None = None  # raw values as read (int / float / str / bool)
-    text_field: str | None = None
-    pair_field: str | None = None
-    label_field: str | None = None
-    tokenized: dict[str, Any] | None = None  # numpy arrays for .pt / .safetensors data
-    notes: list[str] = field(default_factory=list)
-    # class names in index order as the data declares them (a datasets ClassLabel, parquet schema metadata)
-    declared_label_names: list[str] | None = None
-    # preference data (reward models): texts hold the N chosen texts, then the N rejected ones
-    preference_pairs: int | None = None
-    # token classification (issue 22): each example's words, and labels holding one tag per word or token
-    words: list[list[str]] | None = None
-    token_level: bool = False
-
-    def __len__(self) -> int:
-        if self.tokenized is not None:
-            return int(self.tokenized["input_ids"].shape[0])
-        return len(self.texts or [])
-
-    @property
-    def labelled(self) -> bool:
-        return self.labels is not None
 
 
 def read_examples(

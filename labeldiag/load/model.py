@@ -12,12 +12,13 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labeldiag.errors import UsageError, describe_exception, one_line, why_missing
 from labeldiag.load.dispatch import dispatch_kwargs, own_offload_folder
+from labeldiag.records import LoadAudit, ModelInfo
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
@@ -32,37 +33,6 @@ PRETRAINING_HEADS = ("cls.predictions", "cls.seq_relationship", "lm_head", "voca
 TOP_LEVEL_PRETRAINING_HEADS = ("decoder.",)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 CONFIG_LIMIT = 64 << 20  # config files are kilobytes; never read a huge (or endless) one into memory
-
-
-@dataclass
-class LoadAudit:
-    missing_head: list[str] = field(default_factory=list)
-    missing_body: list[str] = field(default_factory=list)
-    unused: list[str] = field(default_factory=list)
-    unused_pretraining: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, Any, Any]] = field(default_factory=list)
-    source: str = "transformers"  # "labeldiag" (keys compared by us), "memory" (no load), "statistics" (head numbers)
-    # --labels/--num-labels: {"outputs": head size attached, "checkpoint_outputs": saved head's (None: no head)}
-    attached_head: dict | None = None
-
-
-@dataclass
-class ModelInfo:
-    """Plain facts about the model the checks read (no torch objects)."""
-
-    path: str
-    class_name: str
-    model_type: str | None
-    num_labels: int
-    id2label: dict[int, str]
-    label2id: dict[str, int]
-    problem_type: str | None
-    raw_id2label: Any = None
-    raw_label2id: Any = None
-    embedding_rows: int | None = None
-    max_positions: int | None = None
-    weights_format: str = "safetensors"
-    type_vocab_size: int | None = None  # segment ids (token_type_ids) the model accepts
 
 
 @dataclass

@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Any
 
 from labeldiag.errors import UsageError
-from labeldiag.load.data import (Examples, class_label_names, examples_from_rows, examples_from_tensors,
+from labeldiag.load.data import (class_label_names, examples_from_rows, examples_from_tensors,
                                  examples_from_token_dataset, read_examples)
-from labeldiag.load.model import LoadAudit, LoadedModel, _model_info, load_model, load_tokenizer
+from labeldiag.load.model import LoadedModel, _model_info, load_model, load_tokenizer
+from labeldiag.records import Examples, LoadAudit
 
 
 def is_path(value: Any) -> bool:

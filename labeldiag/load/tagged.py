@@ -3,7 +3,7 @@ store them ({"tokens": [...], "ner_tags": [...]}), tag names or indices."""
 from __future__ import annotations
 
 from labeldiag.errors import UsageError, one_line
-from labeldiag.load.data import Examples
+from labeldiag.records import Examples
 
 TAG_FIELDS = ("ner_tags", "tags", "labels", "label", "pos_tags", "chunk_tags", "ner")
 

@@ -6,45 +6,10 @@ attention entropy, one-hotness and mass on padding.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from labeldiag.measure.hooks import _first_tensor, find_layer_stack
-
-
-@dataclass(frozen=True)
-class BlockStats:
-    """One block of the stack: RMS of the stream entering and leaving it, RMS(out - in) / RMS(in), and the
-    median over tokens of |out - in| (the block's update; a median, so that the few tokens with massive
-    activations some decoders keep do not decide it)."""
-
-    name: str
-    index: int
-    rms_in: float
-    rms_out: float
-    change: float
-    median_update: float
-
-
-@dataclass(frozen=True)
-class AttentionStats:
-    """One self-attention layer, over real (non-pad) query tokens: per head, mean entropy / ln(keys seen),
-    mean largest weight, and the mean attention mass on pad keys."""
-
-    name: str
-    index: int
-    entropy_per_head: tuple[float, ...]
-    max_weight_per_head: tuple[float, ...]
-    pad_mass: float
-    examples: int
-
-
-@dataclass(frozen=True)
-class Activations:
-    blocks: tuple[BlockStats, ...]
-    attention: tuple[AttentionStats, ...]
-    examples: int
-    attention_source: str | None  # why attention is absent, or the module class read
+from labeldiag.records import Activations, AttentionStats, BlockStats
 
 
 class ActivationTap:

@@ -5,32 +5,17 @@ import contextlib
 import itertools
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 
 from labeldiag.errors import UsageError, describe_exception
-from labeldiag.load.data import Examples
+from labeldiag.records import Examples
 from labeldiag.measure.runtime import release_freed_memory
+from labeldiag.records import TokenStats
 
 TOKENIZE_CHUNK = 1024  # texts per tokenizer call: Ctrl-C is seen between calls, not after the last one
-
-
-@dataclass
-class TokenStats:
-    """Plain numbers the tokenizer checks read."""
-
-    max_length: int
-    model_max_positions: int | None
-    max_token_id: int
-    embedding_rows: int | None
-    tokenizer_size: int | None
-    unk_tokens: int = 0
-    content_tokens: int = 0
-    truncated: int = 0
-    kept_fraction_truncated: list[float] = field(default_factory=list)
-    examples: int = 0
 
 
 @dataclass

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import numpy as np
 
 from labeldiag.measure.encode import Encoded
-from labeldiag.measure.runtime import Runtime, call_model, extract_logits, filter_inputs, forward_params
+from labeldiag.measure.runtime import (Runtime, base_of, call_model, extract_logits, filter_inputs, forward_params,
+                                       last_token_positions)
 
 FEATURE_MODULES = ("pre_classifier", "classifier", "score", "classification_head", "head", "fc", "out_proj")
 
@@ -82,8 +83,6 @@ class FeatureTap:
     """
 
     def __init__(self, model: Any):
-        from labeldiag.measure.padding import base_of
-
         self.name, module = find_feature_module(model)
         self.captured: Any = None
         self.input_ids: Any = None
@@ -101,8 +100,6 @@ class FeatureTap:
             return None
         x = args[0] if args else next(iter(kwargs.values()), None)
         import torch
-
-        from labeldiag.measure.padding import last_token_positions
 
         if isinstance(x, torch.Tensor) and x.dim() in (2, 3):
             per_position = isinstance(output, torch.Tensor) and output.dim() == 3 and x.dim() == 3

@@ -1,24 +1,16 @@
 """The magnitude of the head's values, read without running the model (every command at load, the callback)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass
-class HeadValues:
-    parameters: list[str]  # the head's tensors
-    elements: int
-    max_abs: float  # the largest finite |value|
-    largest: str  # the tensor that holds it
-    nonfinite: int  # NaN/inf elements
+from labeldiag.records import HeadValues
 
 
 def head_values(model: Any) -> HeadValues | None:
     """None when the model has no head that labeldiag can name."""
     import torch
 
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
 
     from labeldiag.load.dispatch import named_weights
 

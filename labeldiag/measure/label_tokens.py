@@ -88,7 +88,7 @@ class LabelAccumulator:
 def _embedding_rows(model: Any, token_ids: list[int], words: list[str]) -> tuple[dict | None, float | None]:
     import torch
 
-    from labeldiag.measure.sharded import full
+    from labeldiag.measure.dtensor import full
 
     try:
         emb = model.get_input_embeddings()

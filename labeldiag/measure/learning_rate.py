@@ -1,32 +1,8 @@
 """Evidence that --lr is too high: first-step update sizes (grad-flow) or a rerun at lr / 10 (smoke-train)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from labeldiag import thresholds as T
-from labeldiag.records import TrainingTrace
-
-
-@dataclass
-class UpdateRatios:
-    """grad-flow: each layer's first AdamW update norm / weight norm at --lr."""
-
-    lr: float
-    ratios: dict[str, float]  # layer -> ratio, layers with a gradient only
-
-
-@dataclass
-class LowerRateRerun:
-    """smoke-train: training went wrong at --lr; the same batch from the same weights at lr / 10."""
-
-    lr: float
-    rerun_lr: float
-    problem: str  # what went wrong at --lr (measure.learning_rate.went_wrong)
-    final_loss: float | None
-    rerun_fitted: bool
-    rerun_fit_step: int | None
-    rerun_final_loss: float | None
-    rerun_steps: int
+from labeldiag.records import TrainingTrace, UpdateRatios
 
 
 def update_ratios(layers: list, lr: float) -> UpdateRatios:

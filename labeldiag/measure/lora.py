@@ -42,7 +42,7 @@ def is_adapted(model: Any) -> bool:
 
 def head_modules(model: Any, head_parameters: set[str]) -> list[str]:
     """The modules holding the head's parameters, by their outermost head-like name (score, classifier)."""
-    from labeldiag.measure.training import HEAD_MODULES
+    from labeldiag.measure.parameters import HEAD_MODULES
 
     out = []
     for name in sorted(head_parameters):
@@ -129,7 +129,7 @@ def lora_copy(model: Any, plan: LoraPlan) -> tuple[Any, dict]:
     """
     import copy
 
-    from labeldiag.measure.training import head_parameter_names
+    from labeldiag.measure.parameters import head_parameter_names
 
     import torch
 

@@ -8,7 +8,6 @@ batched next to the longest example (so each is padded), on each padding side th
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,51 +17,13 @@ from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
 from labeldiag.measure.runtime import (
     Runtime,
+    base_of,
     call_model,
     extract_logits,
     filter_inputs,
     forward_params,
 )
-
-
-@dataclass
-class TemporaryPad:
-    """A decoder classifier without config.pad_token_id, and the pad labeldiag measured with."""
-
-    model_class: str
-    pad_id: int
-    source: str  # "the tokenizer's pad token", "the eos token" or "token id 0"
-    tokenizer_has_pad: bool
-
-
-@dataclass
-class PaddingProbe:
-    """Logits of the same examples alone and batched with padding on one side."""
-
-    side: str  # "right" or "left"
-    examples: int  # sampled examples that got padding in the batch
-    max_abs_delta: float
-    logit_scale: float  # mean |logit| of the unpadded pass
-    changed_predictions: float  # share of sampled examples whose argmax changed
-    precision: str
-    # max |delta logit| between two identical unpadded passes; None when not measured because no
-    # side's delta passed the precision's limit (the repeat only tells a real effect from noise)
-    repeat_abs_delta: float | None = 0.0
-
-    @property
-    def relative_delta(self) -> float:
-        return self.max_abs_delta / max(self.logit_scale, 1e-6)
-
-
-def padding_limit(precision: str) -> float:
-    """Largest relative logit change that padding may cause at this precision."""
-    return T.PADDING_MAX_REL_DELTA.get(precision, T.PADDING_MAX_REL_DELTA["fp32"])
-
-
-def base_of(model: Any) -> Any:
-    """The transformers model under a PEFT wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
+from labeldiag.records import PaddingProbe, TemporaryPad, padding_limit
 
 
 def pools_last_token(model: Any) -> bool:
@@ -96,17 +57,6 @@ def ensure_pad_token(model: Any, tokenizer: Any) -> TemporaryPad | None:
         pad, source = 0, "token id 0"
     config.pad_token_id = pad
     return TemporaryPad(type(base_of(model)).__name__, pad, source, tok_pad is not None)
-
-
-def last_token_positions(input_ids: Any, pad_id: int | None) -> Any:
-    """transformers' rule: the rightmost position that is not the pad id (either padding side)."""
-    import torch
-
-    if pad_id is None:
-        return torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, dtype=torch.long, device=input_ids.device)
-    keep = (input_ids != pad_id).to(torch.int32)
-    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
-    return (positions * keep).argmax(-1)
 
 
 def padding_sides(tokenizer: Any) -> list[str]:

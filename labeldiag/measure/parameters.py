@@ -1,9 +1,11 @@
-"""Which parameters are trainable and which of them a backward pass reached."""
+"""Which parameters are the head, which are trainable, and which of them a backward pass reached."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from labeldiag.records import ParameterCensus, group_layers
+
+HEAD_MODULES = ("classifier", "score", "head", "pre_classifier", "classification_head", "out_proj")
 
 
 def census(named: list[tuple[str, Any]], *, loss_connected: bool = True, backward_ran: bool = True,
@@ -28,3 +30,14 @@ def _layers(names: list[str], layer_of: Callable[[str], str] | None) -> tuple[st
     if layer_of is None:
         return tuple(group_layers(names))
     return tuple(dict.fromkeys(layer_of(n) for n in names))
+
+
+def head_parameter_names(model: Any) -> set[str]:
+    """Parameters outside model.base_model_prefix, else those under a module named like a head."""
+    names = [n for n, _ in model.named_parameters()]
+    prefix = getattr(model, "base_model_prefix", None)
+    if prefix and hasattr(model, prefix):
+        outside = {n for n in names if not n.startswith(prefix + ".")}
+        if outside and len(outside) < len(names):
+            return outside
+    return {n for n in names if any(part in HEAD_MODULES for part in n.split(".")[:-1])}

@@ -5,31 +5,11 @@ why labeldiag's own training never shows the problem).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from labeldiag.records import HalfPrecisionWeights
+
 HALF = ("float16", "bfloat16")
-
-
-@dataclass
-class HalfPrecisionWeights:
-    lr: float
-    trainable_elements: int
-    half_elements: dict[str, int] = field(default_factory=dict)  # dtype name -> trainable elements
-    lost_elements: int = 0  # w + lr == w in the parameter's own dtype: the step rounds away
-    nonfinite_elements: int = 0  # already inf/NaN
-    # fp16 elements: AdamW keeps its state in the parameter's dtype, where eps=1e-8 is 0 and (1 - beta2) * g**2
-    # underflows for |g| < 7.7e-3, so the first step divides by zero (inf/NaN weights; torch 2.x, verified)
-    overflow_elements: int = 0
-    examples: list[str] = field(default_factory=list)  # parameters with the most lost elements
-
-    @property
-    def half_total(self) -> int:
-        return sum(self.half_elements.values())
-
-    @property
-    def lost_share(self) -> float:
-        return self.lost_elements / self.half_total if self.half_total else 0.0
 
 
 def measure_half_precision(model: Any, lr: float) -> HalfPrecisionWeights | None:

@@ -2,34 +2,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from labeldiag.measure.encode import Encoded
+from labeldiag.records import CasingStats, RoundTrip
 
 WORD = re.compile(r"[^\W\d_]+")
 WORD_START = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark a word start; WordPiece marks continuations
 MAX_WORDS = 500  # distinct capitalised words tested: enough for a share, cheap to tokenize
-
-
-@dataclass
-class CasingStats:
-    lowercases: bool  # the tokenizer maps "Word" and "word" to the same ids
-    vocab_cased_share: float  # share of alphabetic vocabulary entries holding an upper-case letter
-    words: int  # distinct capitalised words of the data that were tested
-    changed: int  # of them, words whose ids differ only through case handling
-    examples: list[str] = field(default_factory=list)
-
-
-@dataclass
-class RoundTrip:
-    """Pre-tokenized ids decoded and re-encoded with the model's tokenizer."""
-
-    examples: int
-    changed: int
-    changed_rows: list[int] = field(default_factory=list)
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

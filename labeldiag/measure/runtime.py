@@ -242,3 +242,20 @@ def call_model(model: Any, batch: dict) -> Any:
                              "the tokenizer does not match the model: pass --tokenizer with the model's own") from None
         raise ModelCodeError(f"the model's forward raised {describe_exception(exc)}; fix the model code "
                              "(rerun with --debug for the traceback)") from exc
+
+
+def base_of(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (or the model itself)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def last_token_positions(input_ids: Any, pad_id: int | None) -> Any:
+    """transformers' rule: the rightmost position that is not the pad id (either padding side)."""
+    import torch
+
+    if pad_id is None:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, dtype=torch.long, device=input_ids.device)
+    keep = (input_ids != pad_id).to(torch.int32)
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    return (positions * keep).argmax(-1)

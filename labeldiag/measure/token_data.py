@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from labeldiag.errors import UsageError, describe_exception, one_line
-from labeldiag.load.data import Examples
+from labeldiag.records import Examples
 from labeldiag.measure.encode import (TOKENIZE_CHUNK, Encoded, _base_stats, _count_tokens, encode)
-from labeldiag.tagging import IGNORED, TokenGold, align_to_subwords, entity_spans
+from labeldiag.records import IGNORED, TokenGold, align_to_subwords, entity_spans
 
 
 def tag_names(info: Any) -> tuple[str, ...]:

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeldiag.measure.learning_rate import UpdateRatios, update_ratios
-from labeldiag.records import ParameterCensus
+from labeldiag.measure.learning_rate import update_ratios
+from labeldiag.records import LossScaleRecord, ParameterCensus, UpdateRatios
 
 
 @dataclass
@@ -21,17 +21,6 @@ class ProbeStep:
     loss: float | None
     census: ParameterCensus | None  # None when nothing is trainable or the loss has no gradient
     updates: UpdateRatios | None  # None when the optimizer is not Adam-like (the ratio assumes Adam's first step)
-
-
-@dataclass
-class LossScaleRecord:
-    """Training losses between two Trainer log entries: the Trainer's logged value and ours."""
-
-    logged_loss: float
-    recomputed_loss: float  # mean cross-entropy of the same micro-batches, from their own logits and labels
-    micro_batches: int
-    accumulation_steps: int
-    examples: int
 
 
 def checkpointing_on(model: Any) -> bool:

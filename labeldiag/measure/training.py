@@ -19,14 +19,13 @@ from labeldiag.distributed import Dist, all_reduce_sum, parameter_divergence
 from labeldiag.errors import ModelCodeError, UsageError
 from labeldiag.measure.encode import Encoded
 from labeldiag.measure.forward import collate
-from labeldiag.measure.parameters import census
+from labeldiag.measure.parameters import census, head_parameter_names
 from labeldiag.measure.sharded import grad_norm, local_snapshot, sharded_copy, unchanged
 from labeldiag.measure.runtime import (Runtime, call_model, extract_logits, extract_loss, filter_inputs,
                                      forward_params, logits_tensor)
 from labeldiag.options import TrainSettings
 from labeldiag.records import TrainingTrace
 
-HEAD_MODULES = ("classifier", "score", "head", "pre_classifier", "classification_head", "out_proj")
 # output fields that hold the classification part of a composite loss (CE + SupCon, CE + aux terms)
 CLASSIFICATION_LOSS_FIELDS = ("ce_loss", "classification_loss", "cls_loss", "clf_loss")
 
@@ -307,15 +306,6 @@ def _throughput(device: Any, batch: Batch, steps: int, seconds: float, d: Dist) 
 
 # --- model copies for triage --------------------------------------------------------------------
 
-def head_parameter_names(model: Any) -> set[str]:
-    """Parameters outside model.base_model_prefix, else those under a module named like a head."""
-    names = [n for n, _ in model.named_parameters()]
-    prefix = getattr(model, "base_model_prefix", None)
-    if prefix and hasattr(model, prefix):
-        outside = {n for n in names if not n.startswith(prefix + ".")}
-        if outside and len(outside) < len(names):
-            return outside
-    return {n for n in names if any(part in HEAD_MODULES for part in n.split(".")[:-1])}
 
 
 def training_copy(model: Any, device: Any, head_only: bool = False, d: Dist | None = None, lora: int = 0) -> Any:

@@ -8,39 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from labeldiag.measure.layers import STACK_RE
+from labeldiag.records import BaseDistance, TensorStats
 
 NORM_RE = re.compile(r"(?:^|\.)(?:[a-z_]*layer_?norm[a-z_]*|ln_?\w*|norm\w*|[a-z_]*_norm)\.(?:weight|bias)$",
                      re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class TensorStats:
-    """One parameter tensor: its role among siblings, kind, RMS and exactly-zero rows / columns."""
-
-    name: str
-    role: str  # the name with the block index as '*'; equal roles are siblings
-    block: int | None
-    kind: str  # "norm-gain", "norm-bias", "matrix", "bias", "other"
-    rows: int
-    cols: int
-    rms: float
-    zero_rows: int
-    zero_cols: int
-
-
-@dataclass(frozen=True)
-class BaseDistance:
-    """How far one tensor moved from the base model's: |W - W_base| / |W_base| (Frobenius norms)."""
-
-    name: str
-    role: str
-    block: int | None
-    relative_change: float
-    base_rms: float
 
 
 def role_of(name: str) -> tuple[str, int | None]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
-from labeldiag.findings import Report
+from labeldiag.render.text import fmt, print_packed, safe
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
+
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 SECTIONS: dict[str, Callable[[Report, Console], None]] = {}
@@ -33,48 +36,19 @@ def section(command: str):
     return wrap
 
 
-def safe(value: Any) -> str:
-    """A user-controlled string (path, label or column name) for markup: no markup, no terminal control."""
-    return escape(strip_control(str(value)))
-
-
 def make_console(to_stderr: bool) -> Console:
     # soft wrap: commands, paths and messages stay one line each (the terminal folds them, a copy
     # pastes them whole); tables still fit the width
     return Console(stderr=to_stderr, highlight=False, soft_wrap=True)
 
 
-def print_packed(console: Console, parts: list[str | Text], sep: str = "   ") -> None:
-    """Short 'name value' parts on as few lines as fit the width, never split inside a part (a str
-    part is plain text, never markup)."""
-    line = Text()
-    for part in parts:
-        piece = Text(part) if isinstance(part, str) else part
-        if line and line.cell_len + len(sep) + piece.cell_len > console.width:
-            console.print(line, soft_wrap=True)
-            line = Text()
-        if line:
-            line.append(sep)
-        line.append_text(piece)
-    if line:
-        console.print(line, soft_wrap=True)
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.2e}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def render_report(report: Report, console: Console, *, elapsed_s: float | None = None,
-                  command_line: str | None = None, written: list[str] = ()) -> None:
+                  command_line: str | None = None, commands: Mapping[str, Any] | None = None,
+                  written: list[str] = ()) -> None:
     """The whole console report; `elapsed_s` (default report.elapsed_s) is the time the footer shows,
-    `command_line` the one the user typed, whose options the suggested next command keeps, and
-    `written` says which files were written (shown before the footer, so the next command is last)."""
+    `command_line` the one the user typed, whose options the suggested next command keeps (parsed with
+    `commands`, the CLI's click commands by name, which the CLI hands down), and `written` says which
+    files were written (shown before the footer, so the next command is last)."""
     m, d = report.model, report.data
     console.rule(f"[bold]labeldiag {report.command}")
     labels = m.get("id2label") or {}
@@ -117,16 +91,17 @@ def render_report(report: Report, console: Console, *, elapsed_s: float | None =
         console.print(Text(f"         fix: {strip_control(f.hint)}", style="dim"))
     for line in written:
         console.print(Text(strip_control(line), style="dim"))
-    render_footer(report, console, report.elapsed_s if elapsed_s is None else elapsed_s, command_line)
+    render_footer(report, console, report.elapsed_s if elapsed_s is None else elapsed_s, command_line, commands)
 
 
-def render_footer(report: Report, console: Console, elapsed_s: float, command_line: str | None) -> None:
+def render_footer(report: Report, console: Console, elapsed_s: float, command_line: str | None,
+                  commands: Mapping[str, Any] | None = None) -> None:
     """Counts and time, then the one command to run next for the worst finding (on a line of its own)."""
     findings = report.sorted_findings()
     errors = sum(f.severity == "error" for f in findings)
     warnings = sum(f.severity == "warning" for f in findings)
     console.print(f"\n{errors} error(s), {warnings} warning(s) in {elapsed_s:.1f} s")
-    step = next_step(report, command_line)
+    step = next_step(report, command_line, commands)
     if step is not None:
         why, command = step
         console.print(Text(f"next, {why}:", style="bold"))
@@ -149,7 +124,8 @@ RUN_ONLY = {"json", "plot", "html", "max_examples", "lr", "steps", "target_loss"
 DOCTOR_STAGES = ("check-logits", "grad-flow", "smoke-train")
 
 
-def next_step(report: Report, command_line: str | None = None) -> tuple[str, str] | None:
+def next_step(report: Report, command_line: str | None = None,
+              commands: Mapping[str, Any] | None = None) -> tuple[str, str] | None:
     """(why, command) to run next for the worst error or warning; None when there is none."""
     from labeldiag.repair import repairable
     if report.command == "doctor" and report.diagnosis:
@@ -167,7 +143,7 @@ def next_step(report: Report, command_line: str | None = None) -> tuple[str, str
         candidates = CANDIDATES[next_command]
     for command, extra in candidates:
         if not _has_run(report, command, extra):
-            model, data, options = _carried_options(report, command, extra, command_line)
+            model, data, options = _carried_options(report, command, extra, command_line, commands)
             if command == "fix":  # a new folder next to the checkpoint; fix never writes in place
                 extra = ["--out", f"{model.rstrip('/')}-fixed" if model != "MODEL" else "FIXED_DIR"]
             return WHY[command], shlex.join(["labeldiag", command, model, data, *options, *extra])
@@ -181,21 +157,16 @@ def _has_run(report: Report, command: str, extra: list[str]) -> bool:
     return ran
 
 
-def _carried_options(report: Report, target: str, extra: list[str],
-                     command_line: str | None) -> tuple[str, str, list[str]]:
+def _carried_options(report: Report, target: str, extra: list[str], command_line: str | None,
+                     commands: Mapping[str, Any] | None) -> tuple[str, str, list[str]]:
     """MODEL, DATA and the options the user gave that say how to read them (a tokenizer, a column, a
     model class, ...), for `target`; the report's own paths when there is no command line."""
     model, data = (str(report.model.get("path") or "MODEL"), str((report.data or {}).get("path") or "DATA"))
     model = "MODEL" if model.startswith("<") else model
     data = "DATA" if data.startswith("<") else data
     words = shlex.split(command_line or "")
-    if len(words) < 2 or words[1] != report.command:
+    if commands is None or len(words) < 2 or words[1] != report.command:
         return model, data, []
-    from typer.main import get_command
-
-    from labeldiag.cli import app
-
-    commands = get_command(app).commands
     try:
         ctx = commands[report.command].make_context(report.command, words[2:], resilient_parsing=True)
     except Exception:  # it parsed once already, for this run; failing now only loses the options

@@ -5,9 +5,13 @@ import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
 
 from labeldiag.errors import UsageError
-from labeldiag.findings import Report
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
+
 
 # the module that draws a command's own console section (registered on import) and its figure
 VIEWS = {"check-logits": ("labeldiag.render.console", "labeldiag.render.plots", "plot_confusion"),
@@ -23,6 +27,7 @@ class Outputs:
     html_path: str | None = None
     fail_on: str = "error"
     command_line: str = ""
+    commands: Mapping[str, Any] | None = None  # the CLI's click commands by name: command_line is parsed with them
 
     def paths(self) -> dict[str, str | None]:
         return {"--json": self.json_path, "--plot": self.plot_path, "--html": self.html_path}
@@ -74,7 +79,7 @@ def deliver(report: Report, out: Outputs) -> None:
         written.append(f"HTML report written to {out.html_path}")
     console = make_console(to_stderr=out.json_path == "-")
     render_report(report, console, elapsed_s=report.elapsed_s + time.perf_counter() - started,
-                  command_line=out.command_line, written=written)
+                  command_line=out.command_line, commands=out.commands, written=written)
     if out.json_path == "-":
         write_json(report, out.json_path)
 

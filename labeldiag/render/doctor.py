@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -9,8 +10,10 @@ from rich.text import Text
 
 from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
-from labeldiag.findings import Report
 from labeldiag.render.console import STYLE, section
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
 
 
 @section("doctor")

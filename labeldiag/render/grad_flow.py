@@ -1,15 +1,21 @@
 """grad-flow's part of the report: the per-layer table, label-token gradients, and the figure."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from labeldiag.errors import strip_control
-from labeldiag.findings import Report
-from labeldiag.render.console import SECTIONS, fmt, print_packed, section
-from labeldiag.render.plots import plain_label, pyplot, save
+from labeldiag.render.console import SECTIONS, section
+from labeldiag.render.figure import plain_label, pyplot, save
+from labeldiag.render.text import fmt, print_packed
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
+
 
 LAYER_NAME_WIDTH = 24  # a layer name up to this long is never folded in the table
 LABEL_OUTLINE_SHARE = 0.5  # heat-map columns where at least this share of examples hold a label token are outlined
@@ -103,7 +109,7 @@ def plot_grad_flow(report: Report, path: str | None):
     map of hidden-state gradient norms under a strip showing where the label tokens sit."""
     import numpy as np
 
-    from labeldiag.render.plots import message_figure
+    from labeldiag.render.figure import message_figure
 
     m = report.metrics
     layers = m.get("layers") or []

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, Callable, Iterable, Sequence
 
-from labeldiag.findings import SEVERITY_RANK
+from labeldiag.severity import SEVERITY_RANK
 from labeldiag.render.output import HTML_GENERATOR
 
 # Rows of the smoke-train curve shown in the page; the JSON report keeps every step.

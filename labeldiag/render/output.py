@@ -6,9 +6,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labeldiag.errors import UsageError
-from labeldiag.findings import Report
+from labeldiag.paths import resolved
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
 
 
 def check_writable(path: str | None, flag: str) -> None:
@@ -40,12 +44,12 @@ def guard_output_paths(outputs: dict[str, str | None], model: str, data: str, to
     run is fine).
     """
     inputs = [(model, "MODEL"), (data, "DATA")] + ([(tokenizer, "--tokenizer")] if tokenizer else [])
-    protected = [(_resolved(where), what) for where, what in inputs]
+    protected = [(resolved(where), what) for where, what in inputs]
     seen: dict[Path, str] = {}
     for flag, path in outputs.items():
         if path is None or path == "-":
             continue
-        target = _resolved(path)
+        target = resolved(path)
         if target in seen:
             raise UsageError(f"{seen[target]} and {flag} name the same file '{path}'; give them different paths")
         seen[target] = flag
@@ -65,11 +69,6 @@ def guard_output_paths(outputs: dict[str, str | None], model: str, data: str, to
             if not _written_by_labeldiag(target):
                 raise UsageError(f"{flag} '{path}' exists and was not written by labeldiag; labeldiag only "
                                  "overwrites its own reports, give a new file name")
-
-
-def _resolved(path: str) -> Path:
-    # realpath, not Path.resolve(): a symlink loop is the user's input to report, not a RuntimeError
-    return Path(os.path.realpath(os.path.expanduser(str(path))))
 
 
 def _is_checkpoint_folder(folder: Path) -> bool:

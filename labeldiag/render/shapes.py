@@ -1,14 +1,17 @@
 """The console section of the multi-label and regression metrics (check-logits)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from labeldiag.findings import Report
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
 
 
 def render_shape_metrics(report: Report, console: Console) -> None:
-    from labeldiag.render.console import fmt, print_packed, safe
+    from labeldiag.render.text import fmt, print_packed, safe
 
     multilabel, regression = report.metrics.get("multilabel"), report.metrics.get("regression")
     if report.metrics.get("token"):  # issue 22
@@ -43,7 +46,7 @@ def render_shape_metrics(report: Report, console: Console) -> None:
 
 def plot_shape(report: Report, path: str) -> bool:
     """The figure of a multi-label, regression or pairwise check-logits report; False for other reports."""
-    from labeldiag.render.plots import plain_label, pyplot, save
+    from labeldiag.render.figure import plain_label, pyplot, save
 
     m = report.metrics
     if m.get("token"):  # issue 22

@@ -1,9 +1,8 @@
-"""smoke-train's part of the report, its live view while training, and its figure."""
+"""smoke-train's part of the report and its figure (its live view while training is in render.progress)."""
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -11,33 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from labeldiag.errors import strip_control
-from labeldiag.findings import Report
-from labeldiag.render.console import fmt, print_packed, section
-from labeldiag.render.progress import shown
+from labeldiag.render.console import section
+from labeldiag.render.text import fmt, print_packed
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
+
 
 BARS = "▁▂▃▄▅▆▇█"
 SHORT_RUN = 30  # figure: steps up to which each step is drawn as a point
 LOG_SPAN = 20  # figure: triage final losses further apart than this factor are compared on a log axis
-
-
-@contextlib.contextmanager
-def live_view(total: int, title: str, enabled: bool = True) -> Iterator[Callable[[int, float, float, float], None]]:
-    """A progress bar with step / loss / accuracy / grad norm on stderr; silent when not a terminal."""
-    if not shown(enabled):
-        yield lambda step, loss, acc, gnorm: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}  grad-norm {task.fields[gnorm]}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(title, total=total, loss="-", acc="-", gnorm="-")
-
-        def update(step: int, loss: float, acc: float, gnorm: float) -> None:
-            bar.update(task, completed=step, loss=fmt(loss), acc=f"{acc:.0%}", gnorm=fmt(gnorm))
-
-        yield update
 
 
 def sparkline(values: list, width: int = 60) -> str:
@@ -147,7 +129,7 @@ def plot_training(report: Report, path: str | None):
     panel of each rerun's final loss, fitted or not."""
     from matplotlib.ticker import MaxNLocator
 
-    from labeldiag.render.plots import message_figure, pyplot, save
+    from labeldiag.render.figure import message_figure, pyplot, save
 
     m = report.metrics
     curve = m.get("curve") or []
@@ -214,7 +196,7 @@ def triage_rows(metrics: dict, triage: list[dict]) -> list[dict]:
 
 
 def _draw_triage(ax, metrics: dict, triage: list[dict]) -> None:
-    from labeldiag.render.plots import plain_label
+    from labeldiag.render.figure import plain_label
 
     rows = triage_rows(metrics, triage)
     y = list(range(len(rows)))

@@ -1,14 +1,17 @@
 """The console section and the figure of a token classifier's check-logits report (issue 22)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from labeldiag.findings import Report
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
 
 
 def render_token_metrics(report: Report, console: Console) -> None:
-    from labeldiag.render.console import fmt, print_packed, safe
+    from labeldiag.render.text import fmt, print_packed, safe
 
     token = report.metrics.get("token")
     if not token or "tags" not in token:
@@ -32,7 +35,7 @@ def plot_tokens(report: Report, path: str) -> bool:
     """The tag confusion matrix (rows gold, columns predicted, share of each gold tag)."""
     import numpy as np
 
-    from labeldiag.render.plots import plain_label, pyplot, save
+    from labeldiag.render.figure import plain_label, pyplot, save
 
     token = report.metrics.get("token") or {}
     if not token.get("confusion"):

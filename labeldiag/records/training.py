@@ -1,13 +1,14 @@
-"""Records of measurements: small dataclasses of plain numbers (no torch objects).
+"""Records of a backward pass and a training run: gradients, parameters reached, losses, learning rate.
 
-measure/ fills them, checks/ judges them (every threshold lives in thresholds.py), render/ draws
-them. Settings (steps, lr, target loss) travel in labeldiag.options, not in these records.
+Settings (steps, lr, target loss) travel in labeldiag.options, not in these records; a check that
+reads them takes anything shaped as TrainingTarget.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 _INDEX = re.compile(r"^\d+$")
 
@@ -263,3 +264,46 @@ class HiddenStateGrad:
     name: str
     grad_norm: float
     pooled_grad_norm: float
+
+
+# --- the learning rate and the Trainer's logged loss -----------------------------------------------
+
+class TrainingTarget(Protocol):
+    """What a training verdict reads of the settings (labeldiag.options.TrainSettings is one)."""
+
+    steps: int
+    lr: float
+    target_loss: float
+
+
+@dataclass
+class UpdateRatios:
+    """grad-flow: each layer's first AdamW update norm / weight norm at --lr."""
+
+    lr: float
+    ratios: dict[str, float]  # layer -> ratio, layers with a gradient only
+
+
+@dataclass
+class LowerRateRerun:
+    """smoke-train: training went wrong at --lr; the same batch from the same weights at lr / 10."""
+
+    lr: float
+    rerun_lr: float
+    problem: str  # what went wrong at --lr (measure.learning_rate.went_wrong)
+    final_loss: float | None
+    rerun_fitted: bool
+    rerun_fit_step: int | None
+    rerun_final_loss: float | None
+    rerun_steps: int
+
+
+@dataclass
+class LossScaleRecord:
+    """Training losses between two Trainer log entries: the Trainer's logged value and ours."""
+
+    logged_loss: float
+    recomputed_loss: float  # mean cross-entropy of the same micro-batches, from their own logits and labels
+    micro_batches: int
+    accumulation_steps: int
+    examples: int
