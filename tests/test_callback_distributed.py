@@ -1,0 +1,110 @@
+"""LabelDiagCallback in multi-process Trainer runs, and Ctrl-C under torchrun (issue 21, items 5 and 7).
+
+Two gloo ranks on the CPU (tests/callback_worker.py): rank 0 judges the evaluation gathered from both
+ranks, once, and alone prints; a stop reaches every rank at the same step. The launches are marked slow
+(each starts 2 Python processes with torch and transformers). DeepSpeed is not installed here: its
+partitioned parameters are imitated in-process (see test_deepspeed_gradients_are_never_judged).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers import tiny_trainer  # noqa: E402
+
+WORKER = str(Path(__file__).parent / "callback_worker.py")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def launch(trained, out: Path, mode: str):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", WORKER,
+           trained["checkpoint"], str(out), mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(2)]
+    return proc, ranks
+
+
+def labeldiag_numbers(log: dict) -> dict:
+    return {k: v for k, v in log.items() if "_labeldiag_" in k}
+
+
+@pytest.mark.slow
+def test_collapse_on_two_ranks_stops_both_at_the_same_step(trained, tmp_path):
+    proc, (main, other) = launch(trained, tmp_path, "collapse")
+    assert main["global_step"] == other["global_step"] == 2  # the first evaluation stopped both
+    begin, evaluation = main["reports"]
+    assert "constant-predictions" in evaluation["codes"] and other["reports"] == []  # judged on rank 0 alone
+    # the whole evaluation set from both ranks, the repeated fill-up rows dropped, as the Trainer's gather does
+    logged = main["eval_logs"][0]
+    assert evaluation["examples"] == logged["eval_examples"] == 236
+    assert logged["eval_labeldiag_accuracy"] == pytest.approx(logged["eval_accuracy"], abs=1e-12)
+    assert labeldiag_numbers(other["eval_logs"][0]) == labeldiag_numbers(logged)  # every rank logs the same
+    printed = proc.stdout + proc.stderr
+    assert printed.count("constant-predictions:") == 1 and printed.count("labeldiag (train begin)") == 1
+    assert printed.count("LabelDiagCallback stopped training at evaluation at step 2") == 1
+    assert "Traceback" not in printed
+
+
+@pytest.mark.slow
+def test_healthy_two_rank_run_is_not_stopped(trained, tmp_path):
+    proc, (main, other) = launch(trained, tmp_path, "healthy")
+    assert main["global_step"] == other["global_step"] == 6
+    assert len(main["reports"]) == 4 and other["reports"] == []  # train begin and three evaluations, on rank 0
+    assert all(r["codes"] == [] for r in main["reports"]), main["reports"]
+    assert [r["examples"] for r in main["reports"][1:]] == [236] * 3
+    assert all(h["eval_labeldiag_errors"] == h["eval_labeldiag_warnings"] == 0 for h in other["eval_logs"])
+    printed = proc.stdout + proc.stderr
+    assert printed.count("labeldiag (evaluation at step 6): no findings") == 1
+    assert "ERROR" not in printed and "stopped training" not in printed
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_ends_every_rank(trained, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to torchrun and its ranks (one process group); here mid-training."""
+    before = digest(Path(trained["checkpoint"]))
+    started = tmp_path / "started"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "labeldiag", "smoke-train", trained["checkpoint"], trained["data"], "--shard", "ddp",
+           "--model-class", f"{WORKER}:StallingForSequenceClassification", "--device", "cpu", "--no-progress",
+           "--json", str(tmp_path / "report.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1", LABELDIAG_TEST_STARTED=str(started)))
+    try:
+        t0 = time.monotonic()
+        while not all(Path(f"{started}.{r}").exists() for r in range(2)) and proc.poll() is None \
+                and time.monotonic() - t0 < 120:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        interrupted = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert seconds < 30
+    assert [line for line in (out + err).splitlines() if line.startswith("labeldiag")] == ["labeldiag: interrupted"]
+    # torchrun itself ends with its own traceback (SignalException: got signal 2); no rank prints one
+    assert (out + err).count("Traceback") == err.count("SignalException: Process") <= 1, err[-3000:]
+    assert not (tmp_path / "report.json").exists() and digest(Path(trained["checkpoint"])) == before
