@@ -108,3 +108,69 @@ def test_ctrl_c_under_torchrun_ends_every_rank(trained, tmp_path):
     # torchrun itself ends with its own traceback (SignalException: got signal 2); no rank prints one
     assert (out + err).count("Traceback") == err.count("SignalException: Process") <= 1, err[-3000:]
     assert not (tmp_path / "report.json").exists() and digest(Path(trained["checkpoint"])) == before
+
+
+# --- DeepSpeed, imitated in one process --------------------------------------------------------
+
+def zero3_imitation(model, partitioned: bool):
+    """What DeepSpeed ZeRO-3 leaves where the callback looks, planted on a real tiny BERT: each gradient is
+    moved out of `param.grad` right after backward accumulates it (DeepSpeed's hook reduce-scatters it into
+    its own buffer), and the optimizer holds one flat fp32 partition, not the model's parameters. With
+    `partitioned`, the parameters also carry the attributes ZeRO-3 sets (ds_id, ds_numel, ds_tensor). The
+    real ZeRO-3 also empties param.data between forwards; that is left out so the probe's forward runs here
+    without DeepSpeed's gathering hooks."""
+    import torch
+
+    for i, p in enumerate(model.parameters()):
+        p.register_post_accumulate_grad_hook(lambda p: setattr(p, "grad", None))
+        if partitioned:
+            p.ds_id, p.ds_numel, p.ds_tensor = i, p.numel(), p.detach().flatten().clone()
+    flat = torch.nn.Parameter(torch.cat([p.detach().flatten() for p in model.parameters()]).float())
+    return torch.optim.AdamW([flat], lr=1e-4)
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_deepspeed_gradients_are_never_judged(tmp_path, partitioned):
+    """The brief asked to read ZeRO-3 gradients with deepspeed.utils.safe_get_full_grad; deepspeed is not
+    installed here (and deepspeed.init_distributed hung on gloo / CPU in a throwaway venv), and under the
+    Trainer accelerate runs DeepSpeed's step inside backward, so no callback event sees those gradients before
+    the step clears them. The callback therefore states that it did not read them, and the unpartitioned
+    control shows the planted defect is real: read naively, it gives two false errors."""
+    from labeldiag import LabelDiagCallback
+    from labeldiag.callback import DEEPSPEED_NOTE
+    from labeldiag.synthetic import TOPICS, build_tokenizer, make_examples, tiny_bert
+
+    rows = make_examples(64, seed=3)
+    tokenizer = build_tokenizer([r["text"] for r in rows])
+    model = tiny_bert(len(tokenizer), list(TOPICS), seed=0)
+    optimizer = zero3_imitation(model, partitioned)
+    cb = LabelDiagCallback(verbose=False)
+    trainer = tiny_trainer(tmp_path, tokenizer, model, rows, None, [cb], lr=1e-4, steps=1, optimizers=(optimizer, None))
+    model.activation_checkpointing_enable()
+    cb.on_init_end(trainer.args, trainer.state, trainer.control, model=model)
+    cb.on_train_begin(trainer.args, trainer.state, trainer.control, model=model, optimizer=optimizer,
+                      train_dataloader=trainer.get_train_dataloader())
+    begin = cb.reports[0]
+    naive = {"no-grad-under-checkpointing", "params-not-in-optimizer"}
+    if not partitioned:
+        assert naive <= {f.code for f in begin.findings}, begin.findings
+        return
+    assert not naive & {f.code for f in begin.findings} and DEEPSPEED_NOTE in begin.notes, begin.findings
+    assert begin.metrics["loss_at_start"] > 0  # the probe's forward still measured the loss
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_deepspeed_is_recognised_from_its_settings_or_its_optimizer():
+    import types
+
+    import torch
+
+    from labeldiag.callback import deepspeed_engaged
+
+    plain = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(plain.parameters())
+    assert not deepspeed_engaged(types.SimpleNamespace(deepspeed=None), plain, optimizer)
+    assert deepspeed_engaged(types.SimpleNamespace(deepspeed="ds_config.json"), plain, optimizer)
+    wrapped = types.SimpleNamespace(optimizer=type("DeepSpeedZeroOptimizer_Stage3", (), {"__module__":
+                                                   "deepspeed.runtime.zero.stage3"})())
+    assert deepspeed_engaged(types.SimpleNamespace(), plain, wrapped)  # accelerate launch with a DeepSpeed config
