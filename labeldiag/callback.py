@@ -170,8 +170,8 @@ class LabelDiagCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if logs and "loss" in logs:
             return self._judge_training_log(args, state, control, logs)
-        if not logs or not (self._captured or self._evaluated) or \
-                not any(k.endswith("_loss") or k.endswith("_runtime") for k in logs):
+        evaluation_log = any(k.endswith(("_loss", "_runtime")) for k in logs or {})
+        if not logs or not (self._captured or self._evaluated) or not evaluation_log:
             return None
         t0 = time.perf_counter()
         self._evaluated = False

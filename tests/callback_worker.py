@@ -36,6 +36,7 @@ def main(checkpoint: str, out: Path, mode: str) -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from helpers import tiny_trainer
+
     from labeldiag import LabelDiagCallback
     from labeldiag.synthetic import make_examples
 
