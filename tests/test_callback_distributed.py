@@ -64,10 +64,56 @@ def test_healthy_two_rank_run_is_not_stopped(trained, tmp_path):
     assert len(main["reports"]) == 4 and other["reports"] == []  # train begin and three evaluations, on rank 0
     assert all(r["codes"] == [] for r in main["reports"]), main["reports"]
     assert [r["examples"] for r in main["reports"][1:]] == [236] * 3
+    for logged in main["eval_logs"]:  # the rows the callback kept are the Trainer's: the same accuracy
+        assert logged["eval_labeldiag_accuracy"] == pytest.approx(logged["eval_accuracy"], abs=1e-12)
     assert all(h["eval_labeldiag_errors"] == h["eval_labeldiag_warnings"] == 0 for h in other["eval_logs"])
     printed = proc.stdout + proc.stderr
     assert printed.count("labeldiag (evaluation at step 6): no findings") == 1
     assert "ERROR" not in printed and "stopped training" not in printed
+
+
+# --- the gather and the vote, with the collectives stood in for -----------------------------------
+
+def test_rank_zero_puts_the_ranks_batches_in_dealing_order_and_drops_the_fill_up(monkeypatch):
+    """Rank 0's batches 0 and 2 and rank 1's batches 1 and 3 of a 7-row evaluation in batches of 2: the
+    sharded loader filled rank 1's last batch with row 0 again."""
+    import torch
+
+    from labeldiag import callback
+    from labeldiag.distributed import Dist
+
+    def batch(*rows):
+        return torch.tensor([[float(r)] for r in rows]), torch.tensor(list(rows))
+
+    per_rank = [[batch(0, 1), batch(4, 5)], [batch(2, 3), batch(6, 0)]]
+    monkeypatch.setattr(callback, "joined", lambda: Dist(rank=0, world=2))
+    monkeypatch.setattr(callback, "gather_to_main", lambda captured, d: per_rank)
+    kept = callback.gathered_evaluation(per_rank[0], num_samples=7)
+    assert torch.cat([labels for _, labels in kept]).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert torch.cat([logits for logits, _ in kept]).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6]
+    monkeypatch.setattr(callback, "joined", lambda: Dist(rank=1, world=2))
+    monkeypatch.setattr(callback, "gather_to_main", lambda captured, d: None)
+    assert callback.gathered_evaluation(per_rank[1], num_samples=7) == []  # judged on rank 0 only
+
+
+def test_a_stop_asked_by_any_rank_stops_this_one(monkeypatch):
+    """Rank 0 found nothing, another rank asked to stop: rank 0 stops too, with rank 0's numbers logged."""
+    import types
+
+    from labeldiag import callback
+    from labeldiag.distributed import Dist
+    from labeldiag.findings import Report
+
+    monkeypatch.setattr(callback, "joined", lambda: Dist(rank=0, world=2))
+    monkeypatch.setattr(callback, "gather", lambda vote, d: [vote, ("stopped on rank 1", {})])
+    cb = callback.LabelDiagCallback(fail_on="error", verbose=False)
+    control = types.SimpleNamespace(should_training_stop=False)
+    state = types.SimpleNamespace(global_step=4, log_history=[{"eval_loss": 0.3, "step": 4}])
+    logs = {"eval_loss": 0.3, "eval_runtime": 0.1}
+    cb._conclude(Report(command="callback"), control, "evaluation at step 4", state, logs=logs)
+    assert control.should_training_stop
+    assert logs["eval_labeldiag_errors"] == 0.0 and state.log_history[-1]["eval_labeldiag_errors"] == 0.0
+    assert len(cb.reports) == 1
 
 
 def digest(folder: Path) -> str:
