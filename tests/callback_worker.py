@@ -1,11 +1,12 @@
 """Torchrun workers for tests/test_callback_distributed.py.
 
-As a script, one rank of a tiny Trainer run with LabelDiagCallback(fail_on="error"), launched by torchrun
-(`python -m torch.distributed.run --nproc-per-node 2 tests/callback_worker.py CHECKPOINT OUT MODE`); the
-Trainer joins a gloo process group on the CPU. CHECKPOINT is the session's trained tiny BERT. MODE `collapse`
+As a script, one rank of two tiny Trainer runs with LabelDiagCallback(fail_on="error"), launched by torchrun
+(`python -m torch.distributed.run --nproc-per-node 2 tests/callback_worker.py CHECKPOINT OUT`); the Trainer
+joins a gloo process group on the CPU. CHECKPOINT is the session's trained tiny BERT. The run `collapse`
 plants a head bias that predicts class 0 for every example (constant-predictions at the first evaluation, as
-in test_callback_eval.py); `healthy` trains the checkpoint as it is. Each rank writes OUT/rank-R.json: the step
-it stopped at, the codes of the Reports it kept and its evaluation logs.
+in test_callback_eval.py); `healthy` trains the checkpoint as it is. Rank 0 prints `=== RUN ===` to stderr
+before each run. Each rank writes OUT/RUN/rank-R.json: the step it stopped at, the codes of the Reports it
+kept and its evaluation logs.
 
 As a module, `StallingForSequenceClassification` for `labeldiag smoke-train --model-class FILE:Class`: its
 forward marks $LABELDIAG_TEST_STARTED.RANK and then sleeps, so a test can interrupt a run mid-training.
@@ -31,7 +32,15 @@ class StallingForSequenceClassification(BertForSequenceClassification):
         return super().forward(*args, **kwargs)
 
 
-def main(checkpoint: str, out: Path, mode: str) -> None:
+def main(checkpoint: str, out: Path) -> None:
+    """Both runs in one launch (starting 2 ranks with torch and transformers is most of the cost)."""
+    for mode in ("collapse", "healthy"):
+        if os.environ.get("RANK", "0") == "0":
+            print(f"=== {mode} ===", file=sys.stderr, flush=True)
+        run(checkpoint, out / mode, mode)
+
+
+def run(checkpoint: str, out: Path, mode: str) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -64,8 +73,9 @@ def main(checkpoint: str, out: Path, mode: str) -> None:
               "reports": [{"codes": [f.code for f in r.findings if f.severity != "info"], "notes": r.notes,
                            "examples": (r.data or {}).get("examples")} for r in cb.reports],
               "eval_logs": [h for h in trainer.state.log_history if "eval_loss" in h]}
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"rank-{rank}.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], Path(sys.argv[2]))

@@ -26,14 +26,19 @@ WORKER = str(Path(__file__).parent / "callback_worker.py")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def launch(trained, out: Path, mode: str):
+@pytest.fixture(scope="module")
+def two_rank_runs(trained, tmp_path_factory):
+    """One torchrun launch of tests/callback_worker.py: {run: (rank 0's result, rank 1's, rank 0's stderr)}."""
+    out = tmp_path_factory.mktemp("callback-ranks")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", WORKER,
-           trained["checkpoint"], str(out), mode]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False,
+           trained["checkpoint"], str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False,
                           env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(2)]
-    return proc, ranks
+    assert "Traceback" not in proc.stdout + proc.stderr
+    printed = dict(zip(("collapse", "healthy"), proc.stderr.split("=== healthy ===")))
+    return {run: (*[json.loads((out / run / f"rank-{r}.json").read_text()) for r in range(2)], printed[run])
+            for run in ("collapse", "healthy")}
 
 
 def labeldiag_numbers(log: dict) -> dict:
@@ -41,8 +46,8 @@ def labeldiag_numbers(log: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_collapse_on_two_ranks_stops_both_at_the_same_step(trained, tmp_path):
-    proc, (main, other) = launch(trained, tmp_path, "collapse")
+def test_collapse_on_two_ranks_stops_both_at_the_same_step(two_rank_runs):
+    main, other, printed = two_rank_runs["collapse"]
     assert main["global_step"] == other["global_step"] == 2  # the first evaluation stopped both
     _, evaluation = main["reports"]
     assert "constant-predictions" in evaluation["codes"] and other["reports"] == []  # judged on rank 0 alone
@@ -51,15 +56,13 @@ def test_collapse_on_two_ranks_stops_both_at_the_same_step(trained, tmp_path):
     assert evaluation["examples"] == logged["eval_examples"] == 236
     assert logged["eval_labeldiag_accuracy"] == pytest.approx(logged["eval_accuracy"], abs=1e-12)
     assert labeldiag_numbers(other["eval_logs"][0]) == labeldiag_numbers(logged)  # every rank logs the same
-    printed = proc.stdout + proc.stderr
     assert printed.count("constant-predictions:") == 1 and printed.count("labeldiag (train begin)") == 1
     assert printed.count("LabelDiagCallback stopped training at evaluation at step 2") == 1
-    assert "Traceback" not in printed
 
 
 @pytest.mark.slow
-def test_healthy_two_rank_run_is_not_stopped(trained, tmp_path):
-    proc, (main, other) = launch(trained, tmp_path, "healthy")
+def test_healthy_two_rank_run_is_not_stopped(two_rank_runs):
+    main, other, printed = two_rank_runs["healthy"]
     assert main["global_step"] == other["global_step"] == 6
     assert len(main["reports"]) == 4 and other["reports"] == []  # train begin and three evaluations, on rank 0
     assert all(r["codes"] == [] for r in main["reports"]), main["reports"]
@@ -67,7 +70,6 @@ def test_healthy_two_rank_run_is_not_stopped(trained, tmp_path):
     for logged in main["eval_logs"]:  # the rows the callback kept are the Trainer's: the same accuracy
         assert logged["eval_labeldiag_accuracy"] == pytest.approx(logged["eval_accuracy"], abs=1e-12)
     assert all(h["eval_labeldiag_errors"] == h["eval_labeldiag_warnings"] == 0 for h in other["eval_logs"])
-    printed = proc.stdout + proc.stderr
     assert printed.count("labeldiag (evaluation at step 6): no findings") == 1
     assert "ERROR" not in printed and "stopped training" not in printed
 
