@@ -41,7 +41,8 @@ class LabelDiagCallback(TrainerCallback):
     the default None never stops, and a stop is logged (logger "labeldiag") and noted in the report.
     `verbose=False` silences the per-evaluation summary. Every Report made is kept in `.reports`, in
     order: train begin first, then one per evaluation, and one for the training log where the logged
-    loss is found off by the accumulation factor.
+    loss is found off by the accumulation factor. In a run of several ranks, rank 0 alone judges, prints and
+    keeps Reports (the other ranks' `.reports` stay empty), and every rank stops at the same step.
     """
 
     def __init__(self, fail_on: str | None = None, verbose: bool = True):
