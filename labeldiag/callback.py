@@ -8,10 +8,17 @@ evaluation's own predictions (captured by a forward hook while the Trainer evalu
 second pass over the evaluation set; the callback's own probe is never captured), written into the
 Trainer's logs as `<prefix>_labeldiag_*` numbers and shown as a short summary. At each training log:
 the logged loss against the cross-entropy of the same micro-batches' logits.
+
+In a multi-process run (torchrun, accelerate launch, DeepSpeed: a torch.distributed process group of
+more than one rank) every rank captures its share of the evaluation; rank 0 gathers them, judges once and
+alone prints, logs and keeps Reports, and every rank gets rank 0's log numbers and stops at the same
+step. Where DeepSpeed owns the gradients (ZeRO partitions them, `param.grad` stays None) the probe step
+measures the loss only and the report says the gradient checks were not made.
 """
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import time
@@ -19,6 +26,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from labeldiag.distributed import gather, gather_to_main, joined
 from labeldiag.findings import Report
 from labeldiag.measure.train_probe import TrainingLosses
 
@@ -33,7 +41,8 @@ class LabelDiagCallback(TrainerCallback):
     the default None never stops, and a stop is logged (logger "labeldiag") and noted in the report.
     `verbose=False` silences the per-evaluation summary. Every Report made is kept in `.reports`, in
     order: train begin first, then one per evaluation, and one for the training log where the logged
-    loss is found off by the accumulation factor.
+    loss is found off by the accumulation factor. In a run of several ranks, rank 0 alone judges, prints and
+    keeps Reports (the other ranks' `.reports` stay empty), and every rank stops at the same step.
     """
 
     def __init__(self, fail_on: str | None = None, verbose: bool = True):
@@ -51,6 +60,7 @@ class LabelDiagCallback(TrainerCallback):
         self._probing = False  # the callback's own forward passes are not the Trainer's
         self._training = False  # between train begin and train end: training forwards feed the loss check
         self._evaluating = False  # inside the Trainer's evaluation loop (see _bracket_evaluations)
+        self._evaluated = False  # an evaluation loop ended on this rank and its log entry is still to come
         self._bracketed: Any = None  # the Trainer whose evaluation loop tells when an evaluation runs
         self._handles: list[Any] = []
         self._hooked: Any = None
@@ -119,9 +129,14 @@ class LabelDiagCallback(TrainerCallback):
         def evaluation_loop(*args: Any, **kwargs: Any) -> Any:
             self._captured, self._evaluating = [], True
             try:
-                return loop(*args, **kwargs)
+                output = loop(*args, **kwargs)
             finally:
                 self._evaluating = False
+            t0 = time.perf_counter()
+            self._captured = gathered_evaluation(self._captured, getattr(output, "num_samples", None))
+            self._evaluated = True
+            self.overhead_seconds += time.perf_counter() - t0
+            return output
 
         trainer.evaluation_loop = evaluation_loop
         self._bracketed = trainer
@@ -140,14 +155,15 @@ class LabelDiagCallback(TrainerCallback):
         self._hook(model)
         self._captured, self._training_losses = [], TrainingLosses()
         self._probing, self._training = True, True
-        try:
+        try:  # on every rank: under FSDP or ZeRO-3 the probe's forward gathers parameters from all of them
             report = train_begin_report(model, optimizer, train_dataloader, first_step=state.global_step == 0,
                                         learning_rate=float(getattr(args, "learning_rate", 0.0) or 0.0),
-                                        backward=int(getattr(args, "world_size", 1) or 1) == 1)
+                                        backward=int(getattr(args, "world_size", 1) or 1) == 1,
+                                        deepspeed=deepspeed_engaged(args, model, optimizer))
         finally:
             self._probing = False
         self.overhead_seconds += time.perf_counter() - t0
-        return self._conclude(report, control, "train begin", state)
+        return self._conclude(report if joined().main else None, control, "train begin", state)
 
     def on_prediction_step(self, args, state, control, model=None, **kwargs):
         self._hook(model)
@@ -155,17 +171,17 @@ class LabelDiagCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if logs and "loss" in logs:
             return self._judge_training_log(args, state, control, logs)
-        if not logs or not self._captured or not any(k.endswith("_loss") or k.endswith("_runtime") for k in logs):
+        evaluation_log = any(k.endswith(("_loss", "_runtime")) for k in logs or {})
+        if not logs or not (self._captured or self._evaluated) or not evaluation_log:
             return None
         t0 = time.perf_counter()
+        self._evaluated = False
         prefix = next((k.split("_", 1)[0] for k in logs if k.endswith("_runtime")), "eval")
-        report = self._judge_evaluation(model)
-        numbers = log_numbers(report, prefix)
-        logs.update(numbers)
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1].update(numbers)
+        report = self._judge_evaluation(model) if joined().main else None  # the gathered evaluation, once
+        control = self._conclude(report, control, f"evaluation at step {state.global_step}", state,
+                                 logs=logs, prefix=prefix)
         self.overhead_seconds += time.perf_counter() - t0
-        return self._conclude(report, control, f"evaluation at step {state.global_step}", state)
+        return control
 
     def on_train_end(self, args, state, control, **kwargs):
         self._training = False
@@ -179,26 +195,36 @@ class LabelDiagCallback(TrainerCallback):
         from labeldiag.checks.training_run import logged_loss_scale_mismatch
 
         losses, self._training_losses = self._training_losses, TrainingLosses()
-        logged = logs.get("loss")
-        if (self._loss_scale_reported or not isinstance(logged, (int, float)) or not math.isfinite(logged)
+        logged = logs.get("loss")  # the mean over every rank's loss, the same number on each
+        if (not isinstance(logged, (int, float)) or not math.isfinite(logged)
                 or float(getattr(args, "label_smoothing_factor", 0.0) or 0.0) > 0):
             return None
-        found = logged_loss_scale_mismatch(losses.record(float(logged),
-                                                         int(getattr(args, "gradient_accumulation_steps", 1))))
-        if not found:
+        d = joined()
+        if d.active:  # every rank's micro-batches, as the logged loss averages them
+            shares = gather_to_main(([float(v) for v in losses.values], [int(c) for c in losses.counts]), d)
+            losses = TrainingLosses([v for share in shares or [] for v in share[0]],
+                                    [c for share in shares or [] for c in share[1]])
+        report = None
+        if d.main and not self._loss_scale_reported:
+            found = logged_loss_scale_mismatch(losses.record(float(logged),
+                                                             int(getattr(args, "gradient_accumulation_steps", 1))))
+            if found:
+                self._loss_scale_reported = True
+                report = Report(command="callback")
+                report.add(found)
+        if report is None and not d.active:
             return None
-        self._loss_scale_reported = True
-        report = Report(command="callback")
-        report.add(found)
         return self._conclude(report, control, f"training log at step {state.global_step}", state)
 
-    def _judge_evaluation(self, model: Any) -> Report:
+    def _judge_evaluation(self, model: Any) -> Report | None:
         import torch
 
         from labeldiag.checks.predictions import judge_predictions
 
         captured, self._captured = self._captured, []
-        if captured and captured[-1][0].dim() == 3:  # a token classifier (issue 22)
+        if not captured:
+            return None
+        if captured[-1][0].dim() == 3:  # a token classifier (issue 22)
             return _judge_token_batches([c for c in captured if c[0].dim() == 3], model)
         captured = [c for c in captured if c[0].dim() == 2]
         widths = {x.shape[1] for x, _ in captured}
@@ -210,21 +236,80 @@ class LabelDiagCallback(TrainerCallback):
         config = getattr(model, "config", None)
         return judge_predictions(logits, labels, getattr(config, "id2label", None), command="callback")
 
-    def _conclude(self, report: Report, control: Any, when: str, state: Any = None) -> Any:
-        report.notes.append(f"LabelDiagCallback, {when}")
-        self.reports.append(report)
-        if self.verbose:
-            print_summary(report, when)
-        causes = [f.code for f in report.sorted_findings()
-                  if self.fail_on and SEVERITY_LIMIT.get(f.severity, 9) <= SEVERITY_LIMIT[self.fail_on]]
-        if causes:
+    def _conclude(self, report: Report | None, control: Any, when: str, state: Any = None,
+                  logs: dict | None = None, prefix: str = "eval") -> Any:
+        """Keep and show `report` (rank 0's; None on the other ranks of a multi-process run), put its numbers
+        into the Trainer's `logs`, and stop at `fail_on`. Under a process group every rank calls this at the
+        same events: one collective gives each rank rank 0's numbers and stops all of them when any asks."""
+        stop = None
+        numbers = log_numbers(report, prefix) if report is not None and logs is not None else {}
+        if report is not None:
+            report.notes.append(f"LabelDiagCallback, {when}")
+            self.reports.append(report)
+            if self.verbose:
+                print_summary(report, when)
+            causes = [f.code for f in report.sorted_findings()
+                      if self.fail_on and SEVERITY_LIMIT.get(f.severity, 9) <= SEVERITY_LIMIT[self.fail_on]]
+            if causes:
+                step = getattr(state, "global_step", None)
+                stop = (f"LabelDiagCallback stopped training at {when}" + (f" (global step {step})" if step else "")
+                        + f": fail_on={self.fail_on!r} and it found {', '.join(causes)}")
+                report.notes.append(stop)
+                logger.warning(stop)
+        d = joined()
+        if d.active:
+            votes = gather((stop, numbers), d)
+            stop = next((why for why, _ in votes if why), None)
+            numbers = votes[0][1]
+        if stop:
             control.should_training_stop = True
-            step = getattr(state, "global_step", None)
-            why = (f"LabelDiagCallback stopped training at {when}" + (f" (global step {step})" if step else "") +
-                   f": fail_on={self.fail_on!r} and it found {', '.join(causes)}")
-            report.notes.append(why)
-            logger.warning(why)
+        if logs is not None and numbers:
+            logs.update(numbers)
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1].update(numbers)
         return control
+
+
+def gathered_evaluation(captured: list, num_samples: int | None) -> list:
+    """The evaluation's (logits, labels) batches. In one process: `captured` as is. Under a process group of N
+    ranks: on rank 0 every rank's batches in the order accelerate's sharded loader dealt them (rank r's i-th
+    batch is batch i*N + r), cut to the evaluation set's `num_samples` (the loader repeats examples from the
+    start so that every rank gets full batches, as the Trainer's gather_for_metrics drops them); [] elsewhere.
+    One gather on every rank."""
+    d = joined()
+    if not d.active:
+        return captured
+    per_rank = gather_to_main(captured, d)
+    if per_rank is None:
+        return []
+    dealt = [batch for turn in itertools.zip_longest(*per_rank) for batch in turn if batch is not None]
+    if not num_samples:
+        return dealt
+    kept, left = [], int(num_samples)
+    for logits, labels in dealt:
+        if left <= 0:
+            break
+        kept.append((logits[:left], labels[:left] if labels is not None else None))
+        left -= logits.shape[0]
+    return kept
+
+
+def deepspeed_engaged(args: Any, model: Any, optimizer: Any) -> bool:
+    """DeepSpeed holds the gradients: ZeRO-3 partitions every parameter (and marks it with `ds_id`, `ds_numel`,
+    `ds_tensor`), and at every ZeRO stage its hooks move each gradient into its own buffers, so `param.grad`
+    stays None and a probe's backward would add into the run's next step."""
+    if getattr(args, "deepspeed", None) or getattr(args, "hf_deepspeed_config", None):
+        return True
+    if model is not None and any(hasattr(p, "ds_id") for p in model.parameters()):
+        return True
+    inner = getattr(optimizer, "optimizer", optimizer)
+    return type(inner).__module__.split(".")[0] == "deepspeed"
+
+
+DEEPSPEED_NOTE = ("DeepSpeed holds this run's gradients (ZeRO moves them into its own partitioned buffers; "
+                  "param.grad stays None), so the probe step measured the loss only: which trainable parameters "
+                  "get a gradient, the first step's size at the learning rate and whether the optimizer holds "
+                  "every parameter were not checked")
 
 
 def log_numbers(report: Report, prefix: str) -> dict[str, float]:
@@ -257,9 +342,10 @@ def print_summary(report: Report, when: str) -> None:
 
 
 def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: bool,
-                       learning_rate: float = 0.0, backward: bool = True) -> Report:
+                       learning_rate: float = 0.0, backward: bool = True, deepspeed: bool = False) -> Report:
     """The static checks and one probe step on the first batch, before the first optimizer step
-    (forward only when `backward` is False: a distributed run's backward would start collectives)."""
+    (forward only when `backward` is False: a distributed run's backward would start collectives; and under
+    `deepspeed`, which owns the gradients and the optimizer's view of the parameters: a note says so)."""
     from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
     from labeldiag.checks.learning_rate import learning_rate_too_high
     from labeldiag.checks.loading import check_load_audit
@@ -279,7 +365,10 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     report.model = {"class": info.class_name, "num_labels": info.num_labels,
                     "id2label": {str(k): v for k, v in sorted(info.id2label.items())},
                     "problem_type": info.problem_type}
-    report.add(params_not_in_optimizer(optimizer_coverage(model, optimizer)))
+    if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
+        backward = False
+        report.notes.append(DEEPSPEED_NOTE)
+    report.add(params_not_in_optimizer({"readable": False} if deepspeed else optimizer_coverage(model, optimizer)))
     report.add(check_label_map(info, None))
     head = head_statistics(model)
     if first_step and head.get("fresh"):  # the load audit is gone inside a Trainer; the head's numbers tell

@@ -41,6 +41,16 @@ def from_env() -> Dist:
     return Dist(rank=rank, world=max(world, 1), local_rank=local)
 
 
+def joined() -> Dist:
+    """The process group this process already belongs to (a Trainer's, accelerate's, DeepSpeed's), else one
+    process: for code that runs inside someone else's distributed run rather than starting one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return Dist()
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), backend=str(dist.get_backend()))
+
+
 def local_device(d: Dist, requested: str) -> str:
     """Each rank takes the CUDA device of its LOCAL_RANK unless the user named one."""
     if not d.active:
@@ -179,6 +189,10 @@ def rank_zero_errors(body: Callable[[], int]) -> Callable[[], int]:
                 raise SystemExit(143) from None
             raise RankFailure(f"rank {d.rank} of {d.world}: stopped by the launcher (SIGTERM), which stops every rank "
                               "once one has failed; its summary names the failed rank and exit code") from None
+        except KeyboardInterrupt:  # Ctrl-C reaches every rank of the launcher's process group: rank 0 says so
+            if d.active and not d.main:
+                raise SystemExit(130) from None
+            raise
         except UsageError as exc:  # a collective that failed inside the model's backward arrives wrapped
             failure = collective_failure(exc, d) if d.active else None
             if failure is not None:
@@ -240,6 +254,17 @@ def gather(obj: Any, d: Dist) -> list[Any]:
 
     out: list[Any] = [None] * d.world
     dist.all_gather_object(out, obj)
+    return out
+
+
+def gather_to_main(obj: Any, d: Dist) -> list[Any] | None:
+    """Every rank's `obj` on rank 0, in rank order (None on the other ranks); [obj] in one process."""
+    if not d.active:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] | None = [None] * d.world if d.main else None
+    dist.gather_object(obj, out, dst=0)
     return out
 
 
