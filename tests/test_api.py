@@ -15,6 +15,8 @@ import pytest
 
 from helpers import clone, edit_config, run_cli
 
+pytestmark = pytest.mark.xdist_group("test_api")  # one worker builds the module's models
+
 ZOO = Path(__file__).parent / "zoo_models.py"
 
 

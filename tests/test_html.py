@@ -18,6 +18,8 @@ from labeldiag.catalogue import CATALOGUE
 from labeldiag.env import environment
 from labeldiag.render.html import CURVE_ROWS, render_html
 
+pytestmark = pytest.mark.xdist_group("test_html")  # one worker builds the module's models
+
 ZOO_GRAD = str(Path(__file__).parent / "zoo_models.py")
 ZOO_TRAIN = str(Path(__file__).parent / "zoo_train_models.py")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

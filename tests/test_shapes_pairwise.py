@@ -10,7 +10,7 @@ import pytest
 from helpers import clone, edit_weights, run_cli, write_jsonl
 import shapes_zoo
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("test_shapes_pairwise")]  # one worker builds the module's models
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import torch
 
 import labeldiag
 
+pytestmark = pytest.mark.xdist_group("test_weight_faults")  # one worker builds the module's models
+
 NEW_CODES = {"classes-never-predicted", "minority-classes-ignored", "layer-weights-anomalous",
              "residual-stream-anomalous", "weights-far-from-base"}
 
