@@ -109,6 +109,19 @@ class Report:
             out["environment"] = dict(self.environment)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        """A JSON report (as `to_dict()` writes it) read back: `from_dict(r.to_dict()).to_dict() == r.to_dict()`."""
+        findings = []
+        for f in d.get("findings") or []:
+            finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
+            finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
+            findings.append(finding)
+        return cls(command=d["command"], model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
+                   device=d.get("device", "cpu"), findings=findings, metrics=dict(d.get("metrics") or {}),
+                   elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
+                   environment=dict(d.get("environment") or {}), diagnosis=list(d.get("diagnosis") or []))
+
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
