@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from labeldiag.records import GradFlowSummary
 
 
 @dataclass
@@ -58,6 +61,18 @@ class Report:
     notes: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     diagnosis: list[dict[str, Any]] = field(default_factory=list)  # doctor: ranked root causes
+    # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
+    grad_flow: GradFlowSummary | None = None
+
+    def attach(self, record: Any) -> None:
+        """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
+        from labeldiag.records import GradFlowSummary
+
+        if isinstance(record, GradFlowSummary):
+            self.grad_flow = record
+        else:
+            raise TypeError(f"a Report carries no {type(record).__name__}")
+        self.metrics.update(record.to_metrics())
 
     def add(self, findings: list[Finding] | Finding | None) -> None:
         """Add findings, each taking the severity its catalogue entry gives for this command."""
@@ -117,10 +132,15 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
+        from labeldiag.records import GradFlowSummary
+
+        metrics = dict(d.get("metrics") or {})
+        flow = "layers" in metrics and d["command"] == "grad-flow"
         return cls(command=d["command"], model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
-                   device=d.get("device", "cpu"), findings=findings, metrics=dict(d.get("metrics") or {}),
+                   device=d.get("device", "cpu"), findings=findings, metrics=metrics,
                    elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
-                   environment=dict(d.get("environment") or {}), diagnosis=list(d.get("diagnosis") or []))
+                   environment=dict(d.get("environment") or {}), diagnosis=list(d.get("diagnosis") or []),
+                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

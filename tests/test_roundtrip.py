@@ -73,3 +73,10 @@ def test_report_reads_back_from_its_json(reports, kind):
         if hasattr(report, name):
             assert getattr(again, name) == getattr(report, name), name
 
+
+
+def test_grad_flow_reads_as_attributes(reports):
+    flow, logits = reports["grad-flow"], reports["check-logits"]
+    assert logits.grad_flow is None and flow.grad_flow.layers
+    assert flow.grad_flow.layers[0].grad_norm == flow.metrics["layers"][0]["grad_norm"]
+    assert reports["grad-flow-label-positions"].grad_flow.heatmap.label_share

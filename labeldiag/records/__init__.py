@@ -8,6 +8,7 @@ from labeldiag.records.training import (  # noqa: F401
     ActivationStats, GradFlow, HeadAcrossRanks, HiddenStateGrad, InitialLoss, LabelTokenGrad, LayerGrad,
     LossScaleRecord, LowerRateRerun, NonFinite, ParameterCensus, ShardedForward, TrainingTarget, TrainingTrace,
     UpdateRatios, group_layers,
+    ActivationRow, GradFlowSummary, GradientHeatmap, LabelTokenRow, LabelTokenSummary, LayerRow,
 )
 from labeldiag.records.model import (  # noqa: F401
     Activations, AttentionStats, BaseDistance, BlockStats, HalfPrecisionWeights, HeadValues, LoadAudit, ModelInfo,
