@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import GradFlowSummary
+    from labeldiag.records import GradFlowSummary, TrainingSummary
 
 
 @dataclass
@@ -63,13 +63,16 @@ class Report:
     diagnosis: list[dict[str, Any]] = field(default_factory=list)  # doctor: ranked root causes
     # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
     grad_flow: GradFlowSummary | None = None
+    training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import GradFlowSummary
+        from labeldiag.records import GradFlowSummary, TrainingSummary
 
         if isinstance(record, GradFlowSummary):
             self.grad_flow = record
+        elif isinstance(record, TrainingSummary):
+            self.training = record
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())
@@ -132,15 +135,17 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import GradFlowSummary
+        from labeldiag.records import GradFlowSummary, TrainingSummary
 
         metrics = dict(d.get("metrics") or {})
         flow = "layers" in metrics and d["command"] == "grad-flow"
+        trained = d["command"] == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
         return cls(command=d["command"], model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
                    device=d.get("device", "cpu"), findings=findings, metrics=metrics,
                    elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
                    environment=dict(d.get("environment") or {}), diagnosis=list(d.get("diagnosis") or []),
-                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None)
+                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
+                   training=TrainingSummary.from_metrics(metrics) if trained else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -288,7 +288,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
     report = report_with("smoke-train", "cannot-overfit", metrics={
         "curve": [{"step": s, "loss": 1.1, "accuracy": 0.3, "grad_norm": 0.1} for s in range(1, 6)],
         "lr": 1e-4, "final_loss": 1.1, "fitted": False, "triage": triage})
-    rows = st_view.triage_rows(report.metrics, triage)
+    rows = st_view.triage_rows(report.training)
     assert [r["note"] for r in rows] == ["not fitted", "fit at step 12", "not fitted", "skipped: no head found"]
     fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)

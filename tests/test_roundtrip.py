@@ -80,3 +80,10 @@ def test_grad_flow_reads_as_attributes(reports):
     assert logits.grad_flow is None and flow.grad_flow.layers
     assert flow.grad_flow.layers[0].grad_norm == flow.metrics["layers"][0]["grad_norm"]
     assert reports["grad-flow-label-positions"].grad_flow.heatmap.label_share
+
+
+def test_training_reads_as_attributes(reports):
+    train, triaged = reports["smoke-train"].training, reports["smoke-train-triage"].training
+    assert reports["grad-flow"].training is None and train.curve[-1].loss == train.final_loss
+    assert train.steps_run == len(train.curve) and train.preflight.trainable > 0
+    assert [run.variant for run in triaged.triage][:2] == ["head only", "lr 1e-10"] and not triaged.fitted

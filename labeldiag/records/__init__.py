@@ -9,6 +9,7 @@ from labeldiag.records.training import (  # noqa: F401
     LossScaleRecord, LowerRateRerun, NonFinite, ParameterCensus, ShardedForward, TrainingTarget, TrainingTrace,
     UpdateRatios, group_layers,
     ActivationRow, GradFlowSummary, GradientHeatmap, LabelTokenRow, LabelTokenSummary, LayerRow,
+    CurvePoint, Preflight, TrainingSummary, TriageRun,
 )
 from labeldiag.records.model import (  # noqa: F401
     Activations, AttentionStats, BaseDistance, BlockStats, HalfPrecisionWeights, HeadValues, LoadAudit, ModelInfo,

@@ -483,3 +483,137 @@ class GradFlowSummary:
             loss_components=m.get("loss_components") or None,
             label_tokens=LabelTokenSummary.from_metrics(label) if label else None,
             heatmap=GradientHeatmap.from_metrics(heat) if heat else None)
+
+
+# --- issue 18: what a smoke-train report carries, typed (Report.training) -------------------------
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    loss: float | None
+    accuracy: float | None
+    grad_norm: float | None
+
+    def to_metrics(self) -> dict:
+        return {"step": self.step, "loss": self.loss, "accuracy": self.accuracy, "grad_norm": self.grad_norm}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> CurvePoint:
+        return cls(m.get("step") or 0, m.get("loss"), m.get("accuracy"), m.get("grad_norm"))
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The pre-flight backward pass: parameter tensors trainable, frozen and reached by no gradient."""
+
+    trainable: int
+    frozen: int
+    disconnected: int
+    loss_at_init: float | None
+    head_fresh: bool
+
+    def to_metrics(self) -> dict:
+        return {"trainable": self.trainable, "frozen": self.frozen, "disconnected": self.disconnected,
+                "loss_at_init": self.loss_at_init, "head_fresh": self.head_fresh}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> Preflight:
+        return cls(m.get("trainable") or 0, m.get("frozen") or 0, m.get("disconnected") or 0, m.get("loss_at_init"),
+                   bool(m.get("head_fresh")))
+
+
+@dataclass(frozen=True)
+class TriageRun:
+    """One --triage rerun from the original weights (head alone, another lr, fp32)."""
+
+    variant: str
+    lr: float | None
+    fitted: bool
+    fit_step: int | None
+    final_loss: float | None
+    final_accuracy: float | None
+    steps_run: int
+    diverged: bool | None = None  # None: the variant did not run (see skipped)
+    skipped: str | None = None
+
+    def to_metrics(self) -> dict:
+        out = {"variant": self.variant, "lr": self.lr, "fitted": self.fitted, "fit_step": self.fit_step,
+               "final_loss": self.final_loss, "final_accuracy": self.final_accuracy, "steps_run": self.steps_run}
+        if self.diverged is not None:
+            out["diverged"] = self.diverged
+        out["skipped"] = self.skipped
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> TriageRun:
+        return cls(str(m.get("variant", "")), m.get("lr"), bool(m.get("fitted")), m.get("fit_step"),
+                   m.get("final_loss"), m.get("final_accuracy"), m.get("steps_run") or 0, m.get("diverged"),
+                   m.get("skipped"))
+
+
+_TRAINING_NUMBERS = ("steps_run", "fitted", "fit_step", "fit_rule", "classification_loss_source",
+                     "final_classification_loss", "fit_seconds", "diverged_step", "final_loss", "final_accuracy",
+                     "initial_loss", "initial_accuracy", "ln_num_labels", "train_seconds", "steps_per_second",
+                     "examples_per_second", "tokens_per_second", "peak_memory_bytes", "peak_memory_kind",
+                     "device_name", "precision")
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What smoke-train measured, as the report carries it: `report.training.curve[-1].loss`."""
+
+    lr: float | None
+    target_loss: float | None
+    steps_run: int
+    fitted: bool
+    fit_step: int | None
+    fit_rule: str | None
+    classification_loss_source: str | None
+    final_classification_loss: float | None
+    fit_seconds: float | None
+    diverged_step: int | None
+    final_loss: float | None
+    final_accuracy: float | None
+    initial_loss: float | None
+    initial_accuracy: float | None
+    ln_num_labels: float | None
+    train_seconds: float | None
+    steps_per_second: float | None
+    examples_per_second: float | None
+    tokens_per_second: float | None
+    peak_memory_bytes: int | None
+    peak_memory_kind: str | None
+    device_name: str | None
+    precision: str | None
+    curve: tuple[CurvePoint, ...]
+    preflight: Preflight | None
+    skipped: str | None = None  # why training could not start
+    ranks: tuple[dict, ...] | None = None  # per-rank speeds under a launcher (more than one rank)
+    triage: tuple[TriageRun, ...] | None = None  # --triage ran
+    ranks_max_relative_difference: float | None = None
+
+    def to_metrics(self) -> dict:
+        out: dict = {"lr": self.lr, "target_loss": self.target_loss}
+        out.update({key: getattr(self, key) for key in _TRAINING_NUMBERS})
+        out["curve"] = [c.to_metrics() for c in self.curve]
+        out["preflight"] = self.preflight.to_metrics() if self.preflight else None
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.ranks is not None:
+            out["ranks"] = [dict(r) for r in self.ranks]
+        if self.triage is not None:
+            out["triage"] = [t.to_metrics() for t in self.triage]
+        if self.ranks_max_relative_difference is not None:
+            out["ranks_max_relative_difference"] = self.ranks_max_relative_difference
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> TrainingSummary:
+        pre, ranks, triage = m.get("preflight"), m.get("ranks"), m.get("triage")
+        return cls(lr=m.get("lr"), target_loss=m.get("target_loss"),
+                   **{key: m.get(key) for key in _TRAINING_NUMBERS if key not in ("steps_run", "fitted")},
+                   steps_run=m.get("steps_run") or 0, fitted=bool(m.get("fitted")),
+                   curve=_rows(CurvePoint, m.get("curve")), preflight=Preflight.from_metrics(pre) if pre else None,
+                   skipped=m.get("skipped"), ranks=None if ranks is None else tuple(ranks),
+                   triage=None if triage is None else _rows(TriageRun, triage),
+                   ranks_max_relative_difference=m.get("ranks_max_relative_difference"))

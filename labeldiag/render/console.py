@@ -153,7 +153,7 @@ def next_step(report: Report, command_line: str | None = None,
 def _has_run(report: Report, command: str, extra: list[str]) -> bool:
     ran = command == report.command or (report.command == "doctor" and command in DOCTOR_STAGES)
     if ran and "--triage" in extra:
-        return bool(report.metrics.get("triage"))
+        return bool(report.training and report.training.triage)
     return ran
 
 
