@@ -26,6 +26,7 @@ def reports(trained, tmp_path_factory, one_thread):
         "smoke-train-triage": smoke_train(_untrained(tmp_path_factory.mktemp("fresh")), data, steps=2, lr=1e-9,
                                           triage=True, **FEW),
         "doctor": doctor(ckpt, data, steps=6, **FEW),
+        "doctor-fresh-head": doctor(_untrained(tmp_path_factory.mktemp("fresh-doctor")), data, steps=2, **FEW),
     }
     for kind in ("multi-label", "regression", "pairwise"):
         built = shapes_zoo.build(tmp_path_factory.mktemp(kind), kind, steps=3)
@@ -53,6 +54,7 @@ def _untrained(out):
 
 
 KINDS = ["check-logits", "grad-flow", "grad-flow-label-positions", "smoke-train", "smoke-train-triage", "doctor",
+         "doctor-fresh-head",
          *(f"{c}-{k}" for k in ("multi-label", "regression", "pairwise") for c in ("check-logits", "smoke-train")),
          "grad-flow-multi-label", "grad-flow-regression", "check-logits-token", "grad-flow-token",
          "check-predictions"]
@@ -87,3 +89,9 @@ def test_training_reads_as_attributes(reports):
     assert reports["grad-flow"].training is None and train.curve[-1].loss == train.final_loss
     assert train.steps_run == len(train.curve) and train.preflight.trainable > 0
     assert [run.variant for run in triaged.triage][:2] == ["head only", "lr 1e-10"] and not triaged.fitted
+
+
+def test_diagnosis_reads_as_records(reports):
+    doctor = reports["doctor-fresh-head"]
+    ranked = doctor.diagnosis
+    assert ranked and ranked[0].rank == 1 and ranked[0].code == doctor.to_dict()["diagnosis"][0]["code"]

@@ -129,7 +129,7 @@ def next_step(report: Report, command_line: str | None = None,
     """(why, command) to run next for the worst error or warning; None when there is none."""
     from labeldiag.repair import repairable
     if report.command == "doctor" and report.diagnosis:
-        code = report.diagnosis[0]["code"]
+        code = report.diagnosis[0].code
     else:
         worst = next((f for f in report.sorted_findings() if f.severity != "info"), None)
         if worst is None:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from labeldiag.catalogue import NO_GRAD_TO_LABEL_TOKENS
 from labeldiag.errors import strip_control
 from labeldiag.render.console import SECTIONS, section
 from labeldiag.render.figure import plain_label, pyplot, save
@@ -69,7 +70,7 @@ def draw_grad_flow(report: Report, console: Console) -> None:
         console.print(table)
     label = g.label_tokens
     if label:
-        starved = {f.evidence.get("layer") for f in report.findings if f.code == "no-grad-to-label-tokens"}
+        starved = {f.evidence.get("layer") for f in report.findings if f.code == NO_GRAD_TO_LABEL_TOKENS}
         table = _table("gradient w.r.t. hidden states: label-token positions vs others")
         table.add_column("layer", overflow="fold")
         for col in ("label tokens (mean)", "others (median)", "share of peak"):
