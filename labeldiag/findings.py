@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import Cause, GradFlowSummary, TrainingSummary
+    from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
 
 @dataclass
@@ -67,12 +67,15 @@ class Report:
     # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
     grad_flow: GradFlowSummary | None = None
     training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
+    logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import GradFlowSummary, TrainingSummary
+        from labeldiag.records import GradFlowSummary, LogitsSummary, TrainingSummary
 
-        if isinstance(record, GradFlowSummary):
+        if isinstance(record, LogitsSummary):
+            self.logits = record
+        elif isinstance(record, GradFlowSummary):
             self.grad_flow = record
         elif isinstance(record, TrainingSummary):
             self.training = record
@@ -138,10 +141,11 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import Cause, GradFlowSummary, TrainingSummary
+        from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
         flow = command == "grad-flow" and "layers" in metrics
+        predicted = "prediction_histogram" in metrics or "confusion_matrix" in metrics
         trained = command == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
         return cls(command=command, model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
                    device=d.get("device", "cpu"), findings=findings, metrics=metrics,
@@ -149,7 +153,8 @@ class Report:
                    environment=dict(d.get("environment") or {}),
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
                    grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
-                   training=TrainingSummary.from_metrics(metrics) if trained else None)
+                   training=TrainingSummary.from_metrics(metrics) if trained else None,
+                   logits=LogitsSummary.from_metrics(metrics) if predicted else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

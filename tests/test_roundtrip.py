@@ -95,3 +95,10 @@ def test_diagnosis_reads_as_records(reports):
     doctor = reports["doctor-fresh-head"]
     ranked = doctor.diagnosis
     assert ranked and ranked[0].rank == 1 and ranked[0].code == doctor.to_dict()["diagnosis"][0]["code"]
+
+
+def test_logits_read_as_attributes(reports):
+    logits = reports["check-logits"].logits
+    assert logits.accuracy == reports["check-logits"].metrics["accuracy"] > 0.9
+    assert [c.name for c in logits.per_class] == list(logits.confusion_labels)
+    assert reports["check-predictions"].logits.examples == 60 and reports["grad-flow"].logits is None
