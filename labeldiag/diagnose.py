@@ -52,6 +52,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     first = stage("check-logits", check_logits.run, opts, None)
     report.model, report.data, report.device = first.model, first.data, first.device
     report.metrics.update(first.metrics)
+    report.logits = first.logits  # the typed view of check-logits' keys just merged
     reports = [first]
     found = {f.code for f in first.findings if f.severity == "error"}
     moot = moot_reason(found, "grad-flow")

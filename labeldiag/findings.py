@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
 
 @dataclass
@@ -45,7 +48,10 @@ class Finding:
 class Report:
     """What one command (or check_predictions, or one callback event) found.
 
-    `to_dict()` is the JSON report of CONTRACT.md; in Jupyter the report shows itself.
+    `to_dict()` is the JSON report of CONTRACT.md and `from_dict()` reads it back; in Jupyter the report
+    shows itself. Measurements come typed (`grad_flow`, `training`, `diagnosis`: frozen records of plain
+    numbers); `attach()` puts a record on the report and its `to_metrics()` keys into `metrics`, the JSON's
+    flat view, which also holds what is not typed yet.
     """
 
     command: str
@@ -57,7 +63,25 @@ class Report:
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)  # doctor: ranked root causes
+    diagnosis: list[Cause] = field(default_factory=list)  # doctor: ranked root causes, rank 1 first
+    # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
+    grad_flow: GradFlowSummary | None = None
+    training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
+    logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
+
+    def attach(self, record: Any) -> None:
+        """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
+        from labeldiag.records import GradFlowSummary, LogitsSummary, TrainingSummary
+
+        if isinstance(record, LogitsSummary):
+            self.logits = record
+        elif isinstance(record, GradFlowSummary):
+            self.grad_flow = record
+        elif isinstance(record, TrainingSummary):
+            self.training = record
+        else:
+            raise TypeError(f"a Report carries no {type(record).__name__}")
+        self.metrics.update(record.to_metrics())
 
     def add(self, findings: list[Finding] | Finding | None) -> None:
         """Add findings, each taking the severity its catalogue entry gives for this command."""
@@ -104,10 +128,33 @@ class Report:
             "elapsed_s": round(self.elapsed_s, 3),
         }
         if self.command == "doctor":
-            out["diagnosis"] = plain(self.diagnosis)
+            out["diagnosis"] = plain([cause.to_dict() for cause in self.diagnosis])
         if self.environment:
             out["environment"] = dict(self.environment)
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        """A JSON report (as `to_dict()` writes it) read back: `from_dict(r.to_dict()).to_dict() == r.to_dict()`."""
+        findings = []
+        for f in d.get("findings") or []:
+            finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
+            finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
+            findings.append(finding)
+        from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+
+        command, metrics = d["command"], dict(d.get("metrics") or {})
+        flow = command == "grad-flow" and "layers" in metrics
+        predicted = "prediction_histogram" in metrics or "confusion_matrix" in metrics
+        trained = command == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
+        return cls(command=command, model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
+                   device=d.get("device", "cpu"), findings=findings, metrics=metrics,
+                   elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
+                   environment=dict(d.get("environment") or {}),
+                   diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
+                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
+                   training=TrainingSummary.from_metrics(metrics) if trained else None,
+                   logits=LogitsSummary.from_metrics(metrics) if predicted else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -15,6 +15,7 @@ from rich.console import Console
 from helpers import clone, edit_config, run_cli
 from labeldiag.catalogue import CATALOGUE
 from labeldiag.findings import Finding, Report
+from labeldiag.records import GradientHeatmap, LayerRow
 from labeldiag.render import console as con
 from labeldiag.render import grad_flow as gf_view
 from labeldiag.render import smoke_train as st_view
@@ -39,7 +40,7 @@ def report_with(command: str, *codes: str, metrics: dict | None = None, severity
         finding = Finding(code, f"{code} was seen")
         finding.severity = severity
         report.findings.append(finding)
-    return report
+    return Report.from_dict(report.to_dict())  # the typed records (report.grad_flow, ...) read from the metrics
 
 
 # --- confusion matrix ----------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def test_the_heat_map_marks_the_label_token_positions(monkeypatch, tmp_path):
     heat = [[0.5, 0.4, 0.3, 0.2, 0.1, 0.1], [0.2, 0.0, 0.0, 0.0, 0.1, 0.0]]
     metrics = {"layers": hostile_reports()[1].metrics["layers"],
                "label_token_heatmap": {"layers": ["embeddings", "layer 0"], "grad_norm": heat, "label_share": share}}
-    view = gf_view.heatmap_view(metrics)
+    view = gf_view.heatmap_view(GradientHeatmap.from_metrics(metrics["label_token_heatmap"]))
     assert view["outlined"] == [1, 2, 3]
     assert view["log_norm"].mask.tolist() == [[False] * 6, [False, True, True, True, False, True]]  # zero = zero
     report = report_with("grad-flow", metrics=metrics)
@@ -253,7 +254,7 @@ def test_zero_and_missing_gradients_are_marked_not_drawn_as_tiny_bars():
     layers = [{"name": "embeddings", "grad_norm": 1.0, "mean_abs_grad": 0.1, "max_abs_grad": 0.5},
               {"name": "frozen-ish", "grad_norm": 0.0, "mean_abs_grad": 0.0, "max_abs_grad": 0.0},
               {"name": "detached", "grad_norm": None, "no_grad": 10, "mean_abs_grad": None, "max_abs_grad": None}]
-    mean, peak, marks = gf_view.bar_heights(layers)
+    mean, peak, marks = gf_view.bar_heights([LayerRow.from_metrics(row) for row in layers])
     assert marks == ["", "0", "none"]
     assert peak[0] == 0.5 and np.isnan(peak[1]) and np.isnan(peak[2]) and np.isnan(mean[1])
 
@@ -287,7 +288,7 @@ def test_triage_runs_are_in_the_smoke_train_figure(monkeypatch, tmp_path):
     report = report_with("smoke-train", "cannot-overfit", metrics={
         "curve": [{"step": s, "loss": 1.1, "accuracy": 0.3, "grad_norm": 0.1} for s in range(1, 6)],
         "lr": 1e-4, "final_loss": 1.1, "fitted": False, "triage": triage})
-    rows = st_view.triage_rows(report.metrics, triage)
+    rows = st_view.triage_rows(report.training)
     assert [r["note"] for r in rows] == ["not fitted", "fit at step 12", "not fitted", "skipped: no head found"]
     fig = captured_figure(monkeypatch, __import__("labeldiag.render.figure", fromlist=["save"]),
                           st_view.plot_training, report, tmp_path)

@@ -140,8 +140,8 @@ def test_doctor_ranks_a_garbage_head_first(parts):
 
     found = [Finding("label-permutation", "m"), Finding("logit-saturation", "m"), Finding("head-weights-garbage", "m")]
     ranked = rank_findings(found)
-    assert [e["code"] for e in ranked] == ["head-weights-garbage"]
-    assert ranked[0]["explains"] == ["label-permutation", "logit-saturation"]
+    assert [e.code for e in ranked] == ["head-weights-garbage"]
+    assert ranked[0].explains == ("label-permutation", "logit-saturation")
 
 
 def test_nan_head_is_garbage_and_a_trained_head_is_not(parts, trained):

@@ -238,8 +238,8 @@ def test_doctor_ranks_a_damaged_layer_over_the_predictions_it_degrades():
              Finding("layer-weights-anomalous", "layer 2's FFN output is 10x its siblings"),
              Finding("weights-far-from-base", "layer 2's FFN output moved 9x its norm")]
     ranked = rank_findings(found)
-    assert [e["code"] for e in ranked] == ["weights-far-from-base"]
-    assert set(ranked[0]["explains"]) == {"classes-never-predicted", "residual-stream-anomalous",
+    assert [e.code for e in ranked] == ["weights-far-from-base"]
+    assert set(ranked[0].explains) == {"classes-never-predicted", "residual-stream-anomalous",
                                           "layer-weights-anomalous"}
 
 

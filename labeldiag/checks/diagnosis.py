@@ -8,9 +8,10 @@ under that cause, not as a problem of its own.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labeldiag.catalogue import CATALOGUE
+from labeldiag.records import Cause
 
 if TYPE_CHECKING:
     from labeldiag.findings import Finding
@@ -19,7 +20,7 @@ UNRANKED = math.inf  # the rank of a code that is never a root cause: after ever
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
-def rank_findings(findings: list[Finding]) -> list[dict[str, Any]]:
+def rank_findings(findings: list[Finding]) -> list[Cause]:
     """One ranked list: each entry a cause (or a finding no cause explains) with the symptoms it explains.
 
     Info findings never rank (they describe, they do not diagnose), nor do consequences of the options.
@@ -41,12 +42,10 @@ def rank_findings(findings: list[Finding]) -> list[dict[str, Any]]:
         base = CATALOGUE[f.code].confidence
         confidence = min(0.99, base + 0.03 * len(symptoms)) if f.severity == "error" else base - 0.15
         why = f.message + (f"; this explains {', '.join(symptoms)}" if symptoms else "")
-        entries.append({"code": f.code, "severity": f.severity, "confidence": round(confidence, 2),
-                        "why": why, "explains": symptoms, "next": f.hint})
-    entries.sort(key=lambda e: (SEVERITY_RANK[e["severity"]], _rank(e["code"])))
-    for i, e in enumerate(entries, 1):
-        e["rank"] = i
-    return entries
+        entries.append((f, round(confidence, 2), why, tuple(symptoms)))
+    entries.sort(key=lambda e: (SEVERITY_RANK[e[0].severity], _rank(e[0].code)))
+    return [Cause(f.code, f.severity, confidence, why, symptoms, f.hint, rank)
+            for rank, (f, confidence, why, symptoms) in enumerate(entries, 1)]
 
 
 def _rank(code: str) -> float:

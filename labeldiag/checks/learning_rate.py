@@ -40,3 +40,8 @@ def learning_rate_too_high(updates: UpdateRatios | None = None, rerun: LowerRate
             hint=f"train with lr {rerun.rerun_lr:g} (or lower) and warm-up",
         )]
     return []
+
+
+def update_ratio_unusual(ratio: float | None) -> bool:
+    """grad-flow's table mark: a layer's first-AdamW-step update/weight ratio outside the healthy band."""
+    return ratio is not None and not T.UPDATE_RATIO_MARK_LOW <= ratio <= T.UPDATE_RATIO_MARK_HIGH

@@ -44,17 +44,19 @@ def class_names(id2label: dict | list | tuple | None, c: int) -> list[str]:
 def prediction_findings(report: Report, logits: np.ndarray, gold: np.ndarray | None, names: list[str]) -> None:
     """Add the verdicts and metrics of check-logits that need only logits and gold labels."""
     from labeldiag.checks.logits import check_logit_scale, check_predictions, metrics
+    from labeldiag.findings import plain
+    from labeldiag.records import LogitsSummary
 
     c = logits.shape[1]
     if gold is not None and c >= 2:
         report.add(check_predictions(logits, gold, names))
         report.add(class_findings(logits, gold, names, report))
         report.add(check_logit_scale(logits, gold))
-        report.metrics.update(metrics(logits, gold, names))
+        report.attach(LogitsSummary.from_metrics(plain(metrics(logits, gold, names))))
         report.metrics["labelled_examples"] = int(len(gold))
     elif c >= 2:
         report.add(check_logit_scale(logits, None))
-        report.metrics.update(metrics(logits, None, names))
+        report.attach(LogitsSummary.from_metrics(plain(metrics(logits, None, names))))
 
 
 def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], report: Report) -> list:

@@ -5,8 +5,9 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.commands.common import Inputs, next_command, prepare, tokens_fit_model
-from labeldiag.findings import Report
+from labeldiag.findings import Report, plain
 from labeldiag.options import Options
+from labeldiag.records import LogitsSummary
 
 
 def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
@@ -95,8 +96,9 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
         usable = finite & (s.gold.usable & (s.gold.indices < c)) if s.gold is not None else None
         labelled = usable is not None and usable.any()
         if untrained_head:  # a random head's predictions measure nothing: metrics only, no verdicts on them
-            report.metrics.update(metrics(logits[usable], s.gold.indices[usable], names) if labelled
-                                  else metrics(logits[keep], None, names))
+            measured = (metrics(logits[usable], s.gold.indices[usable], names) if labelled
+                        else metrics(logits[keep], None, names))
+            report.attach(LogitsSummary.from_metrics(plain(measured)))
         elif labelled:
             prediction_findings(report, logits[usable], s.gold.indices[usable], names)
         else:

@@ -9,8 +9,11 @@ import numpy as np
 
 from labeldiag.commands.common import Inputs, head_options_for_data, prepare, tokens_fit_model
 from labeldiag.errors import UsageError
-from labeldiag.findings import Report
+from labeldiag.findings import Report, plain
 from labeldiag.options import GradFlowSettings, Options
+from labeldiag.records import (
+    ActivationRow, GradFlowSummary, GradientHeatmap, LabelTokenSummary, LayerRow,
+)
 from labeldiag.progress import SILENT
 from labeldiag.catalogue import FROZEN_PARAMETERS, NOTHING_TRAINABLE
 
@@ -99,11 +102,11 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     if flow.micro_batches > 1:
         report.notes.append(f"{flow.examples} examples in {flow.micro_batches} micro-batches of at most "
                             f"{opts.batch_size}; gradients accumulated, each loss weighted by its batch share")
-    report.metrics.update(_metrics(flow, lr, fresh_head))
-    heat = report.metrics.get("label_token_heatmap")
-    if heat and heat["grad_norm"]:  # where the label tokens sit, so the figure can mark those positions
-        heat["label_share"] = _label_position_share(enc, s.label_token_ids, s.label_positions,
-                                                    len(heat["grad_norm"][0]))
+    share = None
+    if flow.label_tokens is not None and flow.label_tokens.heat:
+        # where the label tokens sit, so the figure can mark those positions
+        share = _label_position_share(enc, s.label_token_ids, s.label_positions, len(flow.label_tokens.heat[0]))
+    report.attach(_summary(flow, lr, fresh_head, share))
     shutdown(d)
     return report
 
@@ -153,23 +156,25 @@ def _require_label_tokens(enc, token_ids: list[int], text: str | None) -> None:
                          "put them into the inputs or give --label-token-positions")
 
 
-def _metrics(flow, lr: float, fresh_head: bool) -> dict:
+def _summary(flow, lr: float, fresh_head: bool, label_share: list[float] | None) -> GradFlowSummary:
+    """The measurement as the report carries it: plain numbers (NaN/inf as None)."""
+    from labeldiag.checks.learning_rate import update_ratio_unusual
+
     ln_c = math.log(flow.num_labels) if flow.num_labels >= 2 else None
-    out = {
-        "loss": flow.loss, "loss_source": flow.loss_source, "ln_num_labels": ln_c,
-        "loss_over_ln_num_labels": flow.loss / ln_c if ln_c and flow.loss is not None else None,
-        "fresh_head": fresh_head, "total_grad_norm": flow.total_grad_norm, "lr": lr,
-        "examples": flow.examples, "micro_batches": flow.micro_batches,
-        "trainable_params": flow.trainable, "frozen_params": flow.frozen,
-        "layers": [lg.as_metrics() for lg in flow.layers],
-        "activations": [{"module": a.module, "kind": a.kind, "units": a.units, "dead_units": a.dead_units,
-                         "saturated_units": a.saturated_units} for a in flow.activations],
-        "dropout_disabled": True, "grad_flow_seconds": round(flow.seconds, 3),
-    }
-    if flow.loss_components:
-        out["loss_components"] = flow.loss_components
-    if flow.label_tokens is not None:
-        out["label_token_gradients"] = flow.label_tokens.as_metrics()
-        out["label_token_heatmap"] = {"layers": flow.label_tokens.layers,
-                                      "grad_norm": [[round(v, 6) for v in row] for row in flow.label_tokens.heat]}
-    return out
+    layers = tuple(dataclasses.replace(LayerRow.from_metrics(plain(lg.as_metrics())),
+                                       update_ratio_unusual=update_ratio_unusual(plain(lg.update_weight_ratio)))
+                   for lg in flow.layers)
+    label, heat = flow.label_tokens, None
+    if label is not None:
+        heat = GradientHeatmap(tuple(label.layers), tuple(tuple(plain(round(v, 6)) for v in row) for row in label.heat),
+                               None if label_share is None else tuple(label_share))
+    return GradFlowSummary(
+        loss=plain(flow.loss), loss_source=flow.loss_source, ln_num_labels=ln_c,
+        loss_over_ln_num_labels=plain(flow.loss / ln_c) if ln_c and flow.loss is not None else None,
+        fresh_head=fresh_head, total_grad_norm=plain(flow.total_grad_norm), lr=lr, examples=flow.examples,
+        micro_batches=flow.micro_batches, trainable_params=flow.trainable, frozen_params=flow.frozen,
+        layers=layers, activations=tuple(ActivationRow(a.module, a.kind, a.units, a.dead_units, a.saturated_units)
+                                         for a in flow.activations),
+        grad_flow_seconds=round(flow.seconds, 3), loss_components=plain(flow.loss_components) or None,
+        label_tokens=LabelTokenSummary.from_metrics(plain(label.as_metrics())) if label is not None else None,
+        heatmap=heat)

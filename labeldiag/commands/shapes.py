@@ -9,8 +9,9 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.commands.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
-from labeldiag.findings import Report
+from labeldiag.findings import Report, plain
 from labeldiag.options import TrainSettings
+from labeldiag.records import TrainingSummary
 
 
 def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
@@ -173,6 +174,8 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
                            "diverged_step": trace.diverged_step, "curve": curve})
     if s.task.kind != "regression":
         report.metrics["ln_2"] = float(np.log(2))
+    # the typed view of the keys above (those a shaped run does not measure stay None), as from_dict reads it
+    report.training = TrainingSummary.from_metrics(plain(report.metrics))
     return report
 
 

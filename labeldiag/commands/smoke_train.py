@@ -22,6 +22,8 @@ from labeldiag.findings import Report
 from labeldiag.options import Options, TrainSettings
 from labeldiag.progress import SILENT
 from labeldiag.catalogue import LABEL_PERMUTATION
+from labeldiag.findings import plain
+from labeldiag.records import TrainingSummary
 
 
 def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
@@ -144,11 +146,12 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     if result is not None:
         report.add(check_ranks(result.rank_divergence, d.world))
     speeds = gather(dataclasses.asdict(result.speed), d) if result is not None else []
-    report.metrics.update(_metrics(trace, speeds, runtime, first))
+    m = {"lr": settings.lr, "target_loss": settings.target_loss, **_metrics(trace, speeds, runtime, first)}
     if tri is not None:
-        report.metrics["triage"] = tri
+        m["triage"] = tri
     if result is not None and result.rank_divergence is not None:
-        report.metrics["ranks_max_relative_difference"] = result.rank_divergence
+        m["ranks_max_relative_difference"] = result.rank_divergence
+    report.attach(TrainingSummary.from_metrics(plain(m)))  # report.training; its keys fill report.metrics
     return report
 
 

@@ -8,6 +8,8 @@ from labeldiag.records.training import (  # noqa: F401
     ActivationStats, GradFlow, HeadAcrossRanks, HiddenStateGrad, InitialLoss, LabelTokenGrad, LayerGrad,
     LossScaleRecord, LowerRateRerun, NonFinite, ParameterCensus, ShardedForward, TrainingTarget, TrainingTrace,
     UpdateRatios, group_layers,
+    ActivationRow, GradFlowSummary, GradientHeatmap, LabelTokenRow, LabelTokenSummary, LayerRow,
+    CurvePoint, Preflight, TrainingSummary, TriageRun,
 )
 from labeldiag.records.model import (  # noqa: F401
     Activations, AttentionStats, BaseDistance, BlockStats, HalfPrecisionWeights, HeadValues, LoadAudit, ModelInfo,
@@ -25,3 +27,5 @@ from labeldiag.records.tagging import (  # noqa: F401
     IGNORED, OUTSIDE, SchemeReport, ShiftScore, TagScore, TokenGold, TokenSummary, align_to_subwords, entity_spans,
     flat_labelled, scheme_breaks, scheme_report, split_tag, summarize_tokens,
 )
+from labeldiag.records.diagnosis import Cause  # noqa: F401
+from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401

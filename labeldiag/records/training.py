@@ -307,3 +307,313 @@ class LossScaleRecord:
     micro_batches: int
     accumulation_steps: int
     examples: int
+
+
+# --- issue 18: what a grad-flow report carries, typed (Report.grad_flow) ---------------------------
+# Plain numbers only; `to_metrics()` is the JSON's "metrics" keys, `from_metrics()` reads them back.
+
+def _rows(cls, items) -> tuple:
+    return tuple(cls.from_metrics(item) for item in items or ())
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of grad-flow's per-layer table."""
+
+    name: str
+    params: int
+    grad_norm: float | None
+    grad_weight_ratio: float | None
+    update_weight_ratio: float | None
+    zero_share: float | None
+    frozen: int
+    no_grad: int
+    mean_abs_grad: float | None
+    max_abs_grad: float | None
+    # checks.learning_rate's verdict on update_weight_ratio, for the table's mark; not in the JSON
+    update_ratio_unusual: bool = field(default=False, compare=False)
+
+    def to_metrics(self) -> dict:
+        return {"name": self.name, "params": self.params, "grad_norm": self.grad_norm,
+                "grad_weight_ratio": self.grad_weight_ratio, "update_weight_ratio": self.update_weight_ratio,
+                "zero_share": self.zero_share, "frozen": self.frozen, "no_grad": self.no_grad,
+                "mean_abs_grad": self.mean_abs_grad, "max_abs_grad": self.max_abs_grad}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> LayerRow:
+        return cls(name=m.get("name", ""), params=m.get("params") or 0, grad_norm=m.get("grad_norm"),
+                   grad_weight_ratio=m.get("grad_weight_ratio"), update_weight_ratio=m.get("update_weight_ratio"),
+                   zero_share=m.get("zero_share"), frozen=m.get("frozen") or 0, no_grad=m.get("no_grad") or 0,
+                   mean_abs_grad=m.get("mean_abs_grad"), max_abs_grad=m.get("max_abs_grad"))
+
+
+@dataclass(frozen=True)
+class ActivationRow:
+    module: str
+    kind: str
+    units: int
+    dead_units: int
+    saturated_units: int
+
+    def to_metrics(self) -> dict:
+        return {"module": self.module, "kind": self.kind, "units": self.units, "dead_units": self.dead_units,
+                "saturated_units": self.saturated_units}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> ActivationRow:
+        return cls(m.get("module", ""), m.get("kind", ""), m.get("units") or 0, m.get("dead_units") or 0,
+                   m.get("saturated_units") or 0)
+
+
+@dataclass(frozen=True)
+class LabelTokenRow:
+    """Hidden-state gradient at label-token positions vs the others, in one layer."""
+
+    layer: str
+    label_mean: float | None
+    other_median: float | None
+    peak: float | None
+    share_of_peak: float | None
+    ratio_to_other_median: float | None
+
+    def to_metrics(self) -> dict:
+        return {"layer": self.layer, "label_mean": self.label_mean, "other_median": self.other_median,
+                "peak": self.peak, "share_of_peak": self.share_of_peak,
+                "ratio_to_other_median": self.ratio_to_other_median}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> LabelTokenRow:
+        return cls(m.get("layer", ""), m.get("label_mean"), m.get("other_median"), m.get("peak"),
+                   m.get("share_of_peak"), m.get("ratio_to_other_median"))
+
+
+@dataclass(frozen=True)
+class LabelTokenSummary:
+    layers: tuple[LabelTokenRow, ...]
+    occurrences: int
+    missing: tuple[str, ...]
+    embedding_rows: dict[str, float] | None = None
+    embedding_row_median: float | None = None
+
+    def to_metrics(self) -> dict:
+        return {"layers": [r.to_metrics() for r in self.layers], "occurrences": self.occurrences,
+                "missing": list(self.missing), "embedding_rows": self.embedding_rows,
+                "embedding_row_median": self.embedding_row_median}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> LabelTokenSummary:
+        return cls(_rows(LabelTokenRow, m.get("layers")), m.get("occurrences") or 0, tuple(m.get("missing") or ()),
+                   m.get("embedding_rows"), m.get("embedding_row_median"))
+
+
+@dataclass(frozen=True)
+class GradientHeatmap:
+    """Layer x position mean hidden-state gradient norm, and the share of examples holding a label token at
+    each position (None when not measured)."""
+
+    layers: tuple[str, ...]
+    grad_norm: tuple[tuple[float, ...], ...]
+    label_share: tuple[float, ...] | None = None
+
+    def to_metrics(self) -> dict:
+        out: dict = {"layers": list(self.layers), "grad_norm": [list(row) for row in self.grad_norm]}
+        if self.label_share is not None:
+            out["label_share"] = list(self.label_share)
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> GradientHeatmap:
+        share = m.get("label_share")
+        return cls(tuple(m.get("layers") or ()), tuple(tuple(row) for row in m.get("grad_norm") or ()),
+                   None if share is None else tuple(share))
+
+
+@dataclass(frozen=True)
+class GradFlowSummary:
+    """What grad-flow measured, as the report carries it: `report.grad_flow.layers[0].grad_norm`."""
+
+    loss: float | None
+    loss_source: str
+    ln_num_labels: float | None
+    loss_over_ln_num_labels: float | None
+    fresh_head: bool
+    total_grad_norm: float | None
+    lr: float | None
+    examples: int
+    micro_batches: int
+    trainable_params: int
+    frozen_params: int
+    layers: tuple[LayerRow, ...]
+    activations: tuple[ActivationRow, ...]
+    dropout_disabled: bool = True
+    grad_flow_seconds: float = 0.0
+    loss_components: dict[str, dict[str, float | None]] | None = None  # extra loss terms the model returns
+    label_tokens: LabelTokenSummary | None = None
+    heatmap: GradientHeatmap | None = None
+
+    def to_metrics(self) -> dict:
+        out = {
+            "loss": self.loss, "loss_source": self.loss_source, "ln_num_labels": self.ln_num_labels,
+            "loss_over_ln_num_labels": self.loss_over_ln_num_labels, "fresh_head": self.fresh_head,
+            "total_grad_norm": self.total_grad_norm, "lr": self.lr, "examples": self.examples,
+            "micro_batches": self.micro_batches, "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params, "layers": [r.to_metrics() for r in self.layers],
+            "activations": [a.to_metrics() for a in self.activations],
+            "dropout_disabled": self.dropout_disabled, "grad_flow_seconds": self.grad_flow_seconds,
+        }
+        if self.loss_components:
+            out["loss_components"] = self.loss_components
+        if self.label_tokens is not None:
+            out["label_token_gradients"] = self.label_tokens.to_metrics()
+        if self.heatmap is not None:
+            out["label_token_heatmap"] = self.heatmap.to_metrics()
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> GradFlowSummary:
+        label, heat = m.get("label_token_gradients"), m.get("label_token_heatmap")
+        return cls(
+            loss=m.get("loss"), loss_source=m.get("loss_source") or "", ln_num_labels=m.get("ln_num_labels"),
+            loss_over_ln_num_labels=m.get("loss_over_ln_num_labels"), fresh_head=bool(m.get("fresh_head")),
+            total_grad_norm=m.get("total_grad_norm"), lr=m.get("lr"), examples=m.get("examples") or 0,
+            micro_batches=m.get("micro_batches") or 0, trainable_params=m.get("trainable_params") or 0,
+            frozen_params=m.get("frozen_params") or 0, layers=_rows(LayerRow, m.get("layers")),
+            activations=_rows(ActivationRow, m.get("activations")),
+            dropout_disabled=bool(m.get("dropout_disabled", True)), grad_flow_seconds=m.get("grad_flow_seconds") or 0.0,
+            loss_components=m.get("loss_components") or None,
+            label_tokens=LabelTokenSummary.from_metrics(label) if label else None,
+            heatmap=GradientHeatmap.from_metrics(heat) if heat else None)
+
+
+# --- issue 18: what a smoke-train report carries, typed (Report.training) -------------------------
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    loss: float | None
+    accuracy: float | None
+    grad_norm: float | None
+
+    def to_metrics(self) -> dict:
+        return {"step": self.step, "loss": self.loss, "accuracy": self.accuracy, "grad_norm": self.grad_norm}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> CurvePoint:
+        return cls(m.get("step") or 0, m.get("loss"), m.get("accuracy"), m.get("grad_norm"))
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The pre-flight backward pass: parameter tensors trainable, frozen and reached by no gradient."""
+
+    trainable: int
+    frozen: int
+    disconnected: int
+    loss_at_init: float | None
+    head_fresh: bool
+
+    def to_metrics(self) -> dict:
+        return {"trainable": self.trainable, "frozen": self.frozen, "disconnected": self.disconnected,
+                "loss_at_init": self.loss_at_init, "head_fresh": self.head_fresh}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> Preflight:
+        return cls(m.get("trainable") or 0, m.get("frozen") or 0, m.get("disconnected") or 0, m.get("loss_at_init"),
+                   bool(m.get("head_fresh")))
+
+
+@dataclass(frozen=True)
+class TriageRun:
+    """One --triage rerun from the original weights (head alone, another lr, fp32)."""
+
+    variant: str
+    lr: float | None
+    fitted: bool
+    fit_step: int | None
+    final_loss: float | None
+    final_accuracy: float | None
+    steps_run: int
+    diverged: bool | None = None  # None: the variant did not run (see skipped)
+    skipped: str | None = None
+
+    def to_metrics(self) -> dict:
+        out = {"variant": self.variant, "lr": self.lr, "fitted": self.fitted, "fit_step": self.fit_step,
+               "final_loss": self.final_loss, "final_accuracy": self.final_accuracy, "steps_run": self.steps_run}
+        if self.diverged is not None:
+            out["diverged"] = self.diverged
+        out["skipped"] = self.skipped
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> TriageRun:
+        return cls(str(m.get("variant", "")), m.get("lr"), bool(m.get("fitted")), m.get("fit_step"),
+                   m.get("final_loss"), m.get("final_accuracy"), m.get("steps_run") or 0, m.get("diverged"),
+                   m.get("skipped"))
+
+
+_TRAINING_NUMBERS = ("steps_run", "fitted", "fit_step", "fit_rule", "classification_loss_source",
+                     "final_classification_loss", "fit_seconds", "diverged_step", "final_loss", "final_accuracy",
+                     "initial_loss", "initial_accuracy", "ln_num_labels", "train_seconds", "steps_per_second",
+                     "examples_per_second", "tokens_per_second", "peak_memory_bytes", "peak_memory_kind",
+                     "device_name", "precision")
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What smoke-train measured, as the report carries it: `report.training.curve[-1].loss`."""
+
+    lr: float | None
+    target_loss: float | None
+    steps_run: int
+    fitted: bool
+    fit_step: int | None
+    fit_rule: str | None
+    classification_loss_source: str | None
+    final_classification_loss: float | None
+    fit_seconds: float | None
+    diverged_step: int | None
+    final_loss: float | None
+    final_accuracy: float | None
+    initial_loss: float | None
+    initial_accuracy: float | None
+    ln_num_labels: float | None
+    train_seconds: float | None
+    steps_per_second: float | None
+    examples_per_second: float | None
+    tokens_per_second: float | None
+    peak_memory_bytes: int | None
+    peak_memory_kind: str | None
+    device_name: str | None
+    precision: str | None
+    curve: tuple[CurvePoint, ...]
+    preflight: Preflight | None
+    skipped: str | None = None  # why training could not start
+    ranks: tuple[dict, ...] | None = None  # per-rank speeds under a launcher (more than one rank)
+    triage: tuple[TriageRun, ...] | None = None  # --triage ran
+    ranks_max_relative_difference: float | None = None
+
+    def to_metrics(self) -> dict:
+        out: dict = {"lr": self.lr, "target_loss": self.target_loss}
+        out.update({key: getattr(self, key) for key in _TRAINING_NUMBERS})
+        out["curve"] = [c.to_metrics() for c in self.curve]
+        out["preflight"] = self.preflight.to_metrics() if self.preflight else None
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.ranks is not None:
+            out["ranks"] = [dict(r) for r in self.ranks]
+        if self.triage is not None:
+            out["triage"] = [t.to_metrics() for t in self.triage]
+        if self.ranks_max_relative_difference is not None:
+            out["ranks_max_relative_difference"] = self.ranks_max_relative_difference
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> TrainingSummary:
+        pre, ranks, triage = m.get("preflight"), m.get("ranks"), m.get("triage")
+        return cls(lr=m.get("lr"), target_loss=m.get("target_loss"),
+                   **{key: m.get(key) for key in _TRAINING_NUMBERS if key not in ("steps_run", "fitted")},
+                   steps_run=m.get("steps_run") or 0, fitted=bool(m.get("fitted")),
+                   curve=_rows(CurvePoint, m.get("curve")), preflight=Preflight.from_metrics(pre) if pre else None,
+                   skipped=m.get("skipped"), ranks=None if ranks is None else tuple(ranks),
+                   triage=None if triage is None else _rows(TriageRun, triage),
+                   ranks_max_relative_difference=m.get("ranks_max_relative_difference"))

@@ -129,7 +129,7 @@ def next_step(report: Report, command_line: str | None = None,
     """(why, command) to run next for the worst error or warning; None when there is none."""
     from labeldiag.repair import repairable
     if report.command == "doctor" and report.diagnosis:
-        code = report.diagnosis[0]["code"]
+        code = report.diagnosis[0].code
     else:
         worst = next((f for f in report.sorted_findings() if f.severity != "info"), None)
         if worst is None:
@@ -153,7 +153,7 @@ def next_step(report: Report, command_line: str | None = None,
 def _has_run(report: Report, command: str, extra: list[str]) -> bool:
     ran = command == report.command or (report.command == "doctor" and command in DOCTOR_STAGES)
     if ran and "--triage" in extra:
-        return bool(report.metrics.get("triage"))
+        return bool(report.training and report.training.triage)
     return ran
 
 
@@ -190,21 +190,24 @@ def _carried_options(report: Report, target: str, extra: list[str], command_line
 
 @section("check-logits")
 def _check_logits(report: Report, console: Console) -> None:
-    m = report.metrics
-    matrix, names = m.get("confusion_matrix"), m.get("confusion_labels")
+    m, lg = report.metrics, report.logits
+    if lg is None:
+        return
+    matrix, names = [list(row) for row in lg.confusion_matrix or ()], list(lg.confusion_labels or ())
     if matrix and names and any(map(any, matrix)):
         console.print("confusion matrix: gold label (rows) x predicted logit (columns)")
         view = confusion_view(matrix, names, console.width)
         console.print(view.table)
         for line in view.notes:
             console.print(Text(line, style="dim"))
-    elif m.get("prediction_histogram"):
-        hist = ", ".join(f"{safe(k)}: {v}" for k, v in m["prediction_histogram"].items())
+    elif lg.prediction_histogram:
+        hist = ", ".join(f"{safe(k)}: {v}" for k, v in lg.prediction_histogram.items())
         console.print(f"predictions: {hist}")
-    keys = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("mean_entropy", "mean entropy"),
-            ("ln_num_labels", "ln C"), ("mean_max_probability", "mean max prob"),
-            ("expected_calibration_error", "ECE"), ("representation_mean_cosine", "feature cosine")]
-    print_packed(console, [f"{label} {fmt(m.get(k))}" for k, label in keys if m.get(k) is not None])
+    shown = [("accuracy", lg.accuracy), ("macro-F1", lg.macro_f1), ("mean entropy", lg.mean_entropy),
+             ("ln C", lg.ln_num_labels), ("mean max prob", lg.mean_max_probability),
+             ("ECE", lg.expected_calibration_error),
+             ("feature cosine", m.get("representation_mean_cosine"))]  # the feature statistics stay plain metrics
+    print_packed(console, [f"{label} {fmt(value)}" for label, value in shown if value is not None])
 
 
 @dataclass

@@ -27,18 +27,18 @@ def draw_doctor(report: Report, console: Console) -> None:
     if report.diagnosis:
         console.print("\n[bold]diagnosis[/], most likely root cause first:")
         for entry in report.diagnosis:
-            cause = by_code[entry["code"]]
-            console.print(Text.assemble((f"{entry['rank']}. ", "bold"), (entry["code"], STYLE[entry["severity"]]),
-                                        f" ({entry['severity']}, confidence {entry['confidence']:.2f}): ",
+            cause = by_code[entry.code]
+            console.print(Text.assemble((f"{entry.rank}. ", "bold"), (entry.code, STYLE[entry.severity]),
+                                        f" ({entry.severity}, confidence {entry.confidence:.2f}): ",
                                         strip_control(cause.message)))
             corrected = cause.evidence.get("suggested_id2label") if cause.code == LABEL_PERMUTATION else None
             if corrected:
                 console.print(Text(f"   corrected id2label: {strip_control(json.dumps(corrected))}"))
-            for code in entry["explains"]:
+            for code in entry.explains:
                 symptom = by_code[code]
                 console.print(Text.assemble("   explains ", (code, STYLE[symptom.severity]), ": ",
                                             strip_control(symptom.message), style="dim"))
-            console.print(Text(f"   next: {strip_control(entry['next'])}", style="bold"))
+            console.print(Text(f"   next: {strip_control(entry.next)}", style="bold"))
     for f in report.findings:
         if CATALOGUE[f.code].from_options:
             console.print(Text.assemble("note ", (f.code, STYLE[f.severity]), " (follows from the options given, "

@@ -1,13 +1,14 @@
 """grad-flow's part of the report: the per-layer table, label-token gradients, and the figure."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from labeldiag.catalogue import NO_GRAD_TO_LABEL_TOKENS
 from labeldiag.errors import strip_control
 from labeldiag.render.console import SECTIONS, section
 from labeldiag.render.figure import plain_label, pyplot, save
@@ -15,57 +16,49 @@ from labeldiag.render.text import fmt, print_packed
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
+    from labeldiag.records import GradientHeatmap, LayerRow
 
 
 LAYER_NAME_WIDTH = 24  # a layer name up to this long is never folded in the table
 LABEL_OUTLINE_SHARE = 0.5  # heat-map columns where at least this share of examples hold a label token are outlined
 
 
-def _ratio_style(value) -> str:
-    from labeldiag import thresholds as T
-
-    if value is None:
-        return "dim"
-    return "yellow" if value > T.UPDATE_RATIO_MARK_HIGH or value < T.UPDATE_RATIO_MARK_LOW else ""
-
-
 def draw_grad_flow(report: Report, console: Console) -> None:
-    m = report.metrics
-    layers = m.get("layers") or []
-    if m.get("loss") is not None or "loss" in m:
-        print_packed(console, [f"loss {fmt(m.get('loss'))} ({strip_control(str(m.get('loss_source')))})",
-                               f"ln C {fmt(m.get('ln_num_labels'))}",
-                               f"total grad norm {fmt(m.get('total_grad_norm'))}", f"lr {fmt(m.get('lr'))}"])
+    g = report.grad_flow
+    if g is None:
+        return
+    print_packed(console, [f"loss {fmt(g.loss)} ({strip_control(str(g.loss_source))})", f"ln C {fmt(g.ln_num_labels)}",
+                           f"total grad norm {fmt(g.total_grad_norm)}", f"lr {fmt(g.lr)}"])
     parts = [f"{strip_control(str(name))} {fmt(c.get('value'))} "
              f"(grad into encoder {fmt(c.get('encoder_grad_norm'))})"
-             for name, c in (m.get("loss_components") or {}).items()]
+             for name, c in (g.loss_components or {}).items()]
     if parts:
         console.print(Text("loss components: " + ", ".join(parts)))
-    if layers:
+    if g.layers:
         table = _table("gradient per layer (depth order)")
         # a long layer name folds onto a second line; the numbers never do
-        longest = max(len(strip_control(str(row["name"]))) for row in layers)
+        longest = max(len(strip_control(str(row.name))) for row in g.layers)
         table.add_column("layer", overflow="fold", min_width=min(longest, LAYER_NAME_WIDTH))
         for col in ("params", "grad norm", "grad/weight", "update/weight", "zero grads"):
             table.add_column(col, justify="right", no_wrap=True)
-        with_state = any(row.get("frozen") or row.get("no_grad") for row in layers)
+        with_state = any(row.frozen or row.no_grad for row in g.layers)
         if with_state:
             table.add_column("state")
-        for row in layers:
+        for row in g.layers:
             state = []
-            if row.get("frozen"):
-                state.append(("frozen" if row["frozen"] == row["params"] else f"{row['frozen']:,} frozen", "cyan"))
-            if row.get("no_grad"):
+            if row.frozen:
+                state.append(("frozen" if row.frozen == row.params else f"{row.frozen:,} frozen", "cyan"))
+            if row.no_grad:
                 state.append(("no gradient", "bold red"))
-            zero = row.get("zero_share")
+            zero = row.zero_share
+            ratio_style = "dim" if row.update_weight_ratio is None else "yellow" if row.update_ratio_unusual else ""
             table.add_row(
-                Text(strip_control(str(row["name"]))), f"{row['params']:,}", fmt(row.get("grad_norm")),
-                fmt(row.get("grad_weight_ratio")),
-                Text(fmt(row.get("update_weight_ratio")), style=_ratio_style(row.get("update_weight_ratio"))),
+                Text(strip_control(str(row.name))), f"{row.params:,}", fmt(row.grad_norm), fmt(row.grad_weight_ratio),
+                Text(fmt(row.update_weight_ratio), style=ratio_style),
                 Text("-" if zero is None else f"{zero:.0%}", style="yellow" if zero == 1.0 else ""),
                 *([Text(", ".join(s for s, _ in state), style=state[0][1] if state else "")] if with_state else []))
         console.print(table)
-    hidden = m.get("activation_gradients")
+    hidden = report.metrics.get("activation_gradients")
     if hidden:  # --device-map: the activation-gradient mode's table
         table = _table("gradient w.r.t. each layer's hidden states (activation-gradient mode)")
         table.add_column("layer", overflow="fold")
@@ -75,23 +68,21 @@ def draw_grad_flow(report: Report, console: Console) -> None:
             table.add_row(Text(strip_control(str(row["name"]))), fmt(row.get("grad_norm")),
                           fmt(row.get("pooled_grad_norm")))
         console.print(table)
-    label = m.get("label_token_gradients")
+    label = g.label_tokens
     if label:
+        starved = {f.evidence.get("layer") for f in report.findings if f.code == NO_GRAD_TO_LABEL_TOKENS}
         table = _table("gradient w.r.t. hidden states: label-token positions vs others")
         table.add_column("layer", overflow="fold")
         for col in ("label tokens (mean)", "others (median)", "share of peak"):
             table.add_column(col, justify="right", no_wrap=True)
-        for row in label["layers"]:
-            share = row.get("share_of_peak")
-            table.add_row(Text(strip_control(str(row["layer"]))), fmt(row.get("label_mean")),
-                          fmt(row.get("other_median")),
-                          Text(fmt(share), style="bold red" if share is not None and share < 1e-3 else ""))
+        for row in label.layers:
+            table.add_row(Text(strip_control(str(row.layer))), fmt(row.label_mean), fmt(row.other_median),
+                          Text(fmt(row.share_of_peak), style="bold red" if row.layer in starved else ""))
         console.print(table)
-        rows = label.get("embedding_rows")
-        if rows:
+        if label.embedding_rows:
             print_packed(console, ["word-embedding rows of the label tokens:",
-                                   *(f"{strip_control(str(w))} {fmt(v)}" for w, v in rows.items()),
-                                   f"(median row with a gradient {fmt(label.get('embedding_row_median'))})"], sep="  ")
+                                   *(f"{strip_control(str(w))} {fmt(v)}" for w, v in label.embedding_rows.items()),
+                                   f"(median row with a gradient {fmt(label.embedding_row_median)})"], sep="  ")
 
 
 def _table(title: str) -> Table:
@@ -111,14 +102,13 @@ def plot_grad_flow(report: Report, path: str | None):
 
     from labeldiag.render.figure import message_figure
 
-    m = report.metrics
-    layers = m.get("layers") or []
+    layers = report.grad_flow.layers if report.grad_flow else ()
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
     title = "gradient flow" + (f" — {', '.join(codes[:3])}" if codes else "")
     if not layers:
         problem = next((f.message for f in report.sorted_findings()), "no layer was measured")
         return message_figure(f"no gradient was measured: {problem}", title, path)
-    view = heatmap_view(m)
+    view = heatmap_view(report.grad_flow.heatmap)
     plt = pyplot()
     width = max(7.0, 0.45 * len(layers) + 3)
     if view is None:
@@ -140,7 +130,7 @@ def plot_grad_flow(report: Report, path: str | None):
         if mark:  # at the foot of the axis, in axis coordinates, whatever the scale
             ax.text(i, 0.02, mark, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
                     fontsize=8, color="red")
-    ax.set_xticks(x, [plain_label(row["name"]) for row in layers], rotation=45, ha="right")
+    ax.set_xticks(x, [plain_label(row.name) for row in layers], rotation=45, ha="right")
     ax.set_ylabel("|gradient|")
     ax.set_title(title)
     if view is not None:
@@ -148,33 +138,32 @@ def plot_grad_flow(report: Report, path: str | None):
     return save(fig, path)
 
 
-def bar_heights(layers: list[dict]) -> tuple[list[float], list[float], list[str]]:
+def bar_heights(layers: Sequence[LayerRow]) -> tuple[list[float], list[float], list[str]]:
     """Mean and max |grad| per layer for log-scale bars; NaN (no bar) where a layer's gradient is
     zero or absent, with the mark to write there instead ('0' or 'none'; '' for a drawn bar)."""
     mean, peak, marks = [], [], []
     for row in layers:
-        absent = bool(row.get("no_grad")) or row.get("grad_norm") is None
-        zero = not absent and not (row.get("max_abs_grad") or 0.0) > 0
+        absent = bool(row.no_grad) or row.grad_norm is None
+        zero = not absent and not (row.max_abs_grad or 0.0) > 0
         marks.append("none" if absent else ("0" if zero else ""))
-        mean.append(row["mean_abs_grad"] if not marks[-1] and (row.get("mean_abs_grad") or 0.0) > 0 else float("nan"))
-        peak.append(row["max_abs_grad"] if not marks[-1] else float("nan"))
+        mean.append(row.mean_abs_grad if not marks[-1] and (row.mean_abs_grad or 0.0) > 0 else float("nan"))
+        peak.append(row.max_abs_grad if not marks[-1] else float("nan"))
     return mean, peak, marks
 
 
-def heatmap_view(metrics: dict) -> dict | None:
+def heatmap_view(heat: GradientHeatmap | None) -> dict | None:
     """What the heat map draws: log10 norms with zeros masked (drawn grey, not as a floor value), the
     share of examples holding a label token at each position, and the positions outlined."""
     import numpy as np
 
-    heat = metrics.get("label_token_heatmap") or {}
-    if not heat.get("grad_norm") or not heat["grad_norm"][0]:
+    if heat is None or not heat.grad_norm or not heat.grad_norm[0]:
         return None
-    arr = np.asarray(heat["grad_norm"], dtype=float)
+    arr = np.asarray(heat.grad_norm, dtype=float)
     log_norm = np.ma.masked_where(~(arr > 0), np.log10(np.where(arr > 0, arr, 1.0)))
     share = np.zeros(arr.shape[1])
-    given = np.asarray(heat.get("label_share") or [], dtype=float)[: arr.shape[1]]
+    given = np.asarray(heat.label_share or [], dtype=float)[: arr.shape[1]]
     share[: given.size] = given
-    return {"layers": [plain_label(n) for n in heat.get("layers") or []], "log_norm": log_norm, "share": share,
+    return {"layers": [plain_label(n) for n in heat.layers], "log_norm": log_norm, "share": share,
             "outlined": [int(p) for p in np.flatnonzero(share >= LABEL_OUTLINE_SHARE)]}
 
 

@@ -41,13 +41,14 @@ def plot_confusion(report: Report, path: str | None):
 
     if plot_shape(report, path):
         return
-    m = report.metrics
-    matrix, names = m.get("confusion_matrix"), m.get("confusion_labels") or []
+    lg = report.logits
+    matrix = [list(row) for row in lg.confusion_matrix or ()] if lg else []
+    names = list(lg.confusion_labels or ()) if lg else []
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
     title = "confusion matrix" + (f" — {', '.join(codes[:3])}" if codes else "")
     plt = pyplot()
     if not matrix or not any(map(any, matrix)):
-        hist = m.get("prediction_histogram") or {}
+        hist = lg.prediction_histogram if lg else {}
         if not hist:
             problem = next((f.message for f in report.sorted_findings()), "no prediction was made")
             return message_figure(f"nothing to draw: {problem}", title, path)

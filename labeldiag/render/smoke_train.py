@@ -13,8 +13,11 @@ from labeldiag.errors import strip_control
 from labeldiag.render.console import section
 from labeldiag.render.text import fmt, print_packed
 
+from labeldiag.records import TriageRun
+
 if TYPE_CHECKING:
     from labeldiag.findings import Report
+    from labeldiag.records import TrainingSummary
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -54,63 +57,61 @@ def _sample_rows(curve: list[dict], n: int = 6) -> list[dict]:
 
 @section("smoke-train")
 def _smoke_train(report: Report, console: Console) -> None:
-    m = report.metrics
-    pre = m.get("preflight") or {}
-    b = m.get("batch") or {}
+    m, t = report.metrics, report.training
+    b = m.get("batch") or {}  # the batch's make-up and the launcher's world size are still plain metrics
     if b:
         counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in (b.get("label_counts") or {}).items())
         print_packed(console, [Text("batch", style="bold"), f"{b.get('examples')} examples, {b.get('classes')} classes",
                                *([f"({counts})"] if counts else []),
                                *([f"{b['tokens']} tokens"] if b.get("tokens") is not None else []),
                                *([f"{m['world_size']} ranks"] if (m.get("world_size") or 1) > 1 else [])], sep="  ")
+    if t is None:
+        return
+    pre = t.preflight
     if pre:
         print_packed(console, [Text("pre-flight", style="bold"),
-                               f"trainable {pre.get('trainable')}, frozen {pre.get('frozen')}, "
-                               f"no gradient {pre.get('disconnected')};",
-                               f"loss at init {fmt(m.get('initial_loss'))} (ln C = {fmt(m.get('ln_num_labels'))})"],
+                               f"trainable {pre.trainable}, frozen {pre.frozen}, no gradient {pre.disconnected};",
+                               f"loss at init {fmt(t.initial_loss)} (ln C = {fmt(t.ln_num_labels)})"],
                      sep="  ")
-    curve = m.get("curve") or []
-    if curve:
-        if m.get("fitted"):
-            verdict = Text(f"fitted at step {m.get('fit_step')}", style="green") + Text(
-                f" in {fmt(m.get('fit_seconds'))} s" if m.get("fit_seconds") is not None else "")
+    if t.curve:
+        if t.fitted:
+            verdict = Text(f"fitted at step {t.fit_step}", style="green") + Text(
+                f" in {fmt(t.fit_seconds)} s" if t.fit_seconds is not None else "")
         else:
-            verdict = Text("not fitted", style="red") + Text(f" in {m.get('steps_run')} steps")
-        print_packed(console, [Text("training", style="bold"), verdict, f"lr {fmt(m.get('lr'))}",
-                               f"final loss {fmt(m.get('final_loss'))}", f"accuracy {fmt(m.get('final_accuracy'))}"])
-        console.print(f"  loss  {sparkline([c.get('loss') for c in curve])}")
+            verdict = Text("not fitted", style="red") + Text(f" in {t.steps_run} steps")
+        print_packed(console, [Text("training", style="bold"), verdict, f"lr {fmt(t.lr)}",
+                               f"final loss {fmt(t.final_loss)}", f"accuracy {fmt(t.final_accuracy)}"])
+        console.print(f"  loss  {sparkline([c.loss for c in t.curve])}")
         table = Table(show_edge=False, box=None, padding=(0, 2))
         for col in ("step", "loss", "accuracy", "grad norm"):
             table.add_column(col, justify="right")
-        for c in _sample_rows(curve):
-            table.add_row(str(c["step"]), fmt(c.get("loss")), fmt(c.get("accuracy")), fmt(c.get("grad_norm")))
+        for c in _sample_rows(list(t.curve)):
+            table.add_row(str(c.step), fmt(c.loss), fmt(c.accuracy), fmt(c.grad_norm))
         console.print(table)
-        print_packed(console, [Text("speed", style="bold"), f"{fmt(m.get('steps_per_second'))} steps/s,",
-                               f"{fmt(m.get('examples_per_second'))} examples/s,",
-                               f"{fmt(m.get('tokens_per_second'))} tokens/s;",
-                               f"peak memory {_bytes(m.get('peak_memory_bytes'))}",
-                               f"({m.get('peak_memory_kind') or '-'});",
-                               f"{strip_control(str(m.get('device_name')))}, {m.get('precision')}"], sep=" ")
-    ranks = m.get("ranks") or []
+        print_packed(console, [Text("speed", style="bold"), f"{fmt(t.steps_per_second)} steps/s,",
+                               f"{fmt(t.examples_per_second)} examples/s,",
+                               f"{fmt(t.tokens_per_second)} tokens/s;",
+                               f"peak memory {_bytes(t.peak_memory_bytes)}",
+                               f"({t.peak_memory_kind or '-'});",
+                               f"{strip_control(str(t.device_name))}, {t.precision}"], sep=" ")
+    ranks = t.ranks or ()
     if len(ranks) > 1:
-        t = Table(title="per rank", title_justify="left", show_edge=False)
+        table = Table(title="per rank", title_justify="left", show_edge=False)
         for col in ("rank", "steps/s", "examples/s", "tokens/s", "peak memory"):
-            t.add_column(col, justify="right")
+            table.add_column(col, justify="right")
         for r in ranks:
-            t.add_row(str(r.get("rank")), fmt(r.get("steps_per_second")), fmt(r.get("examples_per_second")),
-                      fmt(r.get("tokens_per_second")), _bytes(r.get("peak_memory_bytes")))
-        console.print(t)
-    tri = m.get("triage") or []
-    if tri:
-        t = Table(title="triage (each from the original weights)", title_justify="left", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False)
+            table.add_row(str(r.get("rank")), fmt(r.get("steps_per_second")), fmt(r.get("examples_per_second")),
+                          fmt(r.get("tokens_per_second")), _bytes(r.get("peak_memory_bytes")))
+        console.print(table)
+    if t.triage:
+        table = Table(title="triage (each from the original weights)", title_justify="left", box=box.SIMPLE_HEAD,
+                      show_edge=False, pad_edge=False)
         for col in ("variant", "fitted", "fit step", "final loss", "final accuracy"):
-            t.add_column(col, justify="right" if col != "variant" else "left")
-        for r in tri:
-            t.add_row(Text(strip_control(str(r["variant"]))), "[green]yes[/]" if r.get("fitted") else "[red]no[/]",
-                      fmt(r.get("fit_step")),
-                      fmt(r.get("final_loss")), fmt(r.get("final_accuracy")))
-        console.print(t)
+            table.add_column(col, justify="right" if col != "variant" else "left")
+        for r in t.triage:
+            table.add_row(Text(strip_control(str(r.variant))), "[green]yes[/]" if r.fitted else "[red]no[/]",
+                          fmt(r.fit_step), fmt(r.final_loss), fmt(r.final_accuracy))
+        console.print(table)
 
 
 def _bytes(n) -> str:
@@ -131,29 +132,29 @@ def plot_training(report: Report, path: str | None):
 
     from labeldiag.render.figure import message_figure, pyplot, save
 
-    m = report.metrics
-    curve = m.get("curve") or []
-    triage = m.get("triage") or []
+    t = report.training
+    curve = t.curve if t else ()
+    triage = t.triage if t else ()
     codes = [f.code for f in report.sorted_findings() if f.severity != "info"]
-    title = "smoke-train" + (f" — {', '.join(codes[:3])}" if codes else (" — fitted" if m.get("fitted") else ""))
+    title = "smoke-train" + (f" — {', '.join(codes[:3])}" if codes else (" — fitted" if t and t.fitted else ""))
     if not curve:
-        why = m.get("skipped") or next((n for n in report.notes if "skipped" in n), None) or next(
+        why = (t and t.skipped) or next((n for n in report.notes if "skipped" in n), None) or next(
             (f.message for f in report.sorted_findings()), "no training step ran")
         return message_figure(f"nothing was trained: {why}", title, path)
     plt = pyplot()
     fig, axes = plt.subplots(1, 4 if triage else 3, figsize=(17 if triage else 13, 3.6), layout="constrained")
-    steps = [c["step"] for c in curve]
+    steps = [c.step for c in curve]
     marker = "o" if len(curve) <= SHORT_RUN else None
 
     def series(key):
-        return [c.get(key) if c.get(key) is not None else float("nan") for c in curve]
+        return [getattr(c, key) if getattr(c, key) is not None else float("nan") for c in curve]
 
     axes[0].plot(steps, series("loss"), color="#c44e52", marker=marker, markersize=4)
     if any(v > 0 for v in series("loss")):
         axes[0].set_yscale("log")
-    axes[0].axhline(m.get("target_loss") or 0.05, ls=":", color="grey", label="target")
-    if m.get("ln_num_labels"):
-        axes[0].axhline(m["ln_num_labels"], ls="--", color="grey", label="ln C")
+    axes[0].axhline(t.target_loss or 0.05, ls=":", color="grey", label="target")
+    if t.ln_num_labels:
+        axes[0].axhline(t.ln_num_labels, ls="--", color="grey", label="ln C")
     broken = [s for s, v in zip(steps, series("loss")) if not math.isfinite(v)]
     if broken:  # a NaN/inf loss has no place on the axis: mark its steps along the top
         axes[0].scatter(broken, [0.95] * len(broken), marker="x", color="red", label="NaN/inf",
@@ -171,42 +172,42 @@ def plot_training(report: Report, path: str | None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(steps[0] - pad, steps[-1] + pad)
     if triage:
-        _draw_triage(axes[3], m, triage)
+        _draw_triage(axes[3], t)
     fig.suptitle(title)
     return save(fig, path)
 
 
-def triage_rows(metrics: dict, triage: list[dict]) -> list[dict]:
+def triage_rows(t: TrainingSummary) -> list[dict]:
     """The triage panel's bars, this run first: label, final loss (None: no bar), fitted, and what to
     write at the bar ('fit at step N', 'not fitted', 'skipped: why')."""
-    this = {"variant": f"this run (lr {fmt(metrics.get('lr'))})", "final_loss": metrics.get("final_loss"),
-            "fitted": metrics.get("fitted"), "fit_step": metrics.get("fit_step")}
+    this = TriageRun(f"this run (lr {fmt(t.lr)})", t.lr, t.fitted, t.fit_step, t.final_loss, t.final_accuracy,
+                     t.steps_run)
     out = []
-    for row in [this, *triage]:
-        if row.get("skipped"):
-            note = f"skipped: {row['skipped']}"
-        elif row.get("fitted"):
-            note = f"fit at step {row.get('fit_step')}"
+    for row in [this, *(t.triage or ())]:
+        if row.skipped:
+            note = f"skipped: {row.skipped}"
+        elif row.fitted:
+            note = f"fit at step {row.fit_step}"
         else:
-            note = "diverged" if row.get("diverged") else "not fitted"
-        loss = row.get("final_loss")
-        out.append({"label": str(row["variant"]), "final_loss": loss if loss is not None and math.isfinite(loss)
-                    else None, "fitted": bool(row.get("fitted")), "note": note})
+            note = "diverged" if row.diverged else "not fitted"
+        loss = row.final_loss
+        out.append({"label": str(row.variant), "final_loss": loss if loss is not None and math.isfinite(loss)
+                    else None, "fitted": row.fitted, "note": note})
     return out
 
 
-def _draw_triage(ax, metrics: dict, triage: list[dict]) -> None:
+def _draw_triage(ax, t: TrainingSummary) -> None:
     from labeldiag.render.figure import plain_label
 
-    rows = triage_rows(metrics, triage)
+    rows = triage_rows(t)
     y = list(range(len(rows)))
     losses = [r["final_loss"] if r["final_loss"] is not None else float("nan") for r in rows]
     ax.barh(y, losses, color=["#55a868" if r["fitted"] else "#c44e52" for r in rows])
     drawn = [v for v in losses if v > 0]
     if drawn and max(drawn) / min(drawn) > LOG_SPAN:
         ax.set_xscale("log")
-    if metrics.get("ln_num_labels"):
-        ax.axvline(metrics["ln_num_labels"], ls="--", color="grey", label="ln C")
+    if t.ln_num_labels:
+        ax.axvline(t.ln_num_labels, ls="--", color="grey", label="ln C")
         ax.legend(fontsize=8, loc="lower right")
     for i, r in enumerate(rows):
         ax.text(0.02, i, r["note"], transform=ax.get_yaxis_transform(), va="center", fontsize=8,

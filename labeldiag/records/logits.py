@@ -1,0 +1,63 @@
+"""check-logits' headline metrics (issue 18: typed, `report.logits.accuracy`, `report.logits.per_class[0].recall`).
+
+`to_metrics()` is the JSON's "metrics" keys (checks.logits.metrics computes them), `from_metrics()` reads them back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class LogitsSummary:
+    """Predictions on the examples read; the gold-label fields are None when DATA has no labels."""
+
+    examples: int
+    prediction_histogram: dict[str, int]  # class name -> examples predicted as it
+    mean_entropy: float | None
+    ln_num_labels: float
+    mean_max_probability: float | None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    per_class: tuple[ClassScore, ...] | None = None
+    confusion_matrix: tuple[tuple[int, ...], ...] | None = None  # gold label (rows) x predicted logit (columns)
+    confusion_labels: tuple[str, ...] | None = None
+    expected_calibration_error: float | None = None
+
+    def to_metrics(self) -> dict:
+        out: dict = {"examples": self.examples, "prediction_histogram": dict(self.prediction_histogram),
+                     "mean_entropy": self.mean_entropy, "ln_num_labels": self.ln_num_labels,
+                     "mean_max_probability": self.mean_max_probability}
+        if self.per_class is None:
+            return out
+        out.update({
+            "accuracy": self.accuracy, "macro_f1": self.macro_f1,
+            "per_class": {c.name: {"precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+                          for c in self.per_class},
+            "confusion_matrix": [list(row) for row in self.confusion_matrix or ()],
+            "confusion_labels": list(self.confusion_labels or ()),
+            "expected_calibration_error": self.expected_calibration_error,
+        })
+        return out
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> LogitsSummary:
+        per_class, matrix = m.get("per_class"), m.get("confusion_matrix")
+        return cls(
+            examples=m.get("examples") or 0, prediction_histogram=dict(m.get("prediction_histogram") or {}),
+            mean_entropy=m.get("mean_entropy"), ln_num_labels=m.get("ln_num_labels") or 0.0,
+            mean_max_probability=m.get("mean_max_probability"), accuracy=m.get("accuracy"),
+            macro_f1=m.get("macro_f1"),
+            per_class=tuple(ClassScore(name, s.get("precision"), s.get("recall"), s.get("f1"), s.get("support"))
+                            for name, s in per_class.items()) if per_class is not None else None,
+            confusion_matrix=tuple(tuple(row) for row in matrix) if matrix is not None else None,
+            confusion_labels=tuple(m.get("confusion_labels") or ()) if matrix is not None else None,
+            expected_calibration_error=m.get("expected_calibration_error"))
