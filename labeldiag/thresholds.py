@@ -167,6 +167,22 @@ SMOKE_PLATEAU_MAX_DROP = 0.01
 # largest |parameter|. DDP all-reduces gradients so replicas match bit for bit; 1e-6 leaves
 # room for a nondeterministic reduction order without hiding real divergence.
 SMOKE_RANKS_MAX_REL_DIFF = 1e-6
+# give-up rule (doctor's smoke stage, issue 18; measure.training.cannot_reach_target): stop a run that cannot
+# be fitted in the steps left. A fit needs 100% batch accuracy, so both the loss and the accuracy must be out of
+# reach: only after SMOKE_GIVE_UP_MIN_STEPS steps, when SMOKE_GIVE_UP_SPEEDUP x the steepest fall of log(loss)
+# over SMOKE_GIVE_UP_WINDOW steps seen so far still misses --target-loss and SMOKE_GIVE_UP_SPEEDUP x the
+# accuracy's average rise (first and last window's means) still misses 100%, both kept up to the end.
+# Validated (benchmarks/bench_doctor_callback.py --validate-give-up): applied after the fact to every prefix
+# of full 100-step curves (tiny headless BERT at lr 1e-9 ... 3e-3, BBC MiniLM without its head at lr 1e-9 ...
+# 3e-4), it never fires in a run that fits; dropout noise in the accuracy is why the accuracy is averaged.
+SMOKE_GIVE_UP_MIN_STEPS = 20
+SMOKE_GIVE_UP_WINDOW = 5
+SMOKE_GIVE_UP_SPEEDUP = 3.0
+# doctor's smoke stage trains on inputs cut to this many tokens (unless --max-length is shorter): fitting
+# 16 examples tests the model, not the length of its inputs, and a step costs about linearly in length.
+DOCTOR_SMOKE_MAX_LENGTH = 64
+# doctor's lower-rate rerun (learning-rate-too-high) gets this share of --steps, with the give-up rule.
+DOCTOR_RERUN_STEP_SHARE = 0.5
 
 # --- grad-flow --------------------------------------------------------------------------
 # vanishing-gradients: gradient norm of the earliest encoder block / the latest. Post-norm residual
