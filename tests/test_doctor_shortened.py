@@ -61,5 +61,16 @@ def test_doctor_does_not_cut_a_fresh_head_that_fits(trained, tmp_path):
 
     headless = clone(trained["checkpoint"], tmp_path / "headless")
     edit_weights(headless, lambda t: {k: v for k, v in t.items() if not k.startswith("classifier")})
-    smoke = doctor(headless, trained["data"], max_examples=200, lr=1e-3).metrics["smoke_train"]
-    assert smoke["fitted"] and smoke["fit_step"] > T.SMOKE_GIVE_UP_MIN_STEPS, smoke  # past the rule's first look
+    smoke = doctor(headless, trained["data"], max_examples=200, lr=5e-4).metrics["smoke_train"]
+    assert smoke["fitted"] and "stopped_early" not in smoke, smoke
+    assert smoke["fit_step"] > T.SMOKE_GIVE_UP_MIN_STEPS  # past the give-up rule's first look
+
+
+def test_a_fit_is_settled_at_full_accuracy_with_the_loss_still_falling():
+    from labeldiag.measure.training import fit_settled
+
+    k = T.SMOKE_SETTLED_FIT_STEPS
+    falling = [1.0 - 0.01 * i for i in range(k + 1)]
+    assert "settled" in fit_settled(falling, [0.9] + [1.0] * k)
+    assert fit_settled(falling, [1.0] * k + [0.94]) is None  # not held to the last step
+    assert fit_settled(falling[::-1], [1.0] * (k + 1)) is None  # rising: not settled

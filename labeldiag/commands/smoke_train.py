@@ -33,6 +33,7 @@ class Shortcuts:
     # the pre-flight label-permutation judge (_names_permuted): doctor's check-logits stage already ran it on
     # more examples, and its label-permutation makes this stage moot
     label_check: bool = True
+    settled_fit: bool = False  # stop at 100% accuracy held with the loss still falling (measure.training.fit_settled)
 
 
 def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Shortcuts = Shortcuts()) -> Report:
@@ -144,7 +145,7 @@ def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts) -> 
     report.add(nothing_trainable(trace.census) + ([] if lora.rank else parameters_frozen(trace.census))
                + parameters_disconnected(trace.census)
                + loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes, trace.head_fresh)))
-    result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train", shortcuts.give_up)
+    result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train", shortcuts)
     del model
     tri = None
     if settings.triage and not trace.fitted:
@@ -206,11 +207,11 @@ def _say_stopped(findings: list, stopped: str | None, steps_run: int, budget: in
     return findings
 
 
-def _train(model, batch, runtime, trace, settings, d, opts, title, give_up: bool = False):
-    """Train unless it cannot start; None when it could not. `give_up`: stop once the loss cannot reach
-    --target-loss in the steps left (result.stopped_early says why)."""
+def _train(model, batch, runtime, trace, settings, d, opts, title, shortcuts: Shortcuts = Shortcuts()):
+    """Train unless it cannot start; None when it could not. Doctor's shortcuts: stop once the run cannot fit
+    in the steps left (result.stopped_early says why), or once its fit is settled (the fit rule says so)."""
     from labeldiag.checks.training import fit_rule
-    from labeldiag.measure.training import give_up_rule, train_on_batch
+    from labeldiag.measure.training import fit_settled, give_up_rule, train_on_batch
     from labeldiag.render.smoke_train import live_view
 
     if not trace.trainable:
@@ -221,8 +222,9 @@ def _train(model, batch, runtime, trace, settings, d, opts, title, give_up: bool
         return None
     with live_view(settings.steps, title, opts.progress and d.main) as on_step:
         return train_on_batch(model, batch, runtime, trace, settings, d,
-                              lambda t: fit_rule(t, settings.target_loss), on_step=on_step,
-                              give_up=give_up_rule(settings.target_loss) if give_up else None)
+                              lambda t: fit_rule(t, settings.target_loss)
+                              or (fit_settled(t.losses, t.accuracies) if shortcuts.settled_fit else None),
+                              on_step=on_step, give_up=give_up_rule(settings.target_loss) if shortcuts.give_up else None)
 
 
 def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri, shortcuts: Shortcuts):
@@ -244,7 +246,7 @@ def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, t
         first = preflight(model, batch, s.runtime, rerun, d)
         steps = max(1, round(settings.steps * shortcuts.rerun_step_share))
         result = _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate, steps=steps), d, opts,
-                        f"lr {rate:g}", shortcuts.give_up)
+                        f"lr {rate:g}", shortcuts)
         del model
         row = {"fitted": rerun.fitted, "fit_step": rerun.fit_step, "steps_run": rerun.steps_run,
                "final_loss": rerun.final_loss if rerun.losses else first[0]}

@@ -217,6 +217,17 @@ def cannot_reach_target(losses: list[float], accuracies: list[float], target: fl
             f"so far they end at {math.exp(lowest):.3g} and {highest:.0%}")
 
 
+def fit_settled(losses: list[float], accuracies: list[float]) -> str | None:
+    """doctor's settled fit: 100% batch accuracy on each of the last SMOKE_SETTLED_FIT_STEPS steps with the loss
+    still falling over them. From there smoke-train's run ends fitted (under --target-loss, or at 100% with the
+    loss stopped falling) unless it breaks down later; only the step of the fit is left to measure."""
+    k = T.SMOKE_SETTLED_FIT_STEPS
+    if len(losses) <= k or any(a < 1.0 for a in accuracies[-k:]) or not losses[-1] < losses[-k - 1]:
+        return None
+    return (f"accuracy 100% for the last {k} steps with the loss still falling ({losses[-k - 1]:.3g} -> "
+            f"{losses[-1]:.3g}): settled, doctor stops here (smoke-train trains on to --target-loss)")
+
+
 GIVE_UP_RULE = (f"after at least {T.SMOKE_GIVE_UP_MIN_STEPS} steps, stop when {T.SMOKE_GIVE_UP_SPEEDUP:g}x the steepest "
                 f"fall of log(loss) over {T.SMOKE_GIVE_UP_WINDOW} steps seen so far still ends above --target-loss "
                 f"and {T.SMOKE_GIVE_UP_SPEEDUP:g}x the batch accuracy's average rise so far still ends below 100%, "
