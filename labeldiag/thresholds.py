@@ -167,6 +167,29 @@ SMOKE_PLATEAU_MAX_DROP = 0.01
 # largest |parameter|. DDP all-reduces gradients so replicas match bit for bit; 1e-6 leaves
 # room for a nondeterministic reduction order without hiding real divergence.
 SMOKE_RANKS_MAX_REL_DIFF = 1e-6
+# give-up rule (doctor's smoke stage, issue 18; measure.training.cannot_reach_target): stop a run that cannot
+# be fitted in the steps left. A fit needs 100% batch accuracy, so both the loss and the accuracy must be out of
+# reach: only after SMOKE_GIVE_UP_MIN_STEPS steps, when SMOKE_GIVE_UP_SPEEDUP x the steepest fall of log(loss)
+# over SMOKE_GIVE_UP_WINDOW steps seen so far still misses --target-loss and SMOKE_GIVE_UP_SPEEDUP x the
+# accuracy's average rise (first and last window's means) still misses 100%, both kept up to the end.
+# Validated (benchmarks/bench_doctor_callback.py --validate-give-up): applied after the fact to every prefix
+# of full 100-step smoke-train curves it never fires in a run that fits. Tiny headless BERT (tests' trained
+# model without its head): lr 1e-9 / 1e-6 / 1e-5 / 3e-5 / 1e-4 never fit and are stopped at steps 20 / 20 / 20
+# / 29 / 93; 2e-4 ... 3e-3 fit at steps 50-67 and are never stopped. BBC MiniLM without its head (64 tokens):
+# 3e-5 fits at step 69 (plateau criterion) and 1e-4 at step 80, never stopped. Dropout makes the batch
+# accuracy noisy (16 examples: +-6 points a step), which is why its rise is averaged, not its steepest window.
+SMOKE_GIVE_UP_MIN_STEPS = 20
+SMOKE_GIVE_UP_WINDOW = 5
+SMOKE_GIVE_UP_SPEEDUP = 3.0
+# doctor's settled fit (measure.training.fit_settled): 100% batch accuracy for this many steps in a row with the
+# loss still falling. From there a fit follows (the loss reaches --target-loss or stops falling at 100%, the
+# plateau criterion); BBC MiniLM with a fresh head: 100% from step 4, under 0.05 only at step 80 (64 tokens).
+SMOKE_SETTLED_FIT_STEPS = 10
+# doctor's smoke stage trains on inputs cut to this many tokens (unless --max-length is shorter): fitting
+# 16 examples tests the model, not the length of its inputs, and a step costs about linearly in length.
+DOCTOR_SMOKE_MAX_LENGTH = 64
+# doctor's lower-rate rerun (learning-rate-too-high) gets this share of --steps, with the give-up rule.
+DOCTOR_RERUN_STEP_SHARE = 0.5
 
 # --- grad-flow --------------------------------------------------------------------------
 # vanishing-gradients: gradient norm of the earliest encoder block / the latest. Post-norm residual

@@ -26,7 +26,20 @@ from labeldiag.findings import plain
 from labeldiag.records import TrainingSummary
 
 
-def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
+@dataclasses.dataclass(frozen=True)
+class Shortcuts:
+    """What doctor shortens in its smoke stage; plain smoke-train takes none (a verdict may then differ:
+    a collapse that would only have set in later, a rerun that would have fitted later)."""
+
+    give_up: bool = False  # stop a run that cannot fit in the steps left (measure.training.cannot_reach_target)
+    rerun_step_share: float = 1.0  # the lower-rate rerun's share of --steps
+    # the pre-flight label-permutation judge (_names_permuted): doctor's check-logits stage already ran it on
+    # more examples, and its label-permutation makes this stage moot
+    label_check: bool = True
+    settled_fit: bool = False  # stop at 100% accuracy held with the loss still falling (measure.training.fit_settled)
+
+
+def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Shortcuts = Shortcuts()) -> Report:
     """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
     from labeldiag.commands.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
@@ -47,12 +60,12 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings) -> Report:
             from labeldiag.commands import shapes
 
             return shapes.smoke_train(s, opts, settings, d)
-        return _run(s, opts, settings, d)
+        return _run(s, opts, settings, d, shortcuts)
     finally:
         shutdown(d)
 
 
-def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
+def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts) -> Report:
     from labeldiag.checks.logits import batch_single_class
     from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
     from labeldiag.checks.tokens import check_tokenizer
@@ -111,7 +124,7 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     if opts.batch_size < rows.size:
         report.notes.append(f"smoke-train trains on one batch of {rows.size} examples (--max-examples); "
                             "--batch-size is not used")
-    if not s.loaded.audit.missing_head and _names_permuted(s, opts, gold):
+    if shortcuts.label_check and not s.loaded.audit.missing_head and _names_permuted(s, opts, gold):
         return report
     local = shard(rows, d)
     device = runtime.device
@@ -134,15 +147,20 @@ def _run(s, opts: Options, settings: TrainSettings, d) -> Report:
     report.add(nothing_trainable(trace.census) + ([] if lora.rank else parameters_frozen(trace.census))
                + parameters_disconnected(trace.census)
                + loss_at_init(InitialLoss(trace.initial_loss, trace.num_classes, trace.head_fresh)))
-    result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train")
+    result = _train(model, batch, runtime, trace, settings, d, opts, "smoke-train", shortcuts)
     del model
     tri = None
     if settings.triage and not trace.fitted:
         tri = _triage(s, opts, settings, d, batch, fresh_trace)
-    report.add(check_training(trace, settings, tri))
-    report.add(learning_rate_too_high(rerun=_lower_rate_rerun(s, opts, settings, d, batch, fresh_trace, trace, tri)))
+    stopped = result.stopped_early if result is not None else None
+    report.add(_say_stopped(check_training(trace, settings, tri), stopped, trace.steps_run, settings.steps))
+    report.add(learning_rate_too_high(rerun=_lower_rate_rerun(s, opts, settings, d, batch, fresh_trace, trace, tri,
+                                                              shortcuts)))
     if trace.fitted:
         report.notes.append(f"fitted at step {trace.fit_step}: {trace.fit_rule}")
+    if stopped:
+        report.notes.append(f"training stopped at step {trace.steps_run} of {settings.steps}: {stopped}")
+        report.metrics["stopped_early"] = stopped
     if result is not None:
         report.add(check_ranks(result.rank_divergence, d.world))
     speeds = gather(dataclasses.asdict(result.speed), d) if result is not None else []
@@ -179,10 +197,23 @@ def _names_permuted(s, opts: Options, gold: np.ndarray) -> bool:
     return bool(permuted)
 
 
-def _train(model, batch, runtime, trace, settings, d, opts, title):
-    """Train unless it cannot start; None when it could not."""
+def _say_stopped(findings: list, stopped: str | None, steps_run: int, budget: int) -> list:
+    """cannot-overfit of a run the give-up rule ended: the message and evidence say why and state the rule."""
+    from labeldiag.catalogue import CANNOT_OVERFIT
+    from labeldiag.measure.training import GIVE_UP_RULE
+
+    for f in findings if stopped else []:
+        if f.code == CANNOT_OVERFIT:
+            f.message += f"; stopped at step {steps_run} of {budget}: {stopped}"
+            f.evidence.update({"stopped_early": stopped, "steps_budget": budget, "give_up_rule": GIVE_UP_RULE})
+    return findings
+
+
+def _train(model, batch, runtime, trace, settings, d, opts, title, shortcuts: Shortcuts = Shortcuts()):
+    """Train unless it cannot start; None when it could not. Doctor's shortcuts: stop once the run cannot fit
+    in the steps left (result.stopped_early says why), or once its fit is settled (the fit rule says so)."""
     from labeldiag.checks.training import fit_rule
-    from labeldiag.measure.training import train_on_batch
+    from labeldiag.measure.training import fit_settled, give_up_rule, train_on_batch
 
     if not trace.trainable:
         trace.skipped = "no parameter is trainable"
@@ -192,11 +223,14 @@ def _train(model, batch, runtime, trace, settings, d, opts, title):
         return None
     with (opts.progress if d.main else SILENT).training(settings.steps, title) as on_step:
         return train_on_batch(model, batch, runtime, trace, settings, d,
-                              lambda t: fit_rule(t, settings.target_loss), on_step=on_step)
+                              lambda t: fit_rule(t, settings.target_loss)
+                              or (fit_settled(t.losses, t.accuracies) if shortcuts.settled_fit else None),
+                              on_step=on_step, give_up=give_up_rule(settings.target_loss) if shortcuts.give_up else None)
 
 
-def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri):
-    """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran)."""
+def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, trace, tri, shortcuts: Shortcuts):
+    """When training went wrong at --lr: the same run at lr / 10 (triage's row when triage ran); doctor's
+    shortcuts give it a share of --steps and the give-up rule."""
     from labeldiag.measure.learning_rate import went_wrong
     from labeldiag.measure.lora import plan_for
     from labeldiag.measure.training import preflight, training_copy
@@ -212,12 +246,17 @@ def _lower_rate_rerun(s, opts, settings: TrainSettings, d, batch, fresh_trace, t
         model = training_copy(s.loaded.model, s.runtime.device, d=d, lora=plan_for(s.loaded.model, opts.lora).rank)
         rerun = fresh_trace()
         first = preflight(model, batch, s.runtime, rerun, d)
-        _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate), d, opts, f"lr {rate:g}")
+        steps = max(1, round(settings.steps * shortcuts.rerun_step_share))
+        result = _train(model, batch, s.runtime, rerun, dataclasses.replace(settings, lr=rate, steps=steps), d, opts,
+                        f"lr {rate:g}", shortcuts)
         del model
         row = {"fitted": rerun.fitted, "fit_step": rerun.fit_step, "steps_run": rerun.steps_run,
                "final_loss": rerun.final_loss if rerun.losses else first[0]}
-        s.report.notes.append(f"training at lr {settings.lr:g} {problem}; reran at lr {rate:g}: "
-                              + (f"fitted at step {rerun.fit_step}" if rerun.fitted else "not fitted either"))
+        stopped = result.stopped_early if result is not None else None
+        s.report.notes.append(f"training at lr {settings.lr:g} {problem}; reran at lr {rate:g}"
+                              + (f" for at most {steps} steps" if steps < settings.steps else "") + ": "
+                              + (f"fitted at step {rerun.fit_step}" if rerun.fitted else "not fitted either")
+                              + (f" (stopped at step {rerun.steps_run}: {stopped})" if stopped else ""))
     return LowerRateRerun(lr=settings.lr, rerun_lr=rate, problem=problem, final_loss=trace.final_loss,
                           rerun_fitted=bool(row["fitted"]), rerun_fit_step=row["fit_step"],
                           rerun_final_loss=row["final_loss"], rerun_steps=row["steps_run"])

@@ -56,6 +56,7 @@ class RunResult:
     trace: TrainingTrace
     speed: Throughput = field(default_factory=Throughput)
     rank_divergence: float | None = None
+    stopped_early: str | None = None  # why the give-up rule ended the run before its budget
 
 
 # --- the batch ----------------------------------------------------------------------------------
@@ -184,6 +185,57 @@ def _check_width(logits: Any, trace: TrainingTrace) -> None:
 # --- the training loop --------------------------------------------------------------------------
 
 FitRule = Callable[[TrainingTrace], "str | None"]
+# (trace, steps left) -> why the run cannot fit in those steps, or None to keep training
+GiveUpRule = Callable[[TrainingTrace, int], "str | None"]
+
+
+def cannot_reach_target(losses: list[float], accuracies: list[float], target: float, steps_left: int) -> str | None:
+    """Why this run cannot be fitted in `steps_left` more steps, or None (keep training).
+
+    A fit needs 100% batch accuracy (with the loss under `target`, or for SMOKE_PLATEAU_STEPS steps with
+    the loss stopped falling), so both must be out of reach. Conservative by construction: only after
+    SMOKE_GIVE_UP_MIN_STEPS steps; the loss: even SMOKE_GIVE_UP_SPEEDUP x the steepest fall of log(loss)
+    over any SMOKE_GIVE_UP_WINDOW steps so far, kept up for every step left, ends above log(target); the
+    accuracy: SMOKE_GIVE_UP_SPEEDUP x its average rise so far (means of the first and the last
+    SMOKE_GIVE_UP_WINDOW steps), kept up for every step left, ends below 100%.
+    """
+    n, w, k = len(losses), T.SMOKE_GIVE_UP_WINDOW, T.SMOKE_GIVE_UP_SPEEDUP
+    if n < max(T.SMOKE_GIVE_UP_MIN_STEPS, 2 * w) or len(accuracies) != n or steps_left <= 0 or target <= 0:
+        return None
+    if not all(math.isfinite(x) and x > 0 for x in losses):
+        return None
+    logs = [math.log(x) for x in losses]
+    steepest = max(0.0, max((logs[i - w] - logs[i]) / w for i in range(w, n)))
+    lowest = logs[-1] - k * steepest * steps_left
+    now, then = sum(accuracies[-w:]) / w, sum(accuracies[:w]) / w
+    highest = now + k * max(0.0, now - then) / (n - w) * steps_left
+    if lowest <= math.log(target) or highest >= 1.0 or max(accuracies[-w:]) >= 1.0:
+        return None
+    return (f"after {n} steps neither the loss ({losses[-1]:.3g}) can reach {target:g} nor the accuracy "
+            f"({now:.0%} over the last {w} steps) 100% in the {steps_left} steps left: at {k:g}x their best pace "
+            f"so far they end at {math.exp(lowest):.3g} and {highest:.0%}")
+
+
+def fit_settled(losses: list[float], accuracies: list[float]) -> str | None:
+    """doctor's settled fit: 100% batch accuracy on each of the last SMOKE_SETTLED_FIT_STEPS steps with the loss
+    still falling over them. From there smoke-train's run ends fitted (under --target-loss, or at 100% with the
+    loss stopped falling) unless it breaks down later; only the step of the fit is left to measure."""
+    k = T.SMOKE_SETTLED_FIT_STEPS
+    if len(losses) <= k or any(a < 1.0 for a in accuracies[-k:]) or not losses[-1] < losses[-k - 1]:
+        return None
+    return (f"accuracy 100% for the last {k} steps with the loss still falling ({losses[-k - 1]:.3g} -> "
+            f"{losses[-1]:.3g}): settled, doctor stops here (smoke-train trains on to --target-loss)")
+
+
+GIVE_UP_RULE = (f"after at least {T.SMOKE_GIVE_UP_MIN_STEPS} steps, stop when {T.SMOKE_GIVE_UP_SPEEDUP:g}x the steepest "
+                f"fall of log(loss) over {T.SMOKE_GIVE_UP_WINDOW} steps seen so far still ends above --target-loss "
+                f"and {T.SMOKE_GIVE_UP_SPEEDUP:g}x the batch accuracy's average rise so far still ends below 100%, "
+                "both kept up for every step left")
+
+
+def give_up_rule(target: float) -> GiveUpRule:
+    """cannot_reach_target on the loss a fit is judged on (the classification loss) and the batch accuracy."""
+    return lambda t, steps_left: cannot_reach_target(t.classification_losses, t.accuracies, target, steps_left)
 
 
 def stop_at(step: int, loss: float, limit: float, trace: TrainingTrace, fitted: FitRule, start: float) -> bool:
@@ -201,9 +253,10 @@ def stop_at(step: int, loss: float, limit: float, trace: TrainingTrace, fitted: 
 
 def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTrace, settings: TrainSettings,
                    d: Dist, fitted: FitRule, *,
-                   on_step: Callable[[int, float, float, float], None] | None = None) -> RunResult:
-    """Train `model` (a copy: it is changed) on the fixed batch until `fitted` names a rule, it diverges or
-    it runs out of steps."""
+                   on_step: Callable[[int, float, float, float], None] | None = None,
+                   give_up: GiveUpRule | None = None) -> RunResult:
+    """Train `model` (a copy: it is changed) on the fixed batch until `fitted` names a rule, it diverges,
+    `give_up` says it cannot fit in the steps left (result.stopped_early), or it runs out of steps."""
     import torch
 
     result = RunResult(trace=trace)
@@ -264,6 +317,10 @@ def train_on_batch(model: Any, batch: Batch, runtime: Runtime, trace: TrainingTr
             on_step(step, loss_v, acc, host[-1])
         if stop_at(step, loss_v, limit, trace, fitted, t0):
             break
+        if give_up is not None:  # every rank holds the same reduced losses, so all stop together
+            result.stopped_early = give_up(trace, settings.steps - step)
+            if result.stopped_early:
+                break
     _sync(device)
     seconds = time.perf_counter() - t0
     result.speed = _throughput(device, batch, len(trace.losses), seconds, d)
