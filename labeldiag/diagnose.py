@@ -25,7 +25,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     from labeldiag import options as opt
     from labeldiag.checks.diagnosis import rank_findings
     from labeldiag.commands import check_logits, grad_flow, smoke_train
-    from labeldiag.commands.common import Inputs
+    from labeldiag.commands.common import Inputs, seed_everything
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
     from labeldiag.load import objects
@@ -38,6 +38,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     report = Report(command="doctor")
     stages: dict[str, dict[str, Any]] = {}
     with isolated(model):
+        seed_everything(opts.seed)  # a fresh head is drawn here: the same one on every run
         loaded = objects.load(model, tokenizer, opts,
                               need_tokenizer=objects.needs_tokenizer(objects.read(data, opts), tokenizer, opts))
     inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer)
