@@ -10,6 +10,8 @@ import pytest
 import shapes_zoo
 import token_zoo
 
+pytestmark = pytest.mark.xdist_group("test_roundtrip")  # one worker builds the module's reports
+
 FEW = {"max_examples": 24, "batch_size": 8}
 
 
