@@ -103,8 +103,6 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
 def _smoke_batch(opts: Any, max_length: int | None, train: Any, single_label: bool) -> tuple[Any, list[str]]:
     """The smoke stage's options (SMOKE_EXAMPLES examples cut to DOCTOR_SMOKE_MAX_LENGTH tokens) and what
     doctor shortened, in words for the header (the run shortcuts apply to single-label training only)."""
-    from labeldiag.measure.training import GIVE_UP_RULE
-
     cut = T.DOCTOR_SMOKE_MAX_LENGTH if max_length and max_length > T.DOCTOR_SMOKE_MAX_LENGTH else None
     examples = min(opts.max_examples, SMOKE_EXAMPLES)
     batch = dataclasses.replace(opts, max_examples=examples, max_length=cut or opts.max_length)
@@ -113,9 +111,9 @@ def _smoke_batch(opts: Any, max_length: int | None, train: Any, single_label: bo
     if not single_label:
         return batch, [inputs]
     return batch, [inputs,
-                   f"a run stops once its loss cannot reach --target-loss ({GIVE_UP_RULE})",
-                   f"a run stops once its fit is settled (100% accuracy for {T.SMOKE_SETTLED_FIT_STEPS} steps, the "
-                   "loss still falling)",
+                   # the rule itself is in cannot-overfit's evidence when it stops a run
+                   "a run stops once it cannot reach --target-loss in the steps left",
+                   f"or once its fit is settled (100% accuracy for {T.SMOKE_SETTLED_FIT_STEPS} steps)",
                    f"a lower-rate rerun gets at most {rerun} of {train.steps} steps",
                    "no second label-mapping pre-flight (check-logits judged it)"]
 
