@@ -24,8 +24,8 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     """All stages, one ranked diagnosis in `report.diagnosis`; options as for check_logits, plus lr/steps."""
     from labeldiag import options as opt
     from labeldiag.checks.diagnosis import rank_findings
-    from labeldiag.commands import check_logits, grad_flow, smoke_train
-    from labeldiag.commands.common import Inputs, seed_everything
+    from labeldiag.pipeline import check_logits, grad_flow, smoke_train
+    from labeldiag.pipeline.common import Inputs, seed_everything
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
     from labeldiag.load import objects
