@@ -18,6 +18,9 @@ class Inputs:
     model: Any
     data: Any
     tokenizer: Any = None
+    # DATA's examples already read with this run's options (doctor reads DATA once and hands the rows to the
+    # stages that read as many): prepare() measures these instead of reading DATA again
+    examples: Any = None
 
 
 @dataclass
@@ -72,8 +75,10 @@ def load_inputs(inputs: Inputs, opts: Options) -> tuple[Any, Any, Any]:
     with opts.progress.phase("starting torch and picking the device"):
         runtime = pick_runtime(opts.device, opts.precision)
     seed_everything(opts.seed)
-    with opts.progress.phase(f"reading {objects.describe(inputs.data)}"):
-        examples = objects.read(inputs.data, opts)
+    examples = inputs.examples
+    if examples is None:
+        with opts.progress.phase(f"reading {objects.describe(inputs.data)}"):
+            examples = objects.read(inputs.data, opts)
     with opts.progress.phase(f"loading {objects.describe(inputs.model)}"):
         loaded = objects.load(inputs.model, inputs.tokenizer, opts,
                               need_tokenizer=objects.needs_tokenizer(examples, inputs.tokenizer, opts))
