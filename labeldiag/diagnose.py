@@ -2,7 +2,8 @@
 
 Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
 predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
-makes moot is skipped, and the report says why. The model is loaded once and shared by the stages.
+makes moot is skipped, and the report says why. The model is loaded once and shared by the stages;
+DATA is read once and its rows shared by the stages that read as many.
 """
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
 
 
 def load_inputs(inputs: Inputs, opts: Options) -> tuple[Any, Any, Any]:
-    """The runtime (device, precision), DATA's examples and the loaded model, seeded; each a progress phase."""
+    """The runtime (device, precision), DATA's examples (read unless `inputs` holds them) and the loaded model,
+    seeded; each a progress phase."""
     from labeldiag.load import objects
     from labeldiag.measure.runtime import pick_runtime
 
