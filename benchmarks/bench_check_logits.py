@@ -79,7 +79,7 @@ def module(name):
         return None
 
 # what a check-logits run imports anyway (so "imports" is not spread over the later phases)
-for name in ("labeldiag.api", "labeldiag.commands.check_logits", "labeldiag.commands.common",
+for name in ("labeldiag.api", "labeldiag.pipeline.check_logits", "labeldiag.pipeline.common",
              "labeldiag.load.objects", "labeldiag.load.data", "labeldiag.load.model", "labeldiag.measure.encode",
              "labeldiag.measure.forward", "labeldiag.measure.runtime", "labeldiag.checks.labels",
              "labeldiag.checks.logits", "labeldiag.checks.loading", "labeldiag.checks.tokens",
@@ -116,9 +116,9 @@ def forward_phase():
 
 WRAPS = [
     ("labeldiag.api", "run", "api: options, isolation"),
-    ("labeldiag.commands.check_logits", "run", "checks"),
-    ("labeldiag.commands.check_logits", "prepare", "prepare: device, seed, labels"),
-    ("labeldiag.commands.common", "prepare", "prepare: device, seed, labels"),
+    ("labeldiag.pipeline.check_logits", "run", "checks"),
+    ("labeldiag.pipeline.check_logits", "prepare", "prepare: device, seed, labels"),
+    ("labeldiag.pipeline.common", "prepare", "prepare: device, seed, labels"),
     ("labeldiag.load.objects", "load", "model load"),
     ("labeldiag.load.model", "load_tokenizer", "tokenizer load"),
     ("labeldiag.load.objects", "read", "reading + tokenizing"),

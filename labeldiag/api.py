@@ -16,14 +16,14 @@ from typing import Any
 
 from labeldiag.findings import Report
 
-RUNNERS = {"check-logits": "labeldiag.commands.check_logits", "grad-flow": "labeldiag.commands.grad_flow",
-           "smoke-train": "labeldiag.commands.smoke_train"}
+RUNNERS = {"check-logits": "labeldiag.pipeline.check_logits", "grad-flow": "labeldiag.pipeline.grad_flow",
+           "smoke-train": "labeldiag.pipeline.smoke_train"}
 
 
 def run(command: str, model: Any, data: Any, tokenizer: Any = None, **options: Any) -> Report:
     """Run one checking command; the CLI calls this too, with paths and progress=True."""
     from labeldiag import options as opt
-    from labeldiag.commands.common import Inputs
+    from labeldiag.pipeline.common import Inputs
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
 

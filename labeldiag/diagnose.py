@@ -2,7 +2,8 @@
 
 Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
 predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
-makes moot is skipped, and the report says why. The model is loaded once and shared by the stages.
+makes moot is skipped, and the report says why. The model is loaded once and shared by the stages;
+DATA is read once and its rows shared by the stages that read as many.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     """All stages, one ranked diagnosis in `report.diagnosis`; options as for check_logits, plus lr/steps."""
     from labeldiag import options as opt
     from labeldiag.checks.diagnosis import rank_findings
-    from labeldiag.commands import check_logits, grad_flow, smoke_train
-    from labeldiag.commands.common import Inputs, seed_everything
+    from labeldiag.pipeline import check_logits, grad_flow, smoke_train
+    from labeldiag.pipeline.common import Inputs, seed_everything
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
     from labeldiag.load import objects
@@ -39,11 +40,13 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     stages: dict[str, dict[str, Any]] = {}
     with isolated(model):
         seed_everything(opts.seed)  # a fresh head is drawn here: the same one on every run
-        loaded = objects.load(model, tokenizer, opts,
-                              need_tokenizer=objects.needs_tokenizer(objects.read(data, opts), tokenizer, opts))
-    inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer)
+        with opts.progress.phase(f"reading {objects.describe(data)}"):
+            examples = objects.read(data, opts)
+        loaded = objects.load(model, tokenizer, opts, need_tokenizer=objects.needs_tokenizer(examples, tokenizer, opts))
 
-    def stage(name: str, runner: Any, stage_opts: Any, settings: Any) -> Report:
+    def stage(name: str, runner: Any, stage_opts: Any, settings: Any, read: Any = None) -> Report:
+        """`read`: the examples read above, for a stage that reads DATA with the same options."""
+        inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer, examples=read)
         t0 = time.perf_counter()
         with isolated(loaded.model):
             out = runner(inputs, stage_opts, settings)
@@ -51,7 +54,9 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
                         "findings": [f.code for f in out.sorted_findings()]}
         return out
 
-    first = stage("check-logits", check_logits.run, opts, None)
+    # DATA is read once for check-logits (and grad-flow when it reads as many rows); grad-flow's fewer rows and
+    # smoke-train's pool are read by the stage, so each stage measures exactly the rows it always measured
+    first = stage("check-logits", check_logits.run, opts, None, examples)
     report.model, report.data, report.device = first.model, first.data, first.device
     report.metrics.update(first.metrics)
     report.logits = first.logits  # the typed view of check-logits' keys just merged
@@ -64,7 +69,8 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         stages["grad-flow"] = stages["smoke-train"] = {"ran": False, "skipped": moot}
     else:
         small = dataclasses.replace(opts, max_examples=min(opts.max_examples, GRAD_FLOW_EXAMPLES))
-        second = stage("grad-flow", grad_flow.run, small, flow)
+        second = stage("grad-flow", grad_flow.run, small, flow,
+                       examples if small.max_examples == opts.max_examples else None)
         reports.append(second)
         report.metrics["grad_flow"] = {k: second.metrics.get(k) for k in ("loss", "total_grad_norm", "layers")}
         found |= {f.code for f in second.findings if f.severity == "error"}

@@ -74,6 +74,20 @@ def test_doctor_from_python(trained):
     assert "diagnosis" in report.to_dict()
 
 
+def test_doctor_reads_data_once_for_the_stages_that_read_as_many_rows(trained, monkeypatch):
+    from labeldiag import doctor as run_doctor
+    from labeldiag import thresholds as T
+    from labeldiag.diagnose import SMOKE_EXAMPLES
+    from labeldiag.load import objects
+
+    counts, read = [], objects.read
+    monkeypatch.setattr(objects, "read", lambda data, opts: counts.append(opts.max_examples) or read(data, opts))
+    report = run_doctor(trained["checkpoint"], trained["data"], max_examples=24, steps=10)
+    assert all(stage["ran"] for stage in report.metrics["stages"].values()), report.metrics["stages"]
+    # check-logits and grad-flow (24 <= its 32 rows) measure the rows doctor read; smoke-train reads its pool
+    assert counts == [24, SMOKE_EXAMPLES * T.SMOKE_POOL_FACTOR]
+
+
 # --- fix ------------------------------------------------------------------------------------------------
 
 def _digest(folder: Path) -> dict[str, str]:

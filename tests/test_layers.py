@@ -87,10 +87,10 @@ def layer_violations(graph: dict[str, dict[str, int]]) -> list[str]:
         layer = _layer(name)
         for target, line in sorted(targets.items()):
             reason = None
-            if layer == "measure" and _layer(target) in ("checks", "render", "commands", "cli"):
-                reason = "measure/ returns records: it imports neither checks/, render/, commands/ nor the CLI"
-            elif layer == "load" and _layer(target) in ("commands", "render", "cli"):
-                reason = "load/ imports neither commands/ (the pipeline), render/ nor the CLI"
+            if layer == "measure" and _layer(target) in ("checks", "render", "pipeline", "cli"):
+                reason = "measure/ returns records: it imports neither checks/, render/, pipeline/ nor the CLI"
+            elif layer == "load" and _layer(target) in ("pipeline", "render", "cli"):
+                reason = "load/ imports neither pipeline/, render/ nor the CLI"
             elif layer == "checks" and _layer(target) != "checks" and not _within(target, CHECKS_MAY_IMPORT):
                 reason = "checks/ imports only " + ", ".join(sorted(CHECKS_MAY_IMPORT))
             elif _layer(target) == "cli" and name != "labeldiag.__main__":
@@ -155,17 +155,17 @@ def test_the_guard_fails_on_a_cycle_and_on_each_layer_violation():
         "labeldiag.catalogue": {"labeldiag.findings": 3},  # a cycle of two
         "labeldiag.checks.logits": {"labeldiag.measure.forward": 4, "labeldiag.errors": 5, "labeldiag.records": 6},
         "labeldiag.measure.forward": {"labeldiag.checks.logits": 7, "labeldiag.render.progress": 8},
-        "labeldiag.load.data": {"labeldiag.commands.common": 9},
-        "labeldiag.commands.common": {"labeldiag.cli": 10},
+        "labeldiag.load.data": {"labeldiag.pipeline.common": 9},
+        "labeldiag.pipeline.common": {"labeldiag.cli": 10},
         "labeldiag.render.progress": {}, "labeldiag.cli": {}, "labeldiag.errors": {}, "labeldiag.records": {},
     }
     found = problems(graph)
     assert [f.split(" (line")[0] for f in found if not f.startswith("import cycle")] == [
         "labeldiag.checks.logits imports labeldiag.measure.forward",
-        "labeldiag.commands.common imports labeldiag.cli",
-        "labeldiag.load.data imports labeldiag.commands.common",
+        "labeldiag.load.data imports labeldiag.pipeline.common",
         "labeldiag.measure.forward imports labeldiag.checks.logits",
         "labeldiag.measure.forward imports labeldiag.render.progress",
+        "labeldiag.pipeline.common imports labeldiag.cli",
     ], found
     assert import_cycles(graph) == [["labeldiag.catalogue", "labeldiag.findings"],
                                     ["labeldiag.checks.logits", "labeldiag.measure.forward"]]
@@ -194,4 +194,4 @@ def test_imports_are_read_as_python_runs_them(tmp_path):
     assert graph["labeldiag.measure.forward"] == {"labeldiag.measure.runtime": 2, "labeldiag.errors": 3,
                                                   "labeldiag.checks.logits": 7}
     assert problems(graph) == ["labeldiag.measure.forward imports labeldiag.checks.logits (line 7): measure/ returns "
-                               "records: it imports neither checks/, render/, commands/ nor the CLI"]
+                               "records: it imports neither checks/, render/, pipeline/ nor the CLI"]

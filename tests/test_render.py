@@ -305,7 +305,7 @@ def test_nothing_trained_draws_a_sentence_not_empty_panels(monkeypatch, tmp_path
 
 
 def test_label_position_share_counts_tokens_and_positions():
-    from labeldiag.commands.grad_flow import _label_position_share
+    from labeldiag.pipeline.grad_flow import _label_position_share
 
     enc = SimpleNamespace(ids=[np.array([101, 7, 8, 102]), np.array([101, 9, 7, 5, 102])])
     assert _label_position_share(enc, [7], None, 5) == [0.0, 0.5, 0.5, 0.0, 0.0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import Inputs, next_command, prepare, tokens_fit_model
+from labeldiag.pipeline.common import Inputs, next_command, prepare, tokens_fit_model
 from labeldiag.findings import Report, plain
 from labeldiag.options import Options
 from labeldiag.records import LogitsSummary
@@ -19,7 +19,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
     from labeldiag.checks.padding import padding_sensitive_logits
     from labeldiag.checks.provenance import foreign_token_ids, tokenizer_casing_mismatch
     from labeldiag.checks.predictions import prediction_findings
-    from labeldiag.commands.inside import inside_findings
+    from labeldiag.pipeline.inside import inside_findings
     from labeldiag.load.base_model import resolve_base
     from labeldiag.load.dispatch import announce as announce_dispatch, place
     from labeldiag.measure.activations import ActivationTap
@@ -30,7 +30,7 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
 
     s = prepare(inputs, opts, "check-logits", fresh_head_expected=False)
     if s.task.kind != "single-label":
-        from labeldiag.commands import shapes
+        from labeldiag.pipeline import shapes
 
         return shapes.check_logits(s)
     report, enc, model = s.report, s.encoded, s.loaded.model

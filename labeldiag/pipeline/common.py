@@ -18,6 +18,9 @@ class Inputs:
     model: Any
     data: Any
     tokenizer: Any = None
+    # DATA's examples already read with this run's options (doctor reads DATA once and hands the rows to the
+    # stages that read as many): prepare() measures these instead of reading DATA again
+    examples: Any = None
 
 
 @dataclass
@@ -50,27 +53,54 @@ def seed_everything(seed: int) -> None:
 
 def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bool) -> Session:
     """Load model and data, map labels, tokenize; return a Session with the report so far."""
-    import numpy as np
+    runtime, examples, loaded = load_inputs(inputs, opts)
+    names = class_names(loaded.info)
+    report = judge_load(inputs, runtime, loaded, names, command, fresh_head_expected)
+    examples, task, gold, shaped = shape_task(report, examples, loaded.info, opts, len(names))
+    max_length = input_length(opts, loaded)
+    encoded, shaped = encode_inputs(report, examples, loaded, task, shaped, max_length, opts)
+    report.data = describe_data(inputs, examples, gold, shaped, names, max_length)
+    token_ids = _label_token_ids(opts, loaded.tokenizer, len(names))
+    positions = label_positions(opts, encoded, loaded.tokenizer, len(names))
+    return Session(opts=opts, report=report, runtime=runtime, loaded=loaded, examples=examples, encoded=encoded,
+                   gold=gold, names=names, num_classes=len(names), label_positions=positions,
+                   label_token_ids=token_ids, task=task, shaped_gold=shaped)
 
-    from labeldiag.checks.labels import check_problem_type, map_labels
-    from labeldiag.checks.loading import check_load_audit
-    from labeldiag.checks.padding import pad_token_missing
-    from labeldiag.checks.training_run import head_weights_garbage, model_max_length_unset
-    from labeldiag.measure.head_values import head_values
-    from labeldiag.measure.padding import ensure_pad_token
+
+def load_inputs(inputs: Inputs, opts: Options) -> tuple[Any, Any, Any]:
+    """The runtime (device, precision), DATA's examples (read unless `inputs` holds them) and the loaded model,
+    seeded; each a progress phase."""
     from labeldiag.load import objects
-    from labeldiag.measure.encode import default_max_length, encode
     from labeldiag.measure.runtime import pick_runtime
-    from labeldiag.shapes import detect_task, relevance_labels, relevance_pairs, shape_label_counts, shaped_gold
 
     with opts.progress.phase("starting torch and picking the device"):
         runtime = pick_runtime(opts.device, opts.precision)
     seed_everything(opts.seed)
-    with opts.progress.phase(f"reading {objects.describe(inputs.data)}"):
-        examples = objects.read(inputs.data, opts)
+    examples = inputs.examples
+    if examples is None:
+        with opts.progress.phase(f"reading {objects.describe(inputs.data)}"):
+            examples = objects.read(inputs.data, opts)
     with opts.progress.phase(f"loading {objects.describe(inputs.model)}"):
         loaded = objects.load(inputs.model, inputs.tokenizer, opts,
                               need_tokenizer=objects.needs_tokenizer(examples, inputs.tokenizer, opts))
+    return runtime, examples, loaded
+
+
+def class_names(info: Any) -> list[str]:
+    """The head's class names in index order (LABEL_i where the config names none); one for a head of none."""
+    return [info.id2label.get(i, f"LABEL_{i}") for i in range(max(info.num_labels, 1))]
+
+
+def judge_load(inputs: Inputs, runtime: Any, loaded: Any, names: list[str], command: str,
+               fresh_head_expected: bool) -> Report:
+    """A new report holding the loading checks (audit, head weights, pad token) and what the model is."""
+    from labeldiag.checks.loading import check_load_audit
+    from labeldiag.checks.padding import pad_token_missing
+    from labeldiag.checks.training_run import head_weights_garbage
+    from labeldiag.load import objects
+    from labeldiag.measure.head_values import head_values
+    from labeldiag.measure.padding import ensure_pad_token
+
     info = loaded.info
     report = Report(command=command, device=f"{runtime.device} ({runtime.device_name})")
     report.metrics["precision"] = runtime.precision
@@ -81,8 +111,6 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
     if temporary_pad is not None:
         report.notes.append(f"measured with a temporary pad token: {temporary_pad.source} (id "
                             f"{temporary_pad.pad_id}); nothing was saved")
-    num_classes = max(info.num_labels, 1)
-    names = [info.id2label.get(i, f"LABEL_{i}") for i in range(num_classes)]
     report.model = {"path": objects.describe(inputs.model), "class": info.class_name, "num_labels": info.num_labels,
                     "id2label": {str(k): v for k, v in sorted(info.id2label.items())},
                     "problem_type": info.problem_type, "weights": info.weights_format}
@@ -94,6 +122,16 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         report.notes.append(f"attached a fresh {attached['outputs']}-class head ({', '.join(names[:6])}"
                             f"{', ...' if len(names) > 6 else ''}): the checkpoint has {before}; MODEL is not "
                             "written")
+    return report
+
+
+def shape_task(report: Report, examples: Any, info: Any, opts: Options,
+               num_classes: int) -> tuple[Any, Any, Any, Any]:
+    """The task shape and the gold labels read for it (examples, task, single-label gold, other shapes' gold);
+    the label-map and problem-type checks go into the report."""
+    from labeldiag.checks.labels import check_problem_type, map_labels
+    from labeldiag.shapes import detect_task, relevance_labels, relevance_pairs, shaped_gold
+
     relevant = relevance_labels(examples, info.num_labels, opts.task)
     if relevant is not None:  # issue 19: a reranker's query / passage rows, judged as preference pairs
         examples, how = relevance_pairs(examples, relevant)
@@ -110,10 +148,29 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         gold, label_findings = map_labels(examples.labels, info, num_classes)
         report.add(label_findings)
     report.add(check_problem_type(info, gold, task))
+    return examples, task, gold, shaped
+
+
+def input_length(opts: Options, loaded: Any) -> int:
+    """--max-length, or the tokenizer's and model's own; exit 2 when it is beyond the model's positions."""
+    from labeldiag.measure.encode import default_max_length
+
+    info = loaded.info
     max_length = opts.max_length or default_max_length(loaded.tokenizer, info.max_positions)
     if info.max_positions and max_length > info.max_positions:
         raise UsageError(f"--max-length {max_length} is more than the model's {info.max_positions} positions; "
                          f"use at most {info.max_positions}")
+    return max_length
+
+
+def encode_inputs(report: Report, examples: Any, loaded: Any, task: Any, shaped: Any, max_length: int,
+                  opts: Options) -> tuple[Any, Any]:
+    """The examples as token ids (and a token task's gold, aligned to sub-words); the tokenizer's
+    model_max_length is judged when the data is text."""
+    from labeldiag.checks.training_run import model_max_length_unset
+    from labeldiag.measure.encode import encode
+
+    info = loaded.info
     pad_id = getattr(getattr(loaded.model, "config", None), "pad_token_id", None)
     if examples.tokenized is None:
         report.add(model_max_length_unset(getattr(loaded.tokenizer, "model_max_length", None)))
@@ -126,27 +183,40 @@ def prepare(inputs: Inputs, opts: Options, command: str, fresh_head_expected: bo
         else:
             encoded = encode(examples, loaded.tokenizer, max_length, info.embedding_rows, info.max_positions,
                              pad_id, type_vocab_size=info.type_vocab_size)
+    return encoded, shaped
+
+
+def describe_data(inputs: Inputs, examples: Any, gold: Any, shaped: Any, names: list[str],
+                  max_length: int) -> dict[str, Any]:
+    """report.data: where DATA is, how many examples, its fields and its label counts."""
+    import numpy as np
+
+    from labeldiag.load import objects
+    from labeldiag.shapes import shape_label_counts
+
     counts = None
     if gold is not None:
         usable = gold.indices[gold.usable]
-        bc = np.bincount(usable, minlength=num_classes) if usable.size else np.zeros(num_classes, int)
+        bc = np.bincount(usable, minlength=len(names)) if usable.size else np.zeros(len(names), int)
         counts = {names[i] if i < len(names) else str(i): int(v) for i, v in enumerate(bc)}
-    report.data = {"path": objects.describe(inputs.data), "examples": len(examples), "labelled": gold is not None,
-                   "label_counts": counts, "text_field": examples.text_field,
-                   "text_pair_field": examples.pair_field, "label_field": examples.label_field,
-                   "max_length": max_length}
-    token_ids = _label_token_ids(opts, loaded.tokenizer, num_classes)
+    data = {"path": objects.describe(inputs.data), "examples": len(examples), "labelled": gold is not None,
+            "label_counts": counts, "text_field": examples.text_field,
+            "text_pair_field": examples.pair_field, "label_field": examples.label_field,
+            "max_length": max_length}
+    if shaped is not None:
+        data["label_counts"], data["labelled"] = shape_label_counts(shaped), True
+    return data
+
+
+def label_positions(opts: Options, encoded: Any, tokenizer: Any, num_classes: int) -> tuple[int, ...] | None:
+    """--label-token-positions, checked: one per class and inside the inputs (exit 2 otherwise)."""
     positions = opts.label_token_positions
     if positions is not None and len(positions) != num_classes:
         raise UsageError(f"--label-token-positions gives {len(positions)} positions but the model has "
                          f"{num_classes} classes; give one per class in class-index order")
     if positions is not None:
-        _require_positions_inside(positions, encoded, loaded.tokenizer)
-    if shaped is not None:
-        report.data["label_counts"], report.data["labelled"] = shape_label_counts(shaped), True
-    return Session(opts=opts, report=report, runtime=runtime, loaded=loaded, examples=examples, encoded=encoded,
-                   gold=gold, names=names, num_classes=num_classes, label_positions=positions,
-                   label_token_ids=token_ids, task=task, shaped_gold=shaped)
+        _require_positions_inside(positions, encoded, tokenizer)
+    return positions
 
 
 def head_options_for_data(s: Session) -> str:

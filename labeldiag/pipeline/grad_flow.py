@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from labeldiag.commands.common import Inputs, head_options_for_data, prepare, tokens_fit_model
+from labeldiag.pipeline.common import Inputs, head_options_for_data, prepare, tokens_fit_model
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report, plain
 from labeldiag.options import GradFlowSettings, Options
@@ -26,7 +26,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     from labeldiag.measure.gradients import measure_grad_flow
     from labeldiag.measure.learning_rate import update_ratios
     from labeldiag.measure.precision import measure_half_precision
-    from labeldiag.commands.sharding import start as start_sharding
+    from labeldiag.pipeline.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
     from labeldiag.load.dispatch import announce as announce_dispatch, is_dispatched, place
     from labeldiag.measure.activation_grads import ActivationGradients
@@ -48,7 +48,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
                             "smoke-train trains them with the Bradley-Terry loss")
         return report
     if s.task.kind != "single-label":
-        from labeldiag.commands.shapes import labelled_rows
+        from labeldiag.pipeline.shapes import labelled_rows
 
         rows, labels = labelled_rows(s, "grad-flow")
     else:

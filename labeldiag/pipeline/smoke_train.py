@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import Inputs, head_options_for_data, prepare, seed_everything
+from labeldiag.pipeline.common import Inputs, head_options_for_data, prepare, seed_everything
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 from labeldiag.options import Options, TrainSettings
@@ -41,7 +41,7 @@ class Shortcuts:
 
 def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Shortcuts = Shortcuts()) -> Report:
     """The report of this process (under torchrun every rank holds the same findings; rank 0 shows them)."""
-    from labeldiag.commands.sharding import start as start_sharding
+    from labeldiag.pipeline.sharding import start as start_sharding
     from labeldiag.distributed import from_env, init, local_device, shutdown
     from labeldiag.load.dispatch import refuse_training
 
@@ -57,7 +57,7 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Short
     try:
         start_sharding(s, opts, d)
         if s.task.kind != "single-label":
-            from labeldiag.commands import shapes
+            from labeldiag.pipeline import shapes
 
             return shapes.smoke_train(s, opts, settings, d)
         return _run(s, opts, settings, d, shortcuts)

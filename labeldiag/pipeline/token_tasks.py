@@ -1,12 +1,12 @@
 """check-logits, smoke-train and grad-flow on token classifiers (issue 22): the shape branch of
-commands/shapes.py hands the token task here."""
+pipeline/shapes.py hands the token task here."""
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-from labeldiag.commands.common import Session, ready_for_forward, untrained_head_noted
+from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from labeldiag import thresholds as T
-from labeldiag.commands.common import Session, ready_for_forward, untrained_head_noted
+from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report, plain
 from labeldiag.options import TrainSettings
@@ -34,7 +34,7 @@ def check_logits(s: Session) -> Report:
     from labeldiag.records import summarize_multilabel, summarize_pairwise, summarize_regression
 
     if s.task.kind == "token":  # issue 22
-        from labeldiag.commands import token_tasks
+        from labeldiag.pipeline import token_tasks
 
         return token_tasks.check_logits(s)
     if s.task.kind == "pairwise":
@@ -105,7 +105,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
          "pairwise": lambda: gold.pairs, "token": lambda: len(gold.labels)}[s.task.kind]()
     rows = np.sort(np.random.default_rng(opts.seed).permutation(n)[:opts.max_examples])
     if s.task.kind == "token":  # issue 22: examples with a labelled token, or no-token-labels
-        from labeldiag.commands.token_tasks import token_batch
+        from labeldiag.pipeline.token_tasks import token_batch
 
         rows = token_batch(s, opts)
         if rows is None:
@@ -127,7 +127,7 @@ def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:
                               classification_source="mean BCE per label")
         fit_what = "every label of every example right at sigmoid 0.5"
     elif s.task.kind == "token":
-        from labeldiag.commands.token_tasks import token_targets
+        from labeldiag.pipeline.token_tasks import token_targets
 
         targets = token_targets(gold, rows, s.encoded)
         trace = TrainingTrace(num_classes=s.num_classes, batch_classes=int(np.unique(targets[targets >= 0]).size),
@@ -187,7 +187,7 @@ def labelled_rows(s: Session, command: str) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"{command} needs labelled examples; DATA has no label column (pass --label-field or "
                          "--label-columns)")
     if s.task.kind == "token":  # issue 22
-        from labeldiag.commands.token_tasks import labelled_token_rows
+        from labeldiag.pipeline.token_tasks import labelled_token_rows
 
         return labelled_token_rows(s, command)
     targets = gold.matrix.astype(np.float32) if s.task.kind == "multi-label" else gold.targets.astype(np.float32)
