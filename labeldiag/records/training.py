@@ -55,6 +55,11 @@ class InitialLoss:
     head_fresh: bool
 
 
+# a layer's row in grad-flow's JSON ("metrics.layers"), in this order: LayerGrad measures it, LayerRow reads it back
+LAYER_METRIC_KEYS = ("name", "params", "grad_norm", "grad_weight_ratio", "update_weight_ratio", "zero_share", "frozen",
+                     "no_grad", "mean_abs_grad", "max_abs_grad")
+
+
 @dataclass
 class LayerGrad:
     """Gradient statistics of one user-recognisable layer (a group of parameters)."""
@@ -78,10 +83,7 @@ class LayerGrad:
     is_stack_layer: bool = False  # one block of the encoder stack
 
     def as_metrics(self) -> dict:
-        return {"name": self.name, "params": self.params, "grad_norm": self.grad_norm,
-                "grad_weight_ratio": self.grad_weight_ratio, "update_weight_ratio": self.update_weight_ratio,
-                "zero_share": self.zero_share, "frozen": self.frozen, "no_grad": self.no_grad,
-                "mean_abs_grad": self.mean_abs_grad, "max_abs_grad": self.max_abs_grad}
+        return {key: getattr(self, key) for key in LAYER_METRIC_KEYS}
 
 
 @dataclass
@@ -334,10 +336,7 @@ class LayerRow:
     update_ratio_unusual: bool = field(default=False, compare=False)
 
     def to_metrics(self) -> dict:
-        return {"name": self.name, "params": self.params, "grad_norm": self.grad_norm,
-                "grad_weight_ratio": self.grad_weight_ratio, "update_weight_ratio": self.update_weight_ratio,
-                "zero_share": self.zero_share, "frozen": self.frozen, "no_grad": self.no_grad,
-                "mean_abs_grad": self.mean_abs_grad, "max_abs_grad": self.max_abs_grad}
+        return {key: getattr(self, key) for key in LAYER_METRIC_KEYS}
 
     @classmethod
     def from_metrics(cls, m: dict) -> LayerRow:
