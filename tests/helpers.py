@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,3 +138,10 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def real_model_root(tmp_path_factory, name: str) -> Path:
+    """Where a real-model build goes: a fresh temporary folder, or LABELDIAG_TEST_MODELS/name when that
+    is set (a developer's cache: each build checks its marker's settings and rebuilds on a mismatch)."""
+    cache = os.environ.get("LABELDIAG_TEST_MODELS")
+    return Path(cache) / name if cache else tmp_path_factory.mktemp(name)

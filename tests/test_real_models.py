@@ -35,6 +35,7 @@ def test_fine_tuned_bbc_model_is_healthy_then_swapped_labels_are_found(real_bbc,
     assert mapping["0"] == 3 and mapping["3"] == 0
 
 
+@pytest.mark.xdist_group("real-tweets")  # its own build: the other worker makes it while this one makes BBC's
 def test_fine_tuned_tweet_model_is_healthy(real_tweets, tmp_path):
     ckpt, test = real_tweets
     res = run_cli("check-logits", ckpt, test, "--device", "cpu", tmp=tmp_path)
