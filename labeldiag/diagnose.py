@@ -3,7 +3,7 @@
 Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
 predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
 makes moot is skipped, and the report says why. The model is loaded once and shared by the stages;
-DATA is read once and its rows shared by the stages that read as many.
+DATA is read once: each stage builds its examples from the first of its rows that it reads.
 """
 from __future__ import annotations
 
@@ -38,15 +38,17 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     flow = opt.validate_settings(opt.GradFlowSettings(lr=lr if lr is not None else 2e-5))
     report = Report(command="doctor")
     stages: dict[str, dict[str, Any]] = {}
+    # DATA is read once: each stage builds its examples from the first rows it reads, with its own options
+    source = objects.DataSource(data, opts.allow_pickle)
     with isolated(model):
         seed_everything(opts.seed)  # a fresh head is drawn here: the same one on every run
         with opts.progress.phase(f"reading {objects.describe(data)}"):
-            examples = objects.read(data, opts)
+            examples = source.examples(opts)
         loaded = objects.load(model, tokenizer, opts, need_tokenizer=objects.needs_tokenizer(examples, tokenizer, opts))
 
     def stage(name: str, runner: Any, stage_opts: Any, settings: Any, read: Any = None) -> Report:
-        """`read`: the examples read above, for a stage that reads DATA with the same options."""
-        inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer, examples=read)
+        """`read`: the examples built above, for the stage that reads DATA with doctor's own options."""
+        inputs = Inputs(model=loaded, data=source, tokenizer=tokenizer, examples=read)
         t0 = time.perf_counter()
         with isolated(loaded.model):
             out = runner(inputs, stage_opts, settings)
@@ -54,8 +56,6 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
                         "findings": [f.code for f in out.sorted_findings()]}
         return out
 
-    # DATA is read once for check-logits (and grad-flow when it reads as many rows); grad-flow's fewer rows and
-    # smoke-train's pool are read by the stage, so each stage measures exactly the rows it always measured
     first = stage("check-logits", check_logits.run, opts, None, examples)
     report.model, report.data, report.device = first.model, first.data, first.device
     report.metrics.update(first.metrics)
@@ -69,8 +69,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         stages["grad-flow"] = stages["smoke-train"] = {"ran": False, "skipped": moot}
     else:
         small = dataclasses.replace(opts, max_examples=min(opts.max_examples, GRAD_FLOW_EXAMPLES))
-        second = stage("grad-flow", grad_flow.run, small, flow,
-                       examples if small.max_examples == opts.max_examples else None)
+        second = stage("grad-flow", grad_flow.run, small, flow)
         reports.append(second)
         report.metrics["grad_flow"] = {k: second.metrics.get(k) for k in ("loss", "total_grad_norm", "layers")}
         found |= {f.code for f in second.findings if f.severity == "error"}
