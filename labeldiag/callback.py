@@ -319,7 +319,8 @@ def log_numbers(report: Report, prefix: str) -> dict[str, float]:
     for f in report.findings:
         out[f"{prefix}_labeldiag_{f.code.replace('-', '_')}"] = 1.0
     for key in ("accuracy", "macro_f1", "mean_max_probability", "expected_calibration_error"):
-        value = report.metrics.get(key)
+        # the predictions' record where the task has one (a token task's numbers are in its metrics only)
+        value = getattr(report.logits, key) if report.logits is not None else report.metrics.get(key)
         if isinstance(value, float) and math.isfinite(value):
             out[f"{prefix}_labeldiag_{key}"] = value
     return out
@@ -353,18 +354,17 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     from labeldiag.checks.training import params_not_in_optimizer
     from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
     from labeldiag.isolation import isolated
-    from labeldiag.load.model import _model_info
+    from labeldiag.load.objects import adopt_model
     from labeldiag.measure.head_values import head_values
     from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
+    from labeldiag.pipeline.common import class_names, model_facts
     from labeldiag.records import InitialLoss, LoadAudit
 
     report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
     if model is None:
         return report
-    info = _model_info(model, f"<in-memory {type(model).__name__}>", "memory")
-    report.model = {"class": info.class_name, "num_labels": info.num_labels,
-                    "id2label": {str(k): v for k, v in sorted(info.id2label.items())},
-                    "problem_type": info.problem_type}
+    info = adopt_model(model, None, need_tokenizer=False, trust_remote_code=False).info  # the Trainer's, in memory
+    report.model = model_facts(info)
     if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
         backward = False
         report.notes.append(DEEPSPEED_NOTE)
@@ -389,8 +389,7 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
             ratios = sorted(probe.updates.ratios.values())
             report.metrics["median_update_weight_ratio"] = ratios[len(ratios) // 2]
     if batch is not None and "labels" in batch:
-        num_classes = max(info.num_labels, 1)
-        gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, num_classes)
+        gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, len(class_names(info)))
         report.add(found)
         report.add(check_problem_type(info, gold))
         fresh = bool(head.get("fresh")) and first_step

@@ -122,3 +122,15 @@ def test_doctor_reads_data_once_and_its_stages_find_what_separate_reads_find(tra
     assert {k: v["findings"] for k, v in stages.items()} == \
         {k: v["findings"] for k, v in separate.metrics["stages"].items()}
     assert _without_timings(once.to_dict()) == _without_timings(separate.to_dict())
+
+
+def test_doctor_stages_read_as_attributes(trained):
+    from labeldiag import Report, doctor
+
+    report = doctor(trained["checkpoint"], trained["data"], max_examples=40, steps=10, seed=0)
+    run = report.doctor
+    assert [stage.name for stage in run.stages] == ["check-logits", "grad-flow", "smoke-train"]
+    assert run.stages[0].seconds == report.metrics["stages"]["check-logits"]["seconds"]
+    assert run.training.fitted == report.metrics["smoke_train"]["fitted"] and run.training.curve
+    assert run.grad_flow.layers[0].grad_norm == report.metrics["grad_flow"]["layers"][0]["grad_norm"]
+    assert Report.from_dict(json.loads(report.to_json())).doctor == run
