@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from labeldiag.distributed import gather, gather_to_main, joined
 from labeldiag.findings import Report
 from labeldiag.measure.train_probe import TrainingLosses
+from labeldiag.records import HeadStatistics
 
 SEVERITY_LIMIT = {"error": 0, "warning": 1}
 logger = logging.getLogger("labeldiag")
@@ -371,8 +372,8 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     report.add(params_not_in_optimizer({"readable": False} if deepspeed else optimizer_coverage(model, optimizer)))
     report.add(check_label_map(info, None))
     head = head_statistics(model)
-    if first_step and head.get("fresh"):  # the load audit is gone inside a Trainer; the head's numbers tell
-        report.add(check_load_audit(LoadAudit(missing_head=head["parameters"], source="statistics"), True))
+    if first_step and head.fresh:  # the load audit is gone inside a Trainer; the head's numbers tell
+        report.add(check_load_audit(LoadAudit(missing_head=list(head.parameters), source="statistics"), True))
     report.add(head_weights_garbage(head_values(model)))
     batch, probe = None, None
     lr = peak_learning_rate(optimizer, learning_rate)
@@ -392,11 +393,11 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
         gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, len(class_names(info)))
         report.add(found)
         report.add(check_problem_type(info, gold))
-        fresh = bool(head.get("fresh")) and first_step
+        fresh = head.fresh and first_step
         report.add(loss_at_init(InitialLoss(loss, info.num_labels, fresh)))
         report.metrics["loss_at_start"] = loss
         report.data = {"examples": int(batch["labels"].shape[0]), "labelled": True}
-    report.metrics["head"] = head
+    report.metrics["head"] = head.to_metrics()
     return report
 
 
@@ -421,7 +422,7 @@ def optimizer_coverage(model: Any, optimizer: Any) -> dict[str, Any]:
             "trainable": sum(1 for p in model.parameters() if p.requires_grad)}
 
 
-def head_statistics(model: Any) -> dict[str, Any]:
+def head_statistics(model: Any) -> HeadStatistics:
     """Does the head look as initialised (zero biases, weights at the configured init scale)?"""
     import torch
 
@@ -432,14 +433,13 @@ def head_statistics(model: Any) -> dict[str, Any]:
     weights = [params[n] for n in names if n.endswith("weight") and params[n].dim() == 2]
     biases = [params[n] for n in names if n.endswith("bias")]
     if not weights:
-        return {"found": False}
+        return HeadStatistics(found=False)
     init = float(getattr(getattr(model, "config", None), "initializer_range", 0.02) or 0.02)
     with torch.no_grad():
         std = float(torch.cat([w.detach().float().flatten() for w in weights]).std())
         zero_bias = all(bool((b == 0).all()) for b in biases) if biases else None
-    return {"found": True, "parameters": sorted(names), "weight_std": std, "initializer_range": init,
-            "zero_biases": zero_bias,
-            "fresh": bool(zero_bias) and 0.5 * init <= std <= 2.0 * init}
+    return HeadStatistics(found=True, parameters=tuple(sorted(names)), weight_std=std, initializer_range=init,
+                          zero_biases=zero_bias, fresh=bool(zero_bias) and 0.5 * init <= std <= 2.0 * init)
 
 
 def _judge_token_batches(captured: list, model: Any) -> Report:
