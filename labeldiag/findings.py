@@ -162,7 +162,7 @@ class Report:
                    training=TrainingSummary.from_metrics(metrics) if trained else None,
                    logits=LogitsSummary.from_metrics(metrics) if predicted else None,
                    doctor=DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
-                   fix=FixOutcome.from_metrics(metrics) if "fixes" in metrics else None)
+                   fix=FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
