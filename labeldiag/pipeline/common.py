@@ -18,8 +18,8 @@ class Inputs:
     model: Any
     data: Any
     tokenizer: Any = None
-    # DATA's examples already read with this run's options (doctor reads DATA once and hands the rows to the
-    # stages that read as many): prepare() measures these instead of reading DATA again
+    # DATA's examples already read with this run's options (doctor's, for its check-logits stage): prepare()
+    # measures these instead of reading DATA again
     examples: Any = None
 
 
