@@ -347,19 +347,12 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
                        learning_rate: float = 0.0, backward: bool = True, deepspeed: bool = False) -> Report:
     """The static checks and one probe step on the first batch, before the first optimizer step
     (forward only when `backward` is False: a distributed run's backward would start collectives; and under
-    `deepspeed`, which owns the gradients and the optimizer's view of the parameters: a note says so)."""
-    from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
-    from labeldiag.checks.learning_rate import learning_rate_too_high
-    from labeldiag.checks.loading import check_load_audit
-    from labeldiag.checks.parameters import loss_at_init
-    from labeldiag.checks.training import params_not_in_optimizer
-    from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
-    from labeldiag.isolation import isolated
+    `deepspeed`, which owns the gradients and the optimizer's view of the parameters: a note says so).
+    The commands' phases: the model adopted as the API adopts one, measured, then judged."""
     from labeldiag.load.objects import adopt_model
     from labeldiag.measure.head_values import head_values
-    from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
-    from labeldiag.pipeline.common import class_names, model_facts
-    from labeldiag.records import InitialLoss, LoadAudit
+    from labeldiag.measure.train_probe import peak_learning_rate
+    from labeldiag.pipeline.common import model_facts
 
     report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
     if model is None:
@@ -369,18 +362,45 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
         backward = False
         report.notes.append(DEEPSPEED_NOTE)
-    report.add(params_not_in_optimizer({"readable": False} if deepspeed else optimizer_coverage(model, optimizer)))
-    report.add(check_label_map(info, None))
-    head = head_statistics(model)
-    if first_step and head.fresh:  # the load audit is gone inside a Trainer; the head's numbers tell
-        report.add(check_load_audit(LoadAudit(missing_head=list(head.parameters), source="statistics"), True))
-    report.add(head_weights_garbage(head_values(model)))
-    batch, probe = None, None
+    coverage = {"readable": False} if deepspeed else optimizer_coverage(model, optimizer)
+    head, values = head_statistics(model), head_values(model)
     lr = peak_learning_rate(optimizer, learning_rate)
+    batch, probe = probe_first_batch(model, optimizer, dataloader, lr, first_step, backward)
+    judge_train_begin(report, info, first_step, coverage, head, values, lr, batch, probe)
+    return report
+
+
+def probe_first_batch(model: Any, optimizer: Any, dataloader: Any, lr: float, first_step: bool,
+                      backward: bool) -> tuple[dict | None, Any]:
+    """The first batch and one probe step on it (None when the batch has no labels)."""
+    from labeldiag.isolation import isolated
+    from labeldiag.measure.train_probe import adam_like, probe_step
+
+    probe = None
     with isolated(model):  # the sampler's draw and the probe must not move the caller's streams or grads
         batch = first_batch(dataloader)
         if batch is not None and "labels" in batch:
             probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer), backward=backward)
+    return batch, probe
+
+
+def judge_train_begin(report: Report, info: Any, first_step: bool, coverage: dict[str, Any], head: HeadStatistics,
+                      values: Any, lr: float, batch: dict | None, probe: Any) -> None:
+    """The train-begin verdicts on what was measured, and the numbers behind them, into `report`."""
+    from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
+    from labeldiag.checks.learning_rate import learning_rate_too_high
+    from labeldiag.checks.loading import check_load_audit
+    from labeldiag.checks.parameters import loss_at_init
+    from labeldiag.checks.training import params_not_in_optimizer
+    from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
+    from labeldiag.pipeline.common import class_names
+    from labeldiag.records import InitialLoss, LoadAudit
+
+    report.add(params_not_in_optimizer(coverage))
+    report.add(check_label_map(info, None))
+    if first_step and head.fresh:  # the load audit is gone inside a Trainer; the head's numbers tell
+        report.add(check_load_audit(LoadAudit(missing_head=list(head.parameters), source="statistics"), True))
+    report.add(head_weights_garbage(values))
     loss = probe.loss if probe is not None else None
     if probe is not None:
         report.add(no_grad_under_checkpointing(probe.census))
@@ -393,12 +413,10 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
         gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, len(class_names(info)))
         report.add(found)
         report.add(check_problem_type(info, gold))
-        fresh = head.fresh and first_step
-        report.add(loss_at_init(InitialLoss(loss, info.num_labels, fresh)))
+        report.add(loss_at_init(InitialLoss(loss, info.num_labels, head.fresh and first_step)))
         report.metrics["loss_at_start"] = loss
         report.data = {"examples": int(batch["labels"].shape[0]), "labelled": True}
     report.metrics["head"] = head.to_metrics()
-    return report
 
 
 def first_batch(dataloader: Any) -> dict | None:
