@@ -3,7 +3,7 @@
 Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
 predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
 makes moot is skipped, and the report says why. The model is loaded once and shared by the stages;
-DATA is read once: each stage builds its examples from the first of its rows that it reads.
+DATA is read once: each stage builds its examples, with its own options, from the first rows of that read.
 """
 from __future__ import annotations
 

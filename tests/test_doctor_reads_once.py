@@ -62,6 +62,24 @@ def test_one_open_serves_every_count_as_its_own_read_would(fmt, tmp_path, opens)
     assert [len(e) for e in built.values()] == [4, 2, 9, 12, 3]
 
 
+def test_a_dataset_folder_is_iterated_once_and_keeps_its_class_names(tmp_path, monkeypatch):
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    rows = [{"text": r["text"], "label": i % 3} for i, r in enumerate(ROWS)]
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path / "ds"))
+    opened = []
+    real = data_module._open_dataset
+    monkeypatch.setattr(data_module, "_open_dataset", lambda p: opened.append(p) or real(p))
+    source = DataFile(tmp_path / "ds")
+    built = {n: source.examples(n) for n in (3, 8, 5)}
+    assert len(opened) == 1
+    for n, examples in built.items():
+        assert examples.declared_label_names == ["a", "b", "c"]
+        _same(examples, read_examples(tmp_path / "ds", n))
+
+
 def test_label_field_is_each_reads_own(tmp_path, opens):
     path = _write("jsonl", tmp_path)
     source = DataFile(path)
