@@ -29,7 +29,7 @@ from transformers import TrainerCallback
 from labeldiag.distributed import gather, gather_to_main, joined
 from labeldiag.findings import Report
 from labeldiag.measure.train_probe import TrainingLosses
-from labeldiag.records import HeadStatistics
+from labeldiag.records import HeadStatistics, OptimizerCoverage
 
 SEVERITY_LIMIT = {"error": 0, "warning": 1}
 logger = logging.getLogger("labeldiag")
@@ -362,7 +362,7 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
     if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
         backward = False
         report.notes.append(DEEPSPEED_NOTE)
-    coverage = {"readable": False} if deepspeed else optimizer_coverage(model, optimizer)
+    coverage = OptimizerCoverage(readable=False) if deepspeed else optimizer_coverage(model, optimizer)
     head, values = head_statistics(model), head_values(model)
     lr = peak_learning_rate(optimizer, learning_rate)
     batch, probe = probe_first_batch(model, optimizer, dataloader, lr, first_step, backward)
@@ -384,7 +384,7 @@ def probe_first_batch(model: Any, optimizer: Any, dataloader: Any, lr: float, fi
     return batch, probe
 
 
-def judge_train_begin(report: Report, info: Any, first_step: bool, coverage: dict[str, Any], head: HeadStatistics,
+def judge_train_begin(report: Report, info: Any, first_step: bool, coverage: OptimizerCoverage, head: HeadStatistics,
                       values: Any, lr: float, batch: dict | None, probe: Any) -> None:
     """The train-begin verdicts on what was measured, and the numbers behind them, into `report`."""
     from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
@@ -429,15 +429,16 @@ def first_batch(dataloader: Any) -> dict | None:
     return dict(batch) if hasattr(batch, "keys") else None
 
 
-def optimizer_coverage(model: Any, optimizer: Any) -> dict[str, Any]:
-    """Trainable parameters the optimizer does not hold (None when it cannot be read, e.g. DeepSpeed)."""
+def optimizer_coverage(model: Any, optimizer: Any) -> OptimizerCoverage:
+    """Trainable parameters the optimizer does not hold (unreadable without param_groups, e.g. DeepSpeed)."""
     groups = getattr(optimizer, "param_groups", None)
     if optimizer is None or groups is None:
-        return {"readable": False}
+        return OptimizerCoverage(readable=False)
     held = {id(p) for g in groups for p in g.get("params", [])}
     missing = [(n, p.numel()) for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
-    return {"readable": True, "missing": [n for n, _ in missing], "missing_elements": sum(k for _, k in missing),
-            "trainable": sum(1 for p in model.parameters() if p.requires_grad)}
+    return OptimizerCoverage(readable=True, missing=tuple(n for n, _ in missing),
+                             missing_elements=sum(k for _, k in missing),
+                             trainable=sum(1 for p in model.parameters() if p.requires_grad))
 
 
 def head_statistics(model: Any) -> HeadStatistics:

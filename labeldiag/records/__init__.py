@@ -31,4 +31,4 @@ from labeldiag.records.diagnosis import (  # noqa: F401
     Cause, ChangeMade, DoctorRun, FindingBefore, FixMade, FixOutcome, FlowGlance, StageRun, TrainingGlance,
 )
 from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401
-from labeldiag.records.callback import HeadStatistics  # noqa: F401
+from labeldiag.records.callback import HeadStatistics, OptimizerCoverage  # noqa: F401

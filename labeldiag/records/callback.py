@@ -21,3 +21,14 @@ class HeadStatistics:
             return {"found": False}
         return {"found": True, "parameters": list(self.parameters), "weight_std": self.weight_std,
                 "initializer_range": self.initializer_range, "zero_biases": self.zero_biases, "fresh": self.fresh}
+
+
+@dataclass(frozen=True)
+class OptimizerCoverage:
+    """Trainable parameters the optimizer does not hold (`readable` False: its groups cannot be read, e.g. under
+    DeepSpeed, and nothing is judged)."""
+
+    readable: bool
+    missing: tuple[str, ...] = ()
+    missing_elements: int = 0
+    trainable: int = 0
