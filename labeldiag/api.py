@@ -73,8 +73,9 @@ def check_predictions(logits: Any, labels: Any, id2label: dict | list | None = N
 
 def fix(model: Any, data: Any, out: Any, *, tokenizer: Any = None, **options: Any) -> Report:
     """Write a corrected copy of the checkpoint folder `model` into the new folder `out` for what its own
-    files can fix, re-checked (see `labeldiag fix`). Returns the copy's check-logits report; its metrics
-    list the "fixes" (each change: file, key, before, after, and the evidence behind it). Raises
+    files can fix, re-checked (see `labeldiag fix`). Returns the copy's check-logits report; its `fix` lists
+    what changed (`report.fix.fixes[0].changes[0].after`: each change's file, key, before and after, and the
+    evidence behind it; the JSON's metrics "fixes") and the original's findings and accuracy. Raises
     UsageError, leaving nothing in `out`, when nothing can be fixed confidently or the re-check is not clean."""
     from labeldiag.repair import fix_checkpoint
 

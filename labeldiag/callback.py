@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from labeldiag.distributed import gather, gather_to_main, joined
 from labeldiag.findings import Report
 from labeldiag.measure.train_probe import TrainingLosses
+from labeldiag.records import HeadStatistics, OptimizerCoverage
 
 SEVERITY_LIMIT = {"error": 0, "warning": 1}
 logger = logging.getLogger("labeldiag")
@@ -319,7 +320,8 @@ def log_numbers(report: Report, prefix: str) -> dict[str, float]:
     for f in report.findings:
         out[f"{prefix}_labeldiag_{f.code.replace('-', '_')}"] = 1.0
     for key in ("accuracy", "macro_f1", "mean_max_probability", "expected_calibration_error"):
-        value = report.metrics.get(key)
+        # the predictions' record where the task has one (a token task's numbers are in its metrics only)
+        value = getattr(report.logits, key) if report.logits is not None else report.metrics.get(key)
         if isinstance(value, float) and math.isfinite(value):
             out[f"{prefix}_labeldiag_{key}"] = value
     return out
@@ -345,41 +347,60 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
                        learning_rate: float = 0.0, backward: bool = True, deepspeed: bool = False) -> Report:
     """The static checks and one probe step on the first batch, before the first optimizer step
     (forward only when `backward` is False: a distributed run's backward would start collectives; and under
-    `deepspeed`, which owns the gradients and the optimizer's view of the parameters: a note says so)."""
+    `deepspeed`, which owns the gradients and the optimizer's view of the parameters: a note says so).
+    The commands' phases: the model adopted as the API adopts one, measured, then judged."""
+    from labeldiag.load.objects import adopt_model
+    from labeldiag.measure.head_values import head_values
+    from labeldiag.measure.train_probe import peak_learning_rate
+    from labeldiag.pipeline.common import model_facts
+
+    report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
+    if model is None:
+        return report
+    info = adopt_model(model, None, need_tokenizer=False, trust_remote_code=False).info  # the Trainer's, in memory
+    report.model = model_facts(info)
+    if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
+        backward = False
+        report.notes.append(DEEPSPEED_NOTE)
+    coverage = OptimizerCoverage(readable=False) if deepspeed else optimizer_coverage(model, optimizer)
+    head, values = head_statistics(model), head_values(model)
+    lr = peak_learning_rate(optimizer, learning_rate)
+    batch, probe = probe_first_batch(model, optimizer, dataloader, lr, first_step, backward)
+    judge_train_begin(report, info, first_step, coverage, head, values, lr, batch, probe)
+    return report
+
+
+def probe_first_batch(model: Any, optimizer: Any, dataloader: Any, lr: float, first_step: bool,
+                      backward: bool) -> tuple[dict | None, Any]:
+    """The first batch and one probe step on it (None when the batch has no labels)."""
+    from labeldiag.isolation import isolated
+    from labeldiag.measure.train_probe import adam_like, probe_step
+
+    probe = None
+    with isolated(model):  # the sampler's draw and the probe must not move the caller's streams or grads
+        batch = first_batch(dataloader)
+        if batch is not None and "labels" in batch:
+            probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer), backward=backward)
+    return batch, probe
+
+
+def judge_train_begin(report: Report, info: Any, first_step: bool, coverage: OptimizerCoverage, head: HeadStatistics,
+                      values: Any, lr: float, batch: dict | None, probe: Any) -> None:
+    """The train-begin verdicts on what was measured, and the numbers behind them, into `report`."""
     from labeldiag.checks.labels import check_label_map, check_problem_type, map_labels
     from labeldiag.checks.learning_rate import learning_rate_too_high
     from labeldiag.checks.loading import check_load_audit
     from labeldiag.checks.parameters import loss_at_init
     from labeldiag.checks.training import params_not_in_optimizer
     from labeldiag.checks.training_run import head_weights_garbage, no_grad_under_checkpointing
-    from labeldiag.isolation import isolated
-    from labeldiag.load.model import _model_info
-    from labeldiag.measure.head_values import head_values
-    from labeldiag.measure.train_probe import adam_like, peak_learning_rate, probe_step
+    from labeldiag.pipeline.common import class_names
     from labeldiag.records import InitialLoss, LoadAudit
 
-    report = Report(command="callback", device=str(next(model.parameters()).device) if model is not None else "n/a")
-    if model is None:
-        return report
-    info = _model_info(model, f"<in-memory {type(model).__name__}>", "memory")
-    report.model = {"class": info.class_name, "num_labels": info.num_labels,
-                    "id2label": {str(k): v for k, v in sorted(info.id2label.items())},
-                    "problem_type": info.problem_type}
-    if deepspeed:  # never a verdict from gradients DeepSpeed keeps elsewhere, nor from its flattened optimizer
-        backward = False
-        report.notes.append(DEEPSPEED_NOTE)
-    report.add(params_not_in_optimizer({"readable": False} if deepspeed else optimizer_coverage(model, optimizer)))
+    report.add(params_not_in_optimizer(coverage))
     report.add(check_label_map(info, None))
-    head = head_statistics(model)
-    if first_step and head.get("fresh"):  # the load audit is gone inside a Trainer; the head's numbers tell
-        report.add(check_load_audit(LoadAudit(missing_head=head["parameters"], source="statistics"), True))
-    report.add(head_weights_garbage(head_values(model)))
-    batch, probe = None, None
-    lr = peak_learning_rate(optimizer, learning_rate)
-    with isolated(model):  # the sampler's draw and the probe must not move the caller's streams or grads
-        batch = first_batch(dataloader)
-        if batch is not None and "labels" in batch:
-            probe = probe_step(model, batch, lr, with_updates=first_step and adam_like(optimizer), backward=backward)
+    if first_step and head.fresh:  # the load audit is gone inside a Trainer; the head's numbers tell
+        report.add(check_load_audit(LoadAudit(missing_head=list(head.parameters), source="statistics"), True))
+    report.add(head_weights_garbage(values))
     loss = probe.loss if probe is not None else None
     if probe is not None:
         report.add(no_grad_under_checkpointing(probe.census))
@@ -389,16 +410,13 @@ def train_begin_report(model: Any, optimizer: Any, dataloader: Any, first_step: 
             ratios = sorted(probe.updates.ratios.values())
             report.metrics["median_update_weight_ratio"] = ratios[len(ratios) // 2]
     if batch is not None and "labels" in batch:
-        num_classes = max(info.num_labels, 1)
-        gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, num_classes)
+        gold, found = map_labels(batch["labels"].reshape(-1).tolist(), info, len(class_names(info)))
         report.add(found)
         report.add(check_problem_type(info, gold))
-        fresh = bool(head.get("fresh")) and first_step
-        report.add(loss_at_init(InitialLoss(loss, info.num_labels, fresh)))
+        report.add(loss_at_init(InitialLoss(loss, info.num_labels, head.fresh and first_step)))
         report.metrics["loss_at_start"] = loss
         report.data = {"examples": int(batch["labels"].shape[0]), "labelled": True}
-    report.metrics["head"] = head
-    return report
+    report.metrics["head"] = head.to_metrics()
 
 
 def first_batch(dataloader: Any) -> dict | None:
@@ -411,18 +429,19 @@ def first_batch(dataloader: Any) -> dict | None:
     return dict(batch) if hasattr(batch, "keys") else None
 
 
-def optimizer_coverage(model: Any, optimizer: Any) -> dict[str, Any]:
-    """Trainable parameters the optimizer does not hold (None when it cannot be read, e.g. DeepSpeed)."""
+def optimizer_coverage(model: Any, optimizer: Any) -> OptimizerCoverage:
+    """Trainable parameters the optimizer does not hold (unreadable without param_groups, e.g. DeepSpeed)."""
     groups = getattr(optimizer, "param_groups", None)
     if optimizer is None or groups is None:
-        return {"readable": False}
+        return OptimizerCoverage(readable=False)
     held = {id(p) for g in groups for p in g.get("params", [])}
     missing = [(n, p.numel()) for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
-    return {"readable": True, "missing": [n for n, _ in missing], "missing_elements": sum(k for _, k in missing),
-            "trainable": sum(1 for p in model.parameters() if p.requires_grad)}
+    return OptimizerCoverage(readable=True, missing=tuple(n for n, _ in missing),
+                             missing_elements=sum(k for _, k in missing),
+                             trainable=sum(1 for p in model.parameters() if p.requires_grad))
 
 
-def head_statistics(model: Any) -> dict[str, Any]:
+def head_statistics(model: Any) -> HeadStatistics:
     """Does the head look as initialised (zero biases, weights at the configured init scale)?"""
     import torch
 
@@ -433,14 +452,13 @@ def head_statistics(model: Any) -> dict[str, Any]:
     weights = [params[n] for n in names if n.endswith("weight") and params[n].dim() == 2]
     biases = [params[n] for n in names if n.endswith("bias")]
     if not weights:
-        return {"found": False}
+        return HeadStatistics(found=False)
     init = float(getattr(getattr(model, "config", None), "initializer_range", 0.02) or 0.02)
     with torch.no_grad():
         std = float(torch.cat([w.detach().float().flatten() for w in weights]).std())
         zero_bias = all(bool((b == 0).all()) for b in biases) if biases else None
-    return {"found": True, "parameters": sorted(names), "weight_std": std, "initializer_range": init,
-            "zero_biases": zero_bias,
-            "fresh": bool(zero_bias) and 0.5 * init <= std <= 2.0 * init}
+    return HeadStatistics(found=True, parameters=tuple(sorted(names)), weight_std=std, initializer_range=init,
+                          zero_biases=zero_bias, fresh=bool(zero_bias) and 0.5 * init <= std <= 2.0 * init)
 
 
 def _judge_token_batches(captured: list, model: Any) -> Report:

@@ -3,7 +3,7 @@
 Stages: loading audit and static checks with check-logits (label map, problem type, tokenizer,
 predictions), grad-flow (one forward/backward), a short smoke-train. A stage that an earlier error
 makes moot is skipped, and the report says why. The model is loaded once and shared by the stages;
-DATA is read once and its rows shared by the stages that read as many.
+DATA is read once: each stage builds its examples, with its own options, from the first rows of that read.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
     from labeldiag.load import objects
+    from labeldiag.records import DoctorRun, FlowGlance, StageRun, TrainingGlance
 
     started = time.perf_counter()
     steps, lr = options.pop("steps", 100), options.pop("lr", None)
@@ -37,25 +38,26 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     train = opt.validate_settings(opt.TrainSettings(steps=steps, lr=lr if lr is not None else 1e-4, lr_given=lr is not None))
     flow = opt.validate_settings(opt.GradFlowSettings(lr=lr if lr is not None else 2e-5))
     report = Report(command="doctor")
-    stages: dict[str, dict[str, Any]] = {}
+    stages: list[StageRun] = []
+    # DATA is read once: each stage builds its examples from the first rows it reads, with its own options
+    source = objects.DataSource(data, opts.allow_pickle)
     with isolated(model):
         seed_everything(opts.seed)  # a fresh head is drawn here: the same one on every run
         with opts.progress.phase(f"reading {objects.describe(data)}"):
-            examples = objects.read(data, opts)
+            examples = source.examples(opts)
         loaded = objects.load(model, tokenizer, opts, need_tokenizer=objects.needs_tokenizer(examples, tokenizer, opts))
 
-    def stage(name: str, runner: Any, stage_opts: Any, settings: Any, read: Any = None) -> Report:
-        """`read`: the examples read above, for a stage that reads DATA with the same options."""
-        inputs = Inputs(model=loaded, data=data, tokenizer=tokenizer, examples=read)
+    def stage(name: str, runner: Any, stage_opts: Any, settings: Any, read: Any = None,
+              shortened: tuple[str, ...] | None = None) -> Report:
+        """`read`: the examples built above, for the stage that reads DATA with doctor's own options."""
+        inputs = Inputs(model=loaded, data=source, tokenizer=tokenizer, examples=read)
         t0 = time.perf_counter()
         with isolated(loaded.model):
             out = runner(inputs, stage_opts, settings)
-        stages[name] = {"ran": True, "seconds": round(time.perf_counter() - t0, 3),
-                        "findings": [f.code for f in out.sorted_findings()]}
+        stages.append(StageRun(name, True, round(time.perf_counter() - t0, 3),
+                               tuple(f.code for f in out.sorted_findings()), shortened=shortened))
         return out
 
-    # DATA is read once for check-logits (and grad-flow when it reads as many rows); grad-flow's fewer rows and
-    # smoke-train's pool are read by the stage, so each stage measures exactly the rows it always measured
     first = stage("check-logits", check_logits.run, opts, None, examples)
     report.model, report.data, report.device = first.model, first.data, first.device
     report.metrics.update(first.metrics)
@@ -65,30 +67,28 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     moot = moot_reason(found, "grad-flow")
     if first.data.get("labelled") is False:
         moot = moot or "DATA has no labels"
+    flow_glance = training_glance = None
     if moot:
-        stages["grad-flow"] = stages["smoke-train"] = {"ran": False, "skipped": moot}
+        stages += [StageRun("grad-flow", False, skipped=moot), StageRun("smoke-train", False, skipped=moot)]
     else:
         small = dataclasses.replace(opts, max_examples=min(opts.max_examples, GRAD_FLOW_EXAMPLES))
-        second = stage("grad-flow", grad_flow.run, small, flow,
-                       examples if small.max_examples == opts.max_examples else None)
+        second = stage("grad-flow", grad_flow.run, small, flow)
         reports.append(second)
-        report.metrics["grad_flow"] = {k: second.metrics.get(k) for k in ("loss", "total_grad_norm", "layers")}
+        flow_glance = FlowGlance.of(second.grad_flow)
         found |= {f.code for f in second.findings if f.severity == "error"}
         moot = moot_reason(found, "smoke-train")
         if moot:
-            stages["smoke-train"] = {"ran": False, "skipped": moot}
+            stages.append(StageRun("smoke-train", False, skipped=moot))
         else:
             batch, shortened = _smoke_batch(opts, first.metrics.get("token_stats", {}).get("max_length"), train,
                                             first.model.get("task") in (None, "single-label"))
             shortcuts = smoke_train.Shortcuts(give_up=True, rerun_step_share=T.DOCTOR_RERUN_STEP_SHARE,
                                               label_check=False, settled_fit=True)
-            third = stage("smoke-train", lambda i, o, t: smoke_train.run(i, o, t, shortcuts), batch, train)
-            stages["smoke-train"]["shortened"] = shortened
+            third = stage("smoke-train", lambda i, o, t: smoke_train.run(i, o, t, shortcuts), batch, train,
+                          shortened=tuple(shortened))
             report.notes.append("smoke-train stage: " + "; ".join(shortened))
             reports.append(third)
-            report.metrics["smoke_train"] = {k: third.metrics.get(k) for k in
-                                             ("fitted", "fit_step", "steps_run", "final_loss", "final_accuracy",
-                                              "initial_loss", "curve", "lr", "target_loss")}
+            training_glance = TrainingGlance.of(third.training)
     seen: set[str] = set()
     for r in reports:  # the first stage that reports a code speaks for it
         for f in r.sorted_findings():
@@ -96,10 +96,8 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
                 seen.add(f.code)
                 report.add(f)
     report.notes.extend(first.notes)
-    for name, info in stages.items():
-        if not info.get("ran"):
-            report.notes.append(f"{name} skipped: {info['skipped']}")
-    report.metrics["stages"] = stages
+    report.notes.extend(f"{run.name} skipped: {run.skipped}" for run in stages if not run.ran)
+    report.attach(DoctorRun(tuple(stages), flow_glance, training_glance))  # report.doctor; metrics' keys
     report.diagnosis = rank_findings(report.findings)
     report.environment = environment()
     report.elapsed_s = time.perf_counter() - started

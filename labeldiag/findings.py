@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+    from labeldiag.records import Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
 
 
 @dataclass
@@ -68,12 +68,18 @@ class Report:
     grad_flow: GradFlowSummary | None = None
     training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
     logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
+    doctor: DoctorRun | None = None  # doctor's stages: report.doctor.stages[0].seconds
+    fix: FixOutcome | None = None  # fix's re-check of the copy: what it changed, report.fix.fixes[0].code
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
 
-        if isinstance(record, LogitsSummary):
+        if isinstance(record, DoctorRun):
+            self.doctor = record
+        elif isinstance(record, FixOutcome):
+            self.fix = record
+        elif isinstance(record, LogitsSummary):
             self.logits = record
         elif isinstance(record, GradFlowSummary):
             self.grad_flow = record
@@ -141,7 +147,7 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
         flow = command == "grad-flow" and "layers" in metrics
@@ -154,7 +160,9 @@ class Report:
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
                    grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
                    training=TrainingSummary.from_metrics(metrics) if trained else None,
-                   logits=LogitsSummary.from_metrics(metrics) if predicted else None)
+                   logits=LogitsSummary.from_metrics(metrics) if predicted else None,
+                   doctor=DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
+                   fix=FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

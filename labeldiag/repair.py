@@ -24,6 +24,7 @@ from labeldiag.catalogue import (
 )
 from labeldiag.errors import UsageError
 from labeldiag.paths import resolved
+from labeldiag.records import ChangeMade, FindingBefore, FixMade, FixOutcome
 
 if TYPE_CHECKING:
     from labeldiag.findings import Finding, Report
@@ -49,12 +50,12 @@ class Fix:
     evidence: dict[str, Any] = field(default_factory=dict)  # the finding's evidence behind the edit
     promised_accuracy: float | None = None  # what the re-check must reach
 
-    def to_dict(self) -> dict[str, Any]:
+    def record(self) -> FixMade:
+        """The fix as the report carries it, each file named as the user knows it."""
         files = {TOKENIZER: "tokenizer_config.json", WEIGHTS: "*.safetensors"}
-        return {"code": self.code, "what": self.what, "promised_accuracy": self.promised_accuracy,
-                "changes": [{"file": files.get(c.file, c.file), "key": c.key,
-                             "before": c.before, "after": c.after} for c in self.changes],
-                "evidence": self.evidence}
+        return FixMade(self.code, self.what, self.promised_accuracy,
+                       tuple(ChangeMade(files.get(c.file, c.file), c.key, c.before, c.after) for c in self.changes),
+                       self.evidence)
 
 
 @dataclass
@@ -234,11 +235,11 @@ def recheck_failures(before: Report, after: Report, fixes: list[Fix]) -> list[st
     failed = [f"{fix.code} is still reported" for fix in fixes if after.has(fix.code)]
     failed += [f"new {f.code} error" for f in after.sorted_findings()
                if f.severity == "error" and not before.has(f.code)]
-    accuracy = after.metrics.get("accuracy")
+    reached = accuracy(after)
     for fix in fixes:
         promised = fix.promised_accuracy
-        if promised is not None and (accuracy is None or accuracy < promised - T.FIX_MAX_ACCURACY_SHORTFALL):
-            shown = "no accuracy" if accuracy is None else f"accuracy {accuracy:.1%}"
+        if promised is not None and (reached is None or reached < promised - T.FIX_MAX_ACCURACY_SHORTFALL):
+            shown = "no accuracy" if reached is None else f"accuracy {reached:.1%}"
             failed.append(f"{shown} instead of the {promised:.1%} {fix.code}'s mapping promised")
     return failed
 
@@ -248,8 +249,9 @@ def fix_checkpoint(model: Any, data: Any, out: Any, check_logits: Callable[..., 
     """Write a corrected copy of the checkpoint folder `model` into `out`; return the copy's re-check, made
     with `check_logits` (the API's, handed in: the API sits above repair).
 
-    The report's metrics hold "fixes" (each change: file, key, before, after, and the evidence),
-    "before" (the original's findings) and "accuracy_before". Raises UsageError, writing nothing, when
+    The report's `fix` (FixOutcome) holds what changed (each change: file, key, before, after, and the
+    evidence), the original's findings and its accuracy; its keys are the metrics' "fixes", "before" and
+    "accuracy_before". Raises UsageError, writing nothing, when
     nothing can be fixed confidently or the copy's re-check is not clean.
     """
     if not isinstance(model, (str, Path)) or not (Path(model).is_dir() and (Path(model) / CONFIG).is_file()):
@@ -280,10 +282,16 @@ def fix_checkpoint(model: Any, data: Any, out: Any, check_logits: Callable[..., 
         remove_copy(target, existed)
         raise UsageError(f"the corrected copy did not re-check clean ({'; '.join(failed)}); "
                          f"it was removed, nothing written to '{out}'")
-    after.metrics["fixes"] = [fix.to_dict() for fix in fixes]
-    after.metrics["before"] = [f.to_dict() for f in before.sorted_findings()]
-    after.metrics["accuracy_before"] = before.metrics.get("accuracy")
+    after.attach(FixOutcome(tuple(fix.record() for fix in fixes),
+                            tuple(FindingBefore.from_metrics(f.to_dict()) for f in before.sorted_findings()),
+                            accuracy(before)))  # report.fix; its keys fill report.metrics
     return after
+
+
+def accuracy(report: Report) -> float | None:
+    """check-logits' accuracy: its predictions' (report.logits); a token task's, which has no such record, is
+    the token accuracy in its metrics."""
+    return report.logits.accuracy if report.logits is not None else report.metrics.get("accuracy")
 
 
 def remove_copy(target: Path, existed: bool) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.checks.parameters import group_layers, listing
 from labeldiag.findings import Finding
-from labeldiag.records import TrainingTarget, TrainingTrace
+from labeldiag.records import OptimizerCoverage, TrainingTarget, TrainingTrace
 from labeldiag.catalogue import (
     CANNOT_OVERFIT, COLLAPSE_DURING_TRAINING, LOSS_DIVERGED, PARAMETERS_UNCHANGED, PARAMS_NOT_IN_OPTIMIZER,
     RANKS_DIVERGED, SLOW_CONVERGENCE,
@@ -197,15 +197,15 @@ def _pct(x: float | None) -> str:
 
 
 
-def params_not_in_optimizer(coverage: dict) -> list[Finding]:
+def params_not_in_optimizer(coverage: OptimizerCoverage) -> list[Finding]:
     """Trainable parameters that the optimizer does not hold: they get gradients and never move."""
-    if not coverage.get("readable") or not coverage.get("missing"):
+    if not coverage.readable or not coverage.missing:
         return []
-    missing = coverage["missing"]
+    missing = list(coverage.missing)
     return [Finding(
         PARAMS_NOT_IN_OPTIMIZER,
-        f"{len(missing)} of {coverage['trainable']} trainable parameter tensor(s) "
-        f"({coverage['missing_elements']:,} elements) are not in the optimizer: {listing(missing)}",
-        {"parameters": missing[:30], "count": len(missing), "elements": coverage["missing_elements"],
+        f"{len(missing)} of {coverage.trainable} trainable parameter tensor(s) "
+        f"({coverage.missing_elements:,} elements) are not in the optimizer: {listing(missing)}",
+        {"parameters": missing[:30], "count": len(missing), "elements": coverage.missing_elements,
          "layers": group_layers(missing)[:20]},
     )]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import json
 import math
@@ -38,41 +39,90 @@ def read_examples(
     label_columns: tuple[str, ...] | None = None,
     pair_fields: tuple[str, str] | None = None,
 ) -> Examples:
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"DATA '{path}' {why_missing(path)}; pass a {SUFFIXES}")
-    if max_examples <= 0:
-        raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
-    suffix = p.suffix.lower()
-    if p.is_dir():
-        from labeldiag.load.model import refuse_special_files
+    return DataFile(path, allow_pickle).examples(max_examples, text_field, text_pair_field, label_field,
+                                                 label_columns, pair_fields)
 
-        refuse_special_files(p, "DATA")
-        ds = _open_dataset(p)
-        examples = examples_from_rows(str(p), iter(ds), max_examples, text_field, text_pair_field, label_field,
-                                      label_columns, pair_fields)
-        examples.declared_label_names = class_label_names(ds.features).get(examples.label_field)
+
+class DataFile:
+    """DATA at a path, opened and read once however many times it is asked for examples (doctor's stages ask
+    for different numbers of rows with different options): each call builds its Examples from the first
+    max_examples rows, so it gets the rows, order and errors that a read of its own would get."""
+
+    def __init__(self, path: str | os.PathLike, allow_pickle: bool = False):
+        self.path = path
+        self._allow_pickle = allow_pickle
+        self._rows: RowCache | None = None
+        self._tensors: Any = None  # a tensor file's dict, loaded whole
+        self._class_names: Any = None  # () -> {column: ClassLabel names} that the file declares
+
+    def examples(self, max_examples: int, text_field: str | None = None, text_pair_field: str | None = None,
+                 label_field: str | None = None, label_columns: tuple[str, ...] | None = None,
+                 pair_fields: tuple[str, str] | None = None) -> Examples:
+        p = Path(self.path)
+        if not p.exists():
+            raise UsageError(f"DATA '{self.path}' {why_missing(self.path)}; pass a {SUFFIXES}")
+        if max_examples <= 0:
+            raise UsageError(f"--max-examples must be a positive number, got {max_examples}")
+        if self._rows is None and self._tensors is None:
+            self._open(p)
+        if self._tensors is not None:
+            return examples_from_tensors(self._tensors, str(p), max_examples)
+        examples = examples_from_rows(str(p), self._rows.take(max_examples), max_examples, text_field,
+                                      text_pair_field, label_field, label_columns, pair_fields)
+        if self._class_names is not None:
+            examples.declared_label_names = self._class_names().get(examples.label_field)
         return examples
-    if not p.is_file():  # a pipe or device would block or never end
-        raise UsageError(f"DATA '{path}' is not a regular file (a pipe, device or socket); save the examples to a "
-                         "file and pass that")
-    if not os.access(p, os.R_OK):
-        raise UsageError(f"DATA '{path}' is not readable (permission denied); check its permissions")
-    if suffix in (".pt", ".pth", ".bin"):
-        return _read_tensor_file(p, max_examples, allow_pickle, torch_file=True)
-    if suffix == ".safetensors":
-        return _read_tensor_file(p, max_examples, allow_pickle, torch_file=False)
-    readers = {".jsonl": _jsonl_rows, ".ndjson": _jsonl_rows, ".json": _json_rows,
-               ".csv": _csv_rows, ".tsv": _tsv_rows, ".parquet": _parquet_rows}
-    if suffix not in readers:
-        raise UsageError(f"DATA '{path}' has an unsupported type '{suffix or '(none)'}'; use {SUFFIXES}")
-    if p.stat().st_size == 0:
-        raise UsageError(f"DATA '{path}' is empty; it must hold at least one example")
-    examples = examples_from_rows(str(p), readers[suffix](p), max_examples, text_field, text_pair_field, label_field,
-                                  label_columns, pair_fields)
-    if suffix == ".parquet":
-        examples.declared_label_names = _parquet_class_names(p).get(examples.label_field)
-    return examples
+
+    def _open(self, p: Path) -> None:
+        suffix = p.suffix.lower()
+        if p.is_dir():
+            from labeldiag.load.model import refuse_special_files
+
+            refuse_special_files(p, "DATA")
+            ds = _open_dataset(p)
+            self._rows, self._class_names = RowCache(iter(ds)), lambda: class_label_names(ds.features)
+            return
+        if not p.is_file():  # a pipe or device would block or never end
+            raise UsageError(f"DATA '{self.path}' is not a regular file (a pipe, device or socket); save the "
+                             "examples to a file and pass that")
+        if not os.access(p, os.R_OK):
+            raise UsageError(f"DATA '{self.path}' is not readable (permission denied); check its permissions")
+        if suffix in (".pt", ".pth", ".bin", ".safetensors"):
+            self._tensors = _load_tensor_file(p, self._allow_pickle, torch_file=suffix != ".safetensors")
+            return
+        readers = {".jsonl": _jsonl_rows, ".ndjson": _jsonl_rows, ".json": _json_rows,
+                   ".csv": _csv_rows, ".tsv": _tsv_rows, ".parquet": _parquet_rows}
+        if suffix not in readers:
+            raise UsageError(f"DATA '{self.path}' has an unsupported type '{suffix or '(none)'}'; use {SUFFIXES}")
+        if p.stat().st_size == 0:
+            raise UsageError(f"DATA '{self.path}' is empty; it must hold at least one example")
+        self._rows = RowCache(readers[suffix](p))
+        if suffix == ".parquet":
+            self._class_names = functools.cache(lambda: _parquet_class_names(p))
+
+
+class RowCache:
+    """A reader's rows, read once: take(n) gives the first n, reading on only past the rows read so far, so a
+    reader's error is raised when, and only when, a read of n rows would meet it."""
+
+    def __init__(self, rows: Iterator[dict]):
+        self._rows = rows
+        self._read: list[dict] = []
+        self._done = False
+        self._error: Exception | None = None
+
+    def take(self, n: int) -> Iterator[dict]:
+        while len(self._read) < n and not self._done:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._read.append(next(self._rows))
+            except StopIteration:
+                self._done = True
+            except Exception as exc:  # the reader stopped here: every longer read meets the same error
+                self._error = exc
+                raise
+        return iter(self._read[:n])
 
 
 # --- row sources ---------------------------------------------------------------------------
@@ -318,7 +368,7 @@ def _open_dataset(p: Path) -> Any:
 
 # --- tensors -----------------------------------------------------------------------------------
 
-def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file: bool) -> Examples:
+def _load_tensor_file(p: Path, allow_pickle: bool, torch_file: bool) -> Any:
     import torch
 
     if torch_file:
@@ -338,7 +388,7 @@ def _read_tensor_file(p: Path, max_examples: int, allow_pickle: bool, torch_file
             obj = load_file(str(p))
         except Exception as exc:
             raise UsageError(f"DATA '{p}' is not a valid safetensors file ({type(exc).__name__})") from None
-    return examples_from_tensors(obj, str(p), max_examples)
+    return obj
 
 
 def examples_from_tensors(obj: Any, p: str, max_examples: int) -> Examples:

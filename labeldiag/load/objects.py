@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any
 
 from labeldiag.errors import UsageError
-from labeldiag.load.data import (class_label_names, examples_from_rows, examples_from_tensors,
-                                 examples_from_token_dataset, read_examples)
+from labeldiag.load.data import (DataFile, class_label_names, examples_from_rows, examples_from_tensors,
+                                 examples_from_token_dataset)
 from labeldiag.load.model import LoadedModel, _model_info, load_model, load_tokenizer
 from labeldiag.records import Examples, LoadAudit
 
@@ -19,6 +19,8 @@ def is_path(value: Any) -> bool:
 
 def describe(value: Any) -> str:
     """How an in-memory input is named in the report: '<in-memory BertForSequenceClassification>'."""
+    if isinstance(value, DataSource):
+        return describe(value.data)
     if is_path(value):
         return str(value)
     if isinstance(value, LoadedModel):
@@ -88,13 +90,29 @@ def load(model: Any, tokenizer: Any, opts: Any, need_tokenizer: bool) -> LoadedM
     return adopt_model(model, tokenizer, need_tokenizer, opts.trust_remote_code)
 
 
+class DataSource:
+    """DATA for a run whose stages read it with different options (doctor): handed to a stage in place of
+    DATA, it gives each stage what reading DATA would, from one read of a DATA path. In-memory data is
+    already in memory, and each stage takes its rows from it as a read would."""
+
+    def __init__(self, data: Any, allow_pickle: bool):
+        self.data = data
+        self._file = DataFile(data, allow_pickle) if is_path(data) else None
+
+    def examples(self, opts: Any) -> Examples:
+        if self._file is None:
+            return read(self.data, opts)
+        return self._file.examples(opts.max_examples, opts.text_field, opts.text_pair_field, opts.label_field,
+                                   getattr(opts, "label_columns", None), getattr(opts, "pair_fields", None))
+
+
 def read(data: Any, opts: Any) -> Examples:
     """A path, a list of dicts, a pandas DataFrame, a datasets.Dataset, or a dict of tensors / BatchEncoding."""
     fields = (opts.text_field, opts.text_pair_field, opts.label_field)
+    if isinstance(data, DataSource):
+        return data.examples(opts)
     if is_path(data):
-        return read_examples(str(data), opts.max_examples, *fields, opts.allow_pickle,
-                             label_columns=getattr(opts, "label_columns", None),
-                             pair_fields=getattr(opts, "pair_fields", None))
+        return DataSource(data, opts.allow_pickle).examples(opts)
     name = describe(data)
     if isinstance(data, dict) or type(data).__name__ == "BatchEncoding":
         return examples_from_tensors(data, name, opts.max_examples)

@@ -18,8 +18,8 @@ class Inputs:
     model: Any
     data: Any
     tokenizer: Any = None
-    # DATA's examples already read with this run's options (doctor reads DATA once and hands the rows to the
-    # stages that read as many): prepare() measures these instead of reading DATA again
+    # DATA's examples already read with this run's options (doctor's, for its check-logits stage): prepare()
+    # measures these instead of reading DATA again
     examples: Any = None
 
 
@@ -91,6 +91,12 @@ def class_names(info: Any) -> list[str]:
     return [info.id2label.get(i, f"LABEL_{i}") for i in range(max(info.num_labels, 1))]
 
 
+def model_facts(info: Any) -> dict[str, Any]:
+    """What a report says the model is: its class, head size, class names and problem type."""
+    return {"class": info.class_name, "num_labels": info.num_labels,
+            "id2label": {str(k): v for k, v in sorted(info.id2label.items())}, "problem_type": info.problem_type}
+
+
 def judge_load(inputs: Inputs, runtime: Any, loaded: Any, names: list[str], command: str,
                fresh_head_expected: bool) -> Report:
     """A new report holding the loading checks (audit, head weights, pad token) and what the model is."""
@@ -111,9 +117,7 @@ def judge_load(inputs: Inputs, runtime: Any, loaded: Any, names: list[str], comm
     if temporary_pad is not None:
         report.notes.append(f"measured with a temporary pad token: {temporary_pad.source} (id "
                             f"{temporary_pad.pad_id}); nothing was saved")
-    report.model = {"path": objects.describe(inputs.model), "class": info.class_name, "num_labels": info.num_labels,
-                    "id2label": {str(k): v for k, v in sorted(info.id2label.items())},
-                    "problem_type": info.problem_type, "weights": info.weights_format}
+    report.model = {"path": objects.describe(inputs.model), **model_facts(info), "weights": info.weights_format}
     attached = loaded.audit.attached_head
     if attached:
         report.model["attached_head"] = attached

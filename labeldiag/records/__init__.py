@@ -27,5 +27,8 @@ from labeldiag.records.tagging import (  # noqa: F401
     IGNORED, OUTSIDE, SchemeReport, ShiftScore, TagScore, TokenGold, TokenSummary, align_to_subwords, entity_spans,
     flat_labelled, scheme_breaks, scheme_report, split_tag, summarize_tokens,
 )
-from labeldiag.records.diagnosis import Cause  # noqa: F401
+from labeldiag.records.diagnosis import (  # noqa: F401
+    Cause, ChangeMade, DoctorRun, FindingBefore, FixMade, FixOutcome, FlowGlance, StageRun, TrainingGlance,
+)
 from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401
+from labeldiag.records.callback import HeadStatistics, OptimizerCoverage  # noqa: F401

@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 
 @section("doctor")
 def draw_doctor(report: Report, console: Console) -> None:
-    stages = report.metrics.get("stages") or {}
-    parts = [f"{name} {info['seconds']:.1f} s" if info.get("ran") else f"{name} skipped"
-             for name, info in stages.items()]
+    stages = report.doctor.stages if report.doctor is not None else ()
+    parts = [f"{stage.name} {stage.seconds:.1f} s" if stage.ran else f"{stage.name} skipped" for stage in stages]
     if parts:
         console.print("[bold]stages[/] " + escape("  ·  ".join(parts)))
     by_code = {f.code: f for f in report.findings}

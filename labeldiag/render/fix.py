@@ -15,12 +15,14 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
 
     from labeldiag.api import fix
     from labeldiag.render.output import guard_output_paths, write_json
+    from labeldiag.repair import accuracy
 
     if json_path and json_path != "-":
         guard_output_paths({"--json": json_path}, model, data, tokenizer)
     console = Console(stderr=json_path == "-", highlight=False)
     after = fix(model, data, out, tokenizer=tokenizer, **options)
-    before = {f["code"]: f["severity"] for f in after.metrics["before"]}
+    outcome = after.fix
+    before = {f.code: f.severity for f in outcome.before}
     table = Table(title=f"labeldiag fix: {escape(str(Path(out).expanduser().resolve()))}", title_justify="left")
     table.add_column("finding")
     table.add_column("before", justify="center")
@@ -29,16 +31,16 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
                           [f.code for f in after.sorted_findings() if f.severity != "info"])
     for code in codes:
         table.add_row(code, before.get(code, "-"), after.get(code).severity if after.has(code) else "fixed")
-    for fix_ in after.metrics["fixes"]:
-        console.print(f"[green]fixed[/] {fix_['code']}: {escape(fix_['what'])}", soft_wrap=True)
-        for change in fix_["changes"]:
-            console.print(f"  {escape(change['file'])} {escape(change['key'])}: "
-                          f"{escape(json.dumps(change['before']))} -> {escape(json.dumps(change['after']))}",
+    for fix_ in outcome.fixes:
+        console.print(f"[green]fixed[/] {fix_.code}: {escape(fix_.what)}", soft_wrap=True)
+        for change in fix_.changes:
+            console.print(f"  {escape(change.file)} {escape(change.key)}: "
+                          f"{escape(json.dumps(change.before))} -> {escape(json.dumps(change.after))}",
                           soft_wrap=True, style="dim")
     console.print(table)
-    acc = (after.metrics.get("accuracy_before"), after.metrics.get("accuracy"))
+    acc = (outcome.accuracy_before, accuracy(after))
     if None not in acc:
-        restored = any(c["file"] == "*.safetensors" for f in after.metrics["fixes"] for c in f["changes"])
+        restored = any(c.file == "*.safetensors" for f in outcome.fixes for c in f.changes)
         console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; "
                       + ("tensors restored from the base model" if restored else "weights copied unchanged"))
     if json_path:
