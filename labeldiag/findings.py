@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+    from labeldiag.records import BatchMakeup, Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
 
 @dataclass
@@ -67,11 +67,12 @@ class Report:
     # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
     grad_flow: GradFlowSummary | None = None
     training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
+    batch: BatchMakeup | None = None  # smoke-train's batch, also when training stopped before it started
     logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import BatchMakeup, GradFlowSummary, LogitsSummary, TrainingSummary
 
         if isinstance(record, LogitsSummary):
             self.logits = record
@@ -79,6 +80,8 @@ class Report:
             self.grad_flow = record
         elif isinstance(record, TrainingSummary):
             self.training = record
+        elif isinstance(record, BatchMakeup):
+            self.batch = record
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())
@@ -141,7 +144,7 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import BatchMakeup, Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
         flow = command == "grad-flow" and "layers" in metrics
@@ -154,6 +157,8 @@ class Report:
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
                    grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
                    training=TrainingSummary.from_metrics(metrics) if trained else None,
+                   batch=BatchMakeup.from_metrics(metrics) if command == "smoke-train" and "batch" in metrics
+                   else None,
                    logits=LogitsSummary.from_metrics(metrics) if predicted else None)
 
     def to_json(self, indent: int | None = 2) -> str:
