@@ -144,22 +144,16 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import BatchMakeup, Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import Cause
+        from labeldiag.records.measurements import measurements_in
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
-        flow = command == "grad-flow" and "layers" in metrics
-        predicted = "prediction_histogram" in metrics or "confusion_matrix" in metrics
-        trained = command == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
         return cls(command=command, model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
                    device=d.get("device", "cpu"), findings=findings, metrics=metrics,
                    elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
                    environment=dict(d.get("environment") or {}),
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
-                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
-                   training=TrainingSummary.from_metrics(metrics) if trained else None,
-                   batch=BatchMakeup.from_metrics(metrics) if command == "smoke-train" and "batch" in metrics
-                   else None,
-                   logits=LogitsSummary.from_metrics(metrics) if predicted else None)
+                   **measurements_in(command, metrics))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
