@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -23,6 +24,7 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
     records -> one judging pass over the checks that apply -> the report."""
     from labeldiag.checks import judge
     from labeldiag.checks.gradients import grad_flow_checks
+    from labeldiag.checks.sharding import sharding_checks
     from labeldiag.distributed import from_env, init, shutdown
     from labeldiag.pipeline.sharding import start as start_sharding
 
@@ -33,10 +35,10 @@ def run(inputs: Inputs, opts: Options, settings: GradFlowSettings) -> Report:
         return s.report
     enc, labels = _labelled_examples(s, opts)
     init(d, s.runtime.device)
-    start_sharding(s, opts, d)
+    sharded = start_sharding(s, opts, d)
     model = _model_for_the_pass(s, opts, d, len(enc.ids))
     measured = _measure(model, enc, labels, s, opts, settings.lr)
-    s.report.add(judge(grad_flow_checks(measured)))
+    s.report.add(judge(itertools.chain(sharding_checks(sharded), grad_flow_checks(measured))))
     s.report.notes += _how_it_was_measured(measured.flow, settings.lr, opts.batch_size)
     s.report.attach(_summary(measured, enc, s))
     shutdown(d)

@@ -24,7 +24,8 @@ from labeldiag.options import Options, TrainSettings
 from labeldiag.progress import SILENT
 from labeldiag.catalogue import LABEL_PERMUTATION
 from labeldiag.records import (
-    BatchMakeup, HalfPrecisionWeights, InitialLoss, LowerRateRerun, TokenStats, TrainingSummary, TrainingTrace,
+    BatchMakeup, HalfPrecisionWeights, InitialLoss, LowerRateRerun, ShardedStart, TokenStats, TrainingSummary,
+    TrainingTrace,
 )
 
 
@@ -57,12 +58,15 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Short
     refuse_training(s.loaded.model, "smoke-train")  # a dispatched model cannot be copied or moved
     init(d, s.runtime.device)
     try:
-        start_sharding(s, opts, d)
-        if s.task.kind != "single-label":
+        sharded = start_sharding(s, opts, d)
+        if s.task.kind != "single-label":  # the task shape's own plan judges what it measures
+            from labeldiag.checks import judge
+            from labeldiag.checks.sharding import sharding_checks
             from labeldiag.pipeline import shapes
 
+            s.report.add(judge(sharding_checks(sharded)))
             return shapes.smoke_train(s, opts, settings, d)
-        return _run(s, opts, settings, d, shortcuts)
+        return _run(s, opts, settings, d, shortcuts, sharded)
     finally:
         shutdown(d)
 
@@ -86,7 +90,7 @@ class _Measured:
     speeds: list[dict] = dataclasses.field(default_factory=list)  # each rank's Throughput
 
 
-def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts) -> Report:
+def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts, sharded: ShardedStart) -> Report:
     """The single-label plan: the batch -> what stops training before it starts -> pre-flight, training, triage
     and the lower-rate rerun -> one judging pass over the checks that apply -> the summary."""
     from labeldiag.checks import judge
@@ -98,22 +102,25 @@ def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts) -> 
     m = _before_training(s, opts, rows, d, shortcuts)
     if m.tokens_beyond is None and not m.label_permutation:
         _train_and_rerun(s, opts, settings, d, rows, shortcuts, m)
-    s.report.add(_say_stopped(judge(_checks(m, settings, s.names, d.world)), m, settings.steps))
+    s.report.add(_say_stopped(judge(_checks(sharded, m, settings, s.names, d.world)), m, settings.steps))
     if m.trace is not None:
         s.report.notes += _outcome(m.trace, m.result, settings.steps)
         s.report.attach(_summary(m, settings, s.runtime))  # report.training; its keys fill report.metrics
     return s.report
 
 
-def _checks(m: _Measured, settings: TrainSettings, names: list[str], world: int) -> Iterator[tuple]:
+def _checks(sharded: ShardedStart, m: _Measured, settings: TrainSettings, names: list[str],
+            world: int) -> Iterator[tuple]:
     """The checks that apply to what the run measured, each with the records it judges, in reading order."""
     from labeldiag.checks.learning_rate import learning_rate_too_high
     from labeldiag.checks.logits import batch_single_class
     from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
     from labeldiag.checks.precision import half_precision_weights
+    from labeldiag.checks.sharding import sharding_checks
     from labeldiag.checks.tokens import check_tokenizer
     from labeldiag.checks.training import check_ranks, training_checks
 
+    yield from sharding_checks(sharded)
     yield batch_single_class, m.gold, names
     if m.tokens_beyond is not None:
         yield check_tokenizer, m.tokens_beyond

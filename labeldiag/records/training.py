@@ -276,6 +276,16 @@ class ShardedForward:
 
 
 @dataclass(frozen=True)
+class ShardedStart:
+    """What a launched run measures before its command (checks.sharding.sharding_checks judges it): the head as
+    every rank holds it, and under FSDP2 one batch through a 2-layer copy, whole and sharded (None: not
+    measured, as in one process)."""
+
+    head: HeadAcrossRanks | None = None
+    forward: ShardedForward | None = None
+
+
+@dataclass(frozen=True)
 class HiddenStateGrad:
     """grad-flow under --device-map: the loss's gradient w.r.t. one layer's output hidden states (L2 over the
     batch), and at the position the head pools."""
