@@ -17,7 +17,7 @@ from labeldiag.records import TriageRun
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
-    from labeldiag.records import TrainingSummary
+    from labeldiag.records import CurvePoint, TrainingSummary
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -48,7 +48,7 @@ def sparkline(values: list, width: int = 60) -> str:
     return "".join(out)
 
 
-def _sample_rows(curve: list[dict], n: int = 6) -> list[dict]:
+def _sample_rows(curve: list[CurvePoint], n: int = 6) -> list[CurvePoint]:
     if len(curve) <= n:
         return curve
     idx = sorted({round(i * (len(curve) - 1) / (n - 1)) for i in range(n)})
