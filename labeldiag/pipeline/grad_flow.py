@@ -148,11 +148,11 @@ def _activation_mode_note(mode) -> str:
 
 
 def _how_it_was_measured(flow, lr: float, batch_size: int) -> list[str]:
-    notes = [f"train mode with dropout disabled ({flow.dropout_modules} dropout module(s) set to p=0 "
-             "for the pass, then restored), so the gradient is deterministic",
-             "update/weight ratio: the first AdamW step moves each element with a nonzero gradient by "
-             f"about lr={lr:g}, so the update norm is taken as lr * sqrt(elements with a gradient); "
-             "~1e-3 is the usual healthy order"]
+    notes = [(f"train mode with dropout disabled ({flow.dropout_modules} dropout module(s) set to p=0 "
+              "for the pass, then restored), so the gradient is deterministic"),
+             ("update/weight ratio: the first AdamW step moves each element with a nonzero gradient by "
+              f"about lr={lr:g}, so the update norm is taken as lr * sqrt(elements with a gradient); "
+              "~1e-3 is the usual healthy order")]
     if flow.micro_batches > 1:
         notes.append(f"{flow.examples} examples in {flow.micro_batches} micro-batches of at most "
                      f"{batch_size}; gradients accumulated, each loss weighted by its batch share")

@@ -36,7 +36,7 @@ class Shortcuts:
 
     give_up: bool = False  # stop a run that cannot fit in the steps left (measure.training.cannot_reach_target)
     rerun_step_share: float = 1.0  # the lower-rate rerun's share of --steps
-    # the pre-flight label-permutation judge (_names_permuted): doctor's check-logits stage already ran it on
+    # the pre-flight label-permutation judge (_label_permutation): doctor's check-logits stage already ran it on
     # more examples, and its label-permutation makes this stage moot
     label_check: bool = True
     settled_fit: bool = False  # stop at 100% accuracy held with the loss still falling (measure.training.fit_settled)
@@ -75,7 +75,8 @@ def run(inputs: Inputs, opts: Options, settings: TrainSettings, shortcuts: Short
 class _Measured:
     """What the single-label run measured, stage by stage; a stage it stopped before stays None."""
 
-    gold: np.ndarray  # the class index of every row read (-1: not one of the model's classes)
+    gold: np.ndarray | None  # the class index of every row read (-1: not one of the model's classes); None: no row
+    # has a label the model knows, so there is no batch
     tokens_beyond: TokenStats | None = None  # token ids beyond the embedding table: training skipped
     # judged before training, since it decides whether training runs: the trained head's names are permuted
     label_permutation: tuple[Finding, ...] = ()
@@ -89,6 +90,11 @@ class _Measured:
     rerun: LowerRateRerun | None = None
     speeds: list[dict] = dataclasses.field(default_factory=list)  # each rank's Throughput
 
+    @property
+    def trainable(self) -> bool:
+        """A batch, and nothing that stops training before it starts."""
+        return self.gold is not None and self.tokens_beyond is None and not self.label_permutation
+
 
 def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts, sharded: ShardedStart) -> Report:
     """The single-label plan: the batch -> what stops training before it starts -> pre-flight, training, triage
@@ -97,10 +103,8 @@ def _run(s, opts: Options, settings: TrainSettings, d, shortcuts: Shortcuts, sha
 
     settings = _rate_for(s, opts, settings)
     rows = _choose_rows(s, opts, settings, d)
-    if rows is None:
-        return s.report
-    m = _before_training(s, opts, rows, d, shortcuts)
-    if m.tokens_beyond is None and not m.label_permutation:
+    m = _Measured(gold=None) if rows is None else _before_training(s, opts, rows, d, shortcuts)
+    if m.trainable:
         _train_and_rerun(s, opts, settings, d, rows, shortcuts, m)
     s.report.add(_say_stopped(judge(_checks(sharded, m, settings, s.names, d.world)), m, settings.steps))
     if m.trace is not None:
@@ -121,6 +125,8 @@ def _checks(sharded: ShardedStart, m: _Measured, settings: TrainSettings, names:
     from labeldiag.checks.training import check_ranks, training_checks
 
     yield from sharding_checks(sharded)
+    if m.gold is None:
+        return
     yield batch_single_class, m.gold, names
     if m.tokens_beyond is not None:
         yield check_tokenizer, m.tokens_beyond
