@@ -17,7 +17,7 @@ from labeldiag.render.output import HTML_GENERATOR
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
-    from labeldiag.records import CurvePoint, GradFlowSummary, LayerRow, LogitsSummary, TrainingSummary
+    from labeldiag.records import Cause, CurvePoint, GradFlowSummary, LayerRow, LogitsSummary, TrainingSummary
 
 # Rows of the smoke-train curve shown in the page; the JSON report keeps every step.
 CURVE_ROWS = 12
@@ -97,7 +97,8 @@ def render_html(report: Report | dict, *, command_line: str, environment: dict,
                       key=lambda f: SEVERITY_RANK.get(f.get("severity"), len(SEVERITY_RANK)))
     parts = [
         _header(report_dict, command, findings, command_line),
-        _diagnosis(report_dict.get("diagnosis")),
+        _diagnosis(report.diagnosis if not isinstance(report, dict)
+                   else [_cause(entry) for entry in report_dict.get("diagnosis") or []]),
         _findings(findings, explain),
         _notes(report_dict.get("notes") or []),
         _figures(figures),
@@ -166,21 +167,29 @@ def _device_line(report: dict) -> str:
     return _e(report.get("device", "?")) + (" " + _muted(str(precision)) if precision else "")
 
 
-def _diagnosis(diagnosis: list[dict] | None) -> str:
+def _cause(entry: dict) -> Cause:
+    """A diagnosis entry of a JSON dict as doctor's record, whatever it leaves out."""
+    from labeldiag.records import Cause
+
+    return Cause(entry.get("code", "?"), entry.get("severity", ""), entry.get("confidence"), entry.get("why", ""),
+                 tuple(entry.get("explains") or ()), entry.get("next", ""), entry.get("rank", "?"))
+
+
+def _diagnosis(diagnosis: Sequence[Cause]) -> str:
     if not diagnosis:
         return ""
     items = []
-    for entry in sorted(diagnosis, key=lambda d: d.get("rank") if isinstance(d.get("rank"), int) else 1 << 30):
-        confidence = entry.get("confidence")
+    for cause in sorted(diagnosis, key=lambda c: c.rank if isinstance(c.rank, int) else 1 << 30):
+        confidence = cause.confidence
         conf_text = (f"confidence {confidence:.0%}" if isinstance(confidence, (int, float))
                      else f"confidence {_plain_text(confidence)}" if confidence is not None else "")
-        extra = {k: v for k, v in entry.items() if k not in ("code", "rank", "confidence", "why")}
+        extra = {"severity": cause.severity, "explains": list(cause.explains), "next": cause.next}
         items.append(
-            f'<div class="cause {"error" if entry.get("rank") == 1 else "warning"}">'
-            f'<h3><span class="badge">#{_e(entry.get("rank", "?"))}</span><code>{_e(entry.get("code", "?"))}</code>'
+            f'<div class="cause {"error" if cause.rank == 1 else "warning"}">'
+            f'<h3><span class="badge">#{_e(cause.rank)}</span><code>{_e(cause.code)}</code>'
             f"{_muted(conf_text)}</h3>"
-            + (f"<p>{_e(entry['why'])}</p>" if entry.get("why") else "")
-            + (_kv_table(extra.items()) if extra else "") + "</div>")
+            + (f"<p>{_e(cause.why)}</p>" if cause.why else "")
+            + _kv_table(extra.items()) + "</div>")
     return ('<section id="diagnosis">\n<h2>Diagnosis</h2>\n'
             '<p class="muted">Most likely root cause first; lower ranks are less likely or explained by it.</p>\n'
             + "\n".join(items) + "\n</section>")
