@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
+    from labeldiag.records import (BatchMakeup, Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary,
+                                   TrainingSummary)
 
 
 @dataclass
@@ -67,13 +68,14 @@ class Report:
     # the measurements, typed (issue 18): report.grad_flow.layers[0].grad_norm; None where the command has none
     grad_flow: GradFlowSummary | None = None
     training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
+    batch: BatchMakeup | None = None  # smoke-train's batch, also when training stopped before it started
     logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
     doctor: DoctorRun | None = None  # doctor's stages: report.doctor.stages[0].seconds
     fix: FixOutcome | None = None  # fix's re-check of the copy: what it changed, report.fix.fixes[0].code
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import BatchMakeup, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
 
         if isinstance(record, DoctorRun):
             self.doctor = record
@@ -85,6 +87,8 @@ class Report:
             self.grad_flow = record
         elif isinstance(record, TrainingSummary):
             self.training = record
+        elif isinstance(record, BatchMakeup):
+            self.batch = record
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())
@@ -147,22 +151,16 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import Cause
+        from labeldiag.records.measurements import measurements_in
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
-        flow = command == "grad-flow" and "layers" in metrics
-        predicted = "prediction_histogram" in metrics or "confusion_matrix" in metrics
-        trained = command == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
         return cls(command=command, model=dict(d.get("model") or {}), data=dict(d.get("data") or {}),
                    device=d.get("device", "cpu"), findings=findings, metrics=metrics,
                    elapsed_s=d.get("elapsed_s") or 0.0, notes=list(d.get("notes") or []),
                    environment=dict(d.get("environment") or {}),
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
-                   grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
-                   training=TrainingSummary.from_metrics(metrics) if trained else None,
-                   logits=LogitsSummary.from_metrics(metrics) if predicted else None,
-                   doctor=DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
-                   fix=FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None)
+                   **measurements_in(command, metrics))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

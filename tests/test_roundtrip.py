@@ -73,7 +73,7 @@ def test_report_reads_back_from_its_json(reports, kind):
     assert again.to_json() == report.to_json()  # the same bytes, key order included
     assert kind != "smoke-train-triage" or d["metrics"]["triage"]
     assert kind != "grad-flow-label-positions" or d["metrics"]["label_token_heatmap"]["label_share"]
-    for name in ("grad_flow", "training", "diagnosis", "logits", "doctor"):
+    for name in ("grad_flow", "training", "batch", "diagnosis", "logits", "doctor"):
         if hasattr(report, name):
             assert getattr(again, name) == getattr(report, name), name
 
@@ -91,6 +91,9 @@ def test_training_reads_as_attributes(reports):
     assert reports["grad-flow"].training is None and train.curve[-1].loss == train.final_loss
     assert train.steps_run == len(train.curve) and train.preflight.trainable > 0
     assert [run.variant for run in triaged.triage][:2] == ["head only", "lr 1e-10"] and not triaged.fitted
+    batch = reports["smoke-train"].batch
+    assert batch.examples == sum(n for _, n in batch.label_counts) and batch.world_size == 1
+    assert train.steps_budget == 6 and reports["grad-flow"].batch is None
 
 
 def test_diagnosis_reads_as_records(reports):

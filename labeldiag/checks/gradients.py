@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from labeldiag import thresholds as T
+from labeldiag.checks.learning_rate import learning_rate_too_high
 from labeldiag.checks.parameters import loss_at_init, nothing_trainable, parameters_disconnected, parameters_frozen
+from labeldiag.checks.precision import half_precision_weights
 from labeldiag.checks.training_run import no_grad_under_checkpointing
 from labeldiag.findings import Finding
 from labeldiag.records import InitialLoss
@@ -15,7 +17,7 @@ from labeldiag.catalogue import (
 )
 
 if TYPE_CHECKING:
-    from labeldiag.records import ActivationStats, GradFlow, LabelTokenGrad, LayerGrad
+    from labeldiag.records import ActivationStats, GradFlow, GradFlowPass, LabelTokenGrad, LayerGrad
 
 
 def _grouped(layers: list[LayerGrad], attr: str, limit: int = 6) -> tuple[str, dict[str, int]]:
@@ -135,19 +137,29 @@ def activations_saturated(activations: list[ActivationStats]) -> list[Finding]:
                      "threshold_unit_share": T.SATURATED_MIN_UNIT_SHARE})]
 
 
-def check_grad_flow(flow: GradFlow, fresh_head: bool) -> list[Finding]:
-    """Every grad-flow check, in the order a user should read them."""
-    out = gradients_nonfinite(flow) + nothing_trainable(flow.census) + parameters_frozen(flow.census)
+def grad_flow_checks(m: GradFlowPass) -> Iterator[tuple]:
+    """The checks that apply to one grad-flow pass, each with the record it judges, in the order a user should
+    read them. A frozen base is the design under LoRA and in activation-gradient mode (said in the header),
+    so the frozen-parameter checks stand aside there."""
+    flow = m.flow
+    yield half_precision_weights, m.half_precision
+    yield gradients_nonfinite, flow
+    if not m.activation_mode:
+        yield nothing_trainable, flow.census
+    if not (m.lora or m.activation_mode):
+        yield parameters_frozen, flow.census
     if not flow.nonfinite_loss:
-        out += parameters_disconnected(flow.census) + no_grad_under_checkpointing(flow.census)
-    for check in (gradients_zero, gradients_exploding, gradients_vanishing):
-        out += check(flow)
-    out += label_tokens_gradient(flow.label_tokens)
-    out += units_dead(flow.activations)
-    out += activations_saturated(flow.activations)
-    out += loss_at_init(InitialLoss(flow.loss, flow.num_labels, fresh_head))
-    out += loss_terms_without_gradient(flow.loss_components)
-    return out
+        yield parameters_disconnected, flow.census
+        yield no_grad_under_checkpointing, flow.census
+    yield gradients_zero, flow
+    yield gradients_exploding, flow
+    yield gradients_vanishing, flow
+    yield label_tokens_gradient, flow.label_tokens
+    yield units_dead, flow.activations
+    yield activations_saturated, flow.activations
+    yield loss_at_init, InitialLoss(flow.loss, flow.num_labels, m.fresh_head)
+    yield loss_terms_without_gradient, flow.loss_components
+    yield learning_rate_too_high, m.updates
 
 
 def loss_terms_without_gradient(components: dict) -> list[Finding]:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 from labeldiag.findings import Finding
-from labeldiag.records import HeadAcrossRanks, ShardedForward
+from labeldiag.records import HeadAcrossRanks, ShardedForward, ShardedStart
 from labeldiag.catalogue import HEAD_DIFFERS_ACROSS_RANKS, SHARDED_FORWARD_MISMATCH
 
 
@@ -56,3 +57,9 @@ def sharded_forward_mismatch(s: ShardedForward | None) -> list[Finding]:
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
+
+
+def sharding_checks(start: ShardedStart) -> Iterator[tuple]:
+    """A launched run's own checks, judged before the command's: the head on every rank, the sharded forward."""
+    yield head_differs_across_ranks, start.head
+    yield sharded_forward_mismatch, start.forward

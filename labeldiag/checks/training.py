@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
 
 from labeldiag import thresholds as T
+from labeldiag.checks import judge
 from labeldiag.checks.parameters import group_layers, listing
 from labeldiag.findings import Finding
 from labeldiag.records import OptimizerCoverage, TrainingTarget, TrainingTrace
@@ -40,82 +42,68 @@ def fit_rule(t: TrainingTrace, target_loss: float) -> str | None:
     return None
 
 
+def training_checks(t: TrainingTrace, s: TrainingTarget, triage: list[dict] | None = None) -> Iterator[tuple]:
+    """The verdicts on one training run, one judge per code, in the order a user should read them."""
+    yield loss_diverged, t, s
+    yield parameters_unchanged, t
+    yield collapse_during_training, t
+    yield cannot_overfit, t, s, triage
+    yield slow_convergence, t, s
+
+
 def check_training(t: TrainingTrace, s: TrainingTarget, triage: list[dict] | None = None) -> list[Finding]:
     """After training: diverged, unchanged parameters, collapse, cannot fit, fitted late."""
-    out: list[Finding] = []
-    if t.skipped:
-        return [Finding(
-            CANNOT_OVERFIT,
-            f"training could not start: {t.skipped}; the loss stays at {_num(t.initial_loss)} "
-            f"(ln C = {t.ln_c:.3g})",
-            {"final_loss": t.initial_loss, "steps": 0, "target_loss": s.target_loss, "reason": t.skipped},
-            hint=cannot_fit_hint(t, s, out, triage),
-        )]
-    losses = np.asarray(t.losses, dtype=np.float64)
-    if not losses.size:
-        return out
-    start = t.initial_loss if t.initial_loss is not None and math.isfinite(t.initial_loss) else float(losses[0])
-    nonfinite = not np.isfinite(losses).all()
-    if t.diverged_step is not None:
-        bad = losses[t.diverged_step - 1]
-        out.append(Finding(
-            LOSS_DIVERGED,
-            f"the loss went from {start:.3g} to {'NaN/inf' if not math.isfinite(bad) else f'{bad:.3g}'} at step "
-            f"{t.diverged_step} (lr {s.lr:g}); training was stopped there",
-            {"initial_loss": start, "loss": float(bad) if math.isfinite(bad) else None, "step": t.diverged_step,
-             "nonfinite": not math.isfinite(bad), "lr": s.lr},
-            hint=f"lower --lr (try {s.lr / 10:g}), clip gradients, scale the logits, or use bf16/fp32 instead of fp16",
-        ))
-    if t.unchanged and t.steps_run >= 1:
-        got_none = [n for n in t.unchanged if n in set(t.disconnected)]
-        out.append(Finding(
-            PARAMETERS_UNCHANGED,
-            f"{len(t.unchanged)} trainable parameter(s) did not move in {t.steps_run} optimizer step(s): "
-            f"{listing(t.unchanged)}" + (f"; {len(got_none)} of them got no gradient" if got_none else ""),
-            {"count": len(t.unchanged), "layers": group_layers(t.unchanged)[:30],
-             "parameters": t.unchanged[:30], "no_gradient": len(got_none), "steps": t.steps_run},
-        ))
-    collapsed = _collapse(t, nonfinite)
-    if collapsed is not None:
-        out.append(collapsed)
-    if not t.fitted:
-        final_class = t.classification_losses[-1] if t.classification_losses else None
-        out.append(Finding(
-            CANNOT_OVERFIT,
-            f"the batch ({t.batch_classes} classes) was not fitted in {t.steps_run} step(s): final loss {_num(t.final_loss)}"
-            + (f", {t.classification_source} {_num(final_class)}" if final_class is not None
-               and final_class != t.final_loss else "")
-            + f", accuracy {_pct(t.final_accuracy)} (target: 100% and {t.classification_source} < {s.target_loss:g}, "
-            f"or a total loss that stopped falling at 100%; ln C = {t.ln_c:.3g})",
-            {"final_loss": t.final_loss, "final_classification_loss": final_class,
-             "classification_source": t.classification_source, "final_accuracy": t.final_accuracy,
-             "initial_loss": start, "steps": t.steps_run, "target_loss": s.target_loss, "lr": s.lr,
-             "plateau_steps": T.SMOKE_PLATEAU_STEPS, "plateau_max_drop": T.SMOKE_PLATEAU_MAX_DROP},
-            hint=cannot_fit_hint(t, s, out, triage),
-        ))
-    elif t.fit_step is not None and t.fit_step > T.SMOKE_SLOW_FIT_SHARE * s.steps:
-        out.append(Finding(
-            SLOW_CONVERGENCE,
-            f"the batch was fitted only at step {t.fit_step} of {s.steps} "
-            f"(later than {T.SMOKE_SLOW_FIT_SHARE:.0%} of the budget)",
-            {"fit_step": t.fit_step, "steps_budget": s.steps, "lr": s.lr},
-            hint=f"try a higher --lr (e.g. {s.lr * 3:g}) or '--triage'; a healthy head fits 32 examples in a few "
-                 "dozen steps",
-        ))
-    return out
+    return judge(training_checks(t, s, triage))
 
 
-def _collapse(t: TrainingTrace, nonfinite: bool) -> Finding | None:
-    if t.batch_classes < 2 or t.fitted or nonfinite or not t.distinct_predictions:
-        return None
+def _ran(t: TrainingTrace) -> bool:
+    """Training started and took a step (a run that could not start is judged by cannot-overfit alone)."""
+    return not t.skipped and bool(t.losses)
+
+
+def _start(t: TrainingTrace) -> float:
+    return t.initial_loss if t.initial_loss is not None and math.isfinite(t.initial_loss) else float(t.losses[0])
+
+
+def loss_diverged(t: TrainingTrace, s: TrainingTarget) -> list[Finding]:
+    if not _ran(t) or t.diverged_step is None:
+        return []
+    bad = float(np.asarray(t.losses, dtype=np.float64)[t.diverged_step - 1])
+    return [Finding(
+        LOSS_DIVERGED,
+        f"the loss went from {_start(t):.3g} to {'NaN/inf' if not math.isfinite(bad) else f'{bad:.3g}'} at step "
+        f"{t.diverged_step} (lr {s.lr:g}); training was stopped there",
+        {"initial_loss": _start(t), "loss": float(bad) if math.isfinite(bad) else None, "step": t.diverged_step,
+         "nonfinite": not math.isfinite(bad), "lr": s.lr},
+        hint=f"lower --lr (try {s.lr / 10:g}), clip gradients, scale the logits, or use bf16/fp32 instead of fp16",
+    )]
+
+
+def parameters_unchanged(t: TrainingTrace) -> list[Finding]:
+    if not _ran(t) or not t.unchanged:
+        return []
+    got_none = [n for n in t.unchanged if n in set(t.disconnected)]
+    return [Finding(
+        PARAMETERS_UNCHANGED,
+        f"{len(t.unchanged)} trainable parameter(s) did not move in {t.steps_run} optimizer step(s): "
+        f"{listing(t.unchanged)}" + (f"; {len(got_none)} of them got no gradient" if got_none else ""),
+        {"count": len(t.unchanged), "layers": group_layers(t.unchanged)[:30],
+         "parameters": t.unchanged[:30], "no_gradient": len(got_none), "steps": t.steps_run},
+    )]
+
+
+def collapse_during_training(t: TrainingTrace) -> list[Finding]:
+    nonfinite = not np.isfinite(np.asarray(t.losses, dtype=np.float64)).all()
+    if not _ran(t) or t.batch_classes < 2 or t.fitted or nonfinite or not t.distinct_predictions:
+        return []
     last = t.distinct_predictions[-T.SMOKE_COLLAPSE_LAST_STEPS:]
     if any(d != 1 for d in last):
-        return None
+        return []
     always = all(d == 1 for d in t.distinct_predictions)
     since = len(t.distinct_predictions)
     while since > 1 and t.distinct_predictions[since - 2] == 1:
         since -= 1
-    return Finding(
+    return [Finding(
         COLLAPSE_DURING_TRAINING,
         ("predictions on the batch were one class at every step" if always else
          f"predictions on the batch became one class from step {since} on")
@@ -124,7 +112,49 @@ def _collapse(t: TrainingTrace, nonfinite: bool) -> Finding | None:
          "steps": t.steps_run},
         hint=("the model ignores its input (check what the head reads: a constant token, a detached or "
               "zeroed feature); 'labeldiag check-logits' tests input dependence") if always else "",
-    )
+    )]
+
+
+def cannot_overfit(t: TrainingTrace, s: TrainingTarget, triage: list[dict] | None = None) -> list[Finding]:
+    """Training could not start, or did not fit the batch; the hint reads what else went wrong."""
+    if t.skipped:
+        return [Finding(
+            CANNOT_OVERFIT,
+            f"training could not start: {t.skipped}; the loss stays at {_num(t.initial_loss)} "
+            f"(ln C = {t.ln_c:.3g})",
+            {"final_loss": t.initial_loss, "steps": 0, "target_loss": s.target_loss, "reason": t.skipped},
+            hint=cannot_fit_hint(t, s, [], triage),
+        )]
+    if not t.losses or t.fitted:
+        return []
+    found = loss_diverged(t, s) + parameters_unchanged(t) + collapse_during_training(t)
+    final_class = t.classification_losses[-1] if t.classification_losses else None
+    return [Finding(
+        CANNOT_OVERFIT,
+        f"the batch ({t.batch_classes} classes) was not fitted in {t.steps_run} step(s): final loss {_num(t.final_loss)}"
+        + (f", {t.classification_source} {_num(final_class)}" if final_class is not None
+           and final_class != t.final_loss else "")
+        + f", accuracy {_pct(t.final_accuracy)} (target: 100% and {t.classification_source} < {s.target_loss:g}, "
+        f"or a total loss that stopped falling at 100%; ln C = {t.ln_c:.3g})",
+        {"final_loss": t.final_loss, "final_classification_loss": final_class,
+         "classification_source": t.classification_source, "final_accuracy": t.final_accuracy,
+         "initial_loss": _start(t), "steps": t.steps_run, "target_loss": s.target_loss, "lr": s.lr,
+         "plateau_steps": T.SMOKE_PLATEAU_STEPS, "plateau_max_drop": T.SMOKE_PLATEAU_MAX_DROP},
+        hint=cannot_fit_hint(t, s, found, triage),
+    )]
+
+
+def slow_convergence(t: TrainingTrace, s: TrainingTarget) -> list[Finding]:
+    if not _ran(t) or t.fit_step is None or t.fit_step <= T.SMOKE_SLOW_FIT_SHARE * s.steps:
+        return []
+    return [Finding(
+        SLOW_CONVERGENCE,
+        f"the batch was fitted only at step {t.fit_step} of {s.steps} "
+        f"(later than {T.SMOKE_SLOW_FIT_SHARE:.0%} of the budget)",
+        {"fit_step": t.fit_step, "steps_budget": s.steps, "lr": s.lr},
+        hint=f"try a higher --lr (e.g. {s.lr * 3:g}) or '--triage'; a healthy head fits 32 examples in a few "
+             "dozen steps",
+    )]
 
 
 def cannot_fit_hint(t: TrainingTrace, s: TrainingTarget, found: list[Finding], triage: list[dict] | None) -> str:

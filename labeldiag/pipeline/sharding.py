@@ -7,18 +7,19 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.distributed import Dist, choose_shard
 from labeldiag.progress import SILENT
+from labeldiag.records import ShardedStart
 
 
-def start(s, opts, d: Dist) -> None:
-    """Set d.shard (UsageError for --shard fsdp without a launcher) and add the rank findings to s.report."""
-    from labeldiag.checks.sharding import head_differs_across_ranks, sharded_forward_mismatch
+def start(s, opts, d: Dist) -> ShardedStart:
+    """Set d.shard (UsageError for --shard fsdp without a launcher), say the mode in the header, and measure
+    what checks.sharding.sharding_checks judges (nothing in one process)."""
     from labeldiag.measure.shard_agreement import head_across_ranks, sharded_forward
 
     model = s.loaded.model
     parameters = sum(p.numel() for p in model.parameters())
     d.shard, why = choose_shard(d, opts.shard, parameters, s.runtime.device)
     if not d.active:
-        return
+        return ShardedStart()
     label = "FSDP2 (fully_shard per block, then the root)" if d.shard == "fsdp" else "DDP (a full copy per rank)"
     s.report.device = f"{s.report.device}, {label} over {d.world} ranks"
     s.report.metrics["shard"] = {"mode": d.shard, "world_size": d.world, "why": why,
@@ -26,13 +27,13 @@ def start(s, opts, d: Dist) -> None:
     s.report.notes.append(f"sharding: {d.shard} over {d.world} ranks ({why}); a rank that dies or stalls ends the "
                           f"run on every rank within {_timeout():g} s (LABELDIAG_DIST_TIMEOUT)")
     with (opts.progress if d.main else SILENT).phase("comparing the head across ranks"):
-        s.report.add(head_differs_across_ranks(head_across_ranks(model, d)))
+        head = head_across_ranks(model, d)
     if d.shard != "fsdp":
-        return
+        return ShardedStart(head)
     rows, labels = _first_labelled(s)
     if rows is None:
         s.report.notes.append("sharded-forward check skipped: no labelled example fits the model")
-        return
+        return ShardedStart(head)
     with (opts.progress if d.main else SILENT).phase("a 2-layer copy, whole and sharded, on the same batch"):
         check = sharded_forward(model, s.encoded, rows, labels, s.runtime, d, opts.seed)
     if check.skipped:
@@ -42,7 +43,7 @@ def start(s, opts, d: Dist) -> None:
             "layers": check.layers, "examples": check.examples, "tolerance": check.tolerance,
             "logits_relative_difference": check.logits_relative_difference,
             "head_grad_relative_difference": check.head_grad_relative_difference}
-    s.report.add(sharded_forward_mismatch(check))
+    return ShardedStart(head, check)
 
 
 def _timeout() -> float:

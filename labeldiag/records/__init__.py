@@ -10,6 +10,7 @@ from labeldiag.records.training import (  # noqa: F401
     UpdateRatios, group_layers,
     ActivationRow, GradFlowSummary, GradientHeatmap, LabelTokenRow, LabelTokenSummary, LayerRow,
     CurvePoint, Preflight, TrainingSummary, TriageRun,
+    BatchMakeup, GradFlowPass, LossComponent, RankSpeed, ShardedStart,
 )
 from labeldiag.records.model import (  # noqa: F401
     Activations, AttentionStats, BaseDistance, BlockStats, HalfPrecisionWeights, HeadValues, LoadAudit, ModelInfo,

@@ -8,7 +8,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from labeldiag.records.model import HalfPrecisionWeights
 
 _INDEX = re.compile(r"^\d+$")
 
@@ -232,6 +235,20 @@ class TrainingTrace:
         return self.census.loss_connected if self.census else True
 
 
+@dataclass(frozen=True)
+class GradFlowPass:
+    """What one grad-flow pass measured, and how the model was set up for it (what decides which checks apply:
+    checks.gradients.grad_flow_checks)."""
+
+    flow: GradFlow
+    half_precision: HalfPrecisionWeights | None  # trainable weights stored in fp16/bf16, before the pass
+    updates: UpdateRatios  # each layer's first AdamW step at --lr
+    fresh_head: bool
+    lora: bool = False  # an adapter trains on a frozen base
+    activation_mode: bool = False  # a dispatched model: parameters frozen, hidden-state gradients measured
+    activation_gradients: tuple[HiddenStateGrad, ...] | None = None  # in activation-gradient mode
+
+
 # --- issue 21: sharded runs -----------------------------------------------------------------------
 
 @dataclass
@@ -258,14 +275,31 @@ class ShardedForward:
     skipped: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class ShardedStart:
+    """What a launched run measures before its command (checks.sharding.sharding_checks judges it): the head as
+    every rank holds it, and under FSDP2 one batch through a 2-layer copy, whole and sharded (None: not
+    measured, as in one process)."""
+
+    head: HeadAcrossRanks | None = None
+    forward: ShardedForward | None = None
+
+
+@dataclass(frozen=True)
 class HiddenStateGrad:
     """grad-flow under --device-map: the loss's gradient w.r.t. one layer's output hidden states (L2 over the
     batch), and at the position the head pools."""
 
     name: str
-    grad_norm: float
-    pooled_grad_norm: float
+    grad_norm: float | None
+    pooled_grad_norm: float | None
+
+    def to_metrics(self) -> dict:
+        return {"name": self.name, "grad_norm": self.grad_norm, "pooled_grad_norm": self.pooled_grad_norm}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> HiddenStateGrad:
+        return cls(m.get("name", ""), m.get("grad_norm"), m.get("pooled_grad_norm"))
 
 
 # --- the learning rate and the Trainer's logged loss -----------------------------------------------
@@ -406,6 +440,26 @@ class LabelTokenSummary:
 
 
 @dataclass(frozen=True)
+class LossComponent:
+    """An extra loss term the model returns (e.g. supcon_loss): its value and the gradient norm it alone sends
+    into the encoder (None: the term has no gradient path)."""
+
+    name: str
+    value: float | None
+    encoder_grad_norm: float | None
+
+
+def _components_to_metrics(components: tuple[LossComponent, ...]) -> dict:
+    return {c.name: {"value": c.value, "encoder_grad_norm": c.encoder_grad_norm} for c in components}
+
+
+def _components_from_metrics(m: dict | None) -> tuple[LossComponent, ...] | None:
+    if not m:
+        return None
+    return tuple(LossComponent(str(name), c.get("value"), c.get("encoder_grad_norm")) for name, c in m.items())
+
+
+@dataclass(frozen=True)
 class GradientHeatmap:
     """Layer x position mean hidden-state gradient norm, and the share of examples holding a label token at
     each position (None when not measured)."""
@@ -446,12 +500,16 @@ class GradFlowSummary:
     activations: tuple[ActivationRow, ...]
     dropout_disabled: bool = True
     grad_flow_seconds: float = 0.0
-    loss_components: dict[str, dict[str, float | None]] | None = None  # extra loss terms the model returns
+    loss_components: tuple[LossComponent, ...] | None = None  # extra loss terms the model returns
     label_tokens: LabelTokenSummary | None = None
     heatmap: GradientHeatmap | None = None
+    # --device-map (activation-gradient mode): the gradient w.r.t. each layer's hidden states
+    activation_gradients: tuple[HiddenStateGrad, ...] | None = None
 
     def to_metrics(self) -> dict:
-        out = {
+        out = {} if self.activation_gradients is None else {
+            "activation_gradients": [h.to_metrics() for h in self.activation_gradients]}
+        out |= {
             "loss": self.loss, "loss_source": self.loss_source, "ln_num_labels": self.ln_num_labels,
             "loss_over_ln_num_labels": self.loss_over_ln_num_labels, "fresh_head": self.fresh_head,
             "total_grad_norm": self.total_grad_norm, "lr": self.lr, "examples": self.examples,
@@ -461,7 +519,7 @@ class GradFlowSummary:
             "dropout_disabled": self.dropout_disabled, "grad_flow_seconds": self.grad_flow_seconds,
         }
         if self.loss_components:
-            out["loss_components"] = self.loss_components
+            out["loss_components"] = _components_to_metrics(self.loss_components)
         if self.label_tokens is not None:
             out["label_token_gradients"] = self.label_tokens.to_metrics()
         if self.heatmap is not None:
@@ -470,7 +528,7 @@ class GradFlowSummary:
 
     @classmethod
     def from_metrics(cls, m: dict) -> GradFlowSummary:
-        label, heat = m.get("label_token_gradients"), m.get("label_token_heatmap")
+        label, heat, hidden = m.get("label_token_gradients"), m.get("label_token_heatmap"), m.get("activation_gradients")
         return cls(
             loss=m.get("loss"), loss_source=m.get("loss_source") or "", ln_num_labels=m.get("ln_num_labels"),
             loss_over_ln_num_labels=m.get("loss_over_ln_num_labels"), fresh_head=bool(m.get("fresh_head")),
@@ -479,9 +537,10 @@ class GradFlowSummary:
             frozen_params=m.get("frozen_params") or 0, layers=_rows(LayerRow, m.get("layers")),
             activations=_rows(ActivationRow, m.get("activations")),
             dropout_disabled=bool(m.get("dropout_disabled", True)), grad_flow_seconds=m.get("grad_flow_seconds") or 0.0,
-            loss_components=m.get("loss_components") or None,
+            loss_components=_components_from_metrics(m.get("loss_components")),
             label_tokens=LabelTokenSummary.from_metrics(label) if label else None,
-            heatmap=GradientHeatmap.from_metrics(heat) if heat else None)
+            heatmap=GradientHeatmap.from_metrics(heat) if heat else None,
+            activation_gradients=None if hidden is None else _rows(HiddenStateGrad, hidden))
 
 
 # --- issue 18: what a smoke-train report carries, typed (Report.training) -------------------------
@@ -550,6 +609,54 @@ class TriageRun:
                    m.get("skipped"))
 
 
+@dataclass(frozen=True)
+class BatchMakeup:
+    """smoke-train's one batch (Report.batch): its examples, classes and tokens, the examples of each label, and
+    the ranks it is split over. Set before training, so a run stopped before training still shows it."""
+
+    examples: int
+    classes: int
+    label_counts: tuple[tuple[str, int], ...]  # (label name, examples), in class order
+    tokens: int | None
+    world_size: int = 1
+
+    def to_metrics(self) -> dict:
+        return {"batch": {"examples": self.examples, "classes": self.classes, "label_counts": dict(self.label_counts),
+                          "tokens": self.tokens}, "world_size": self.world_size}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> BatchMakeup:
+        b = m.get("batch") or {}
+        return cls(b.get("examples") or 0, b.get("classes") or 0,
+                   tuple((str(k), v) for k, v in (b.get("label_counts") or {}).items()), b.get("tokens"),
+                   m.get("world_size") or 1)
+
+
+@dataclass(frozen=True)
+class RankSpeed:
+    """One rank's training speed under a launcher."""
+
+    seconds: float | None
+    steps_per_second: float | None
+    examples_per_second: float | None
+    tokens_per_second: float | None
+    peak_memory_bytes: int | None
+    peak_memory_kind: str | None
+    rank: int
+
+    def to_metrics(self) -> dict:
+        return {"seconds": self.seconds, "steps_per_second": self.steps_per_second,
+                "examples_per_second": self.examples_per_second, "tokens_per_second": self.tokens_per_second,
+                "peak_memory_bytes": self.peak_memory_bytes, "peak_memory_kind": self.peak_memory_kind,
+                "rank": self.rank}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> RankSpeed:
+        return cls(m.get("seconds"), m.get("steps_per_second"), m.get("examples_per_second"),
+                   m.get("tokens_per_second"), m.get("peak_memory_bytes"), m.get("peak_memory_kind"),
+                   m.get("rank") or 0)
+
+
 _TRAINING_NUMBERS = ("steps_run", "fitted", "fit_step", "fit_rule", "classification_loss_source",
                      "final_classification_loss", "fit_seconds", "diverged_step", "final_loss", "final_accuracy",
                      "initial_loss", "initial_accuracy", "ln_num_labels", "train_seconds", "steps_per_second",
@@ -587,19 +694,25 @@ class TrainingSummary:
     curve: tuple[CurvePoint, ...]
     preflight: Preflight | None
     skipped: str | None = None  # why training could not start
-    ranks: tuple[dict, ...] | None = None  # per-rank speeds under a launcher (more than one rank)
+    ranks: tuple[RankSpeed, ...] | None = None  # per-rank speeds under a launcher (more than one rank)
     triage: tuple[TriageRun, ...] | None = None  # --triage ran
     ranks_max_relative_difference: float | None = None
+    steps_budget: int | None = None  # --steps
+    stopped_early: str | None = None  # why doctor's give-up rule ended the run before its budget
 
     def to_metrics(self) -> dict:
-        out: dict = {"lr": self.lr, "target_loss": self.target_loss}
+        # steps_budget, written before training, keeps its place in the JSON: update() leaves a key where it is
+        out: dict = {} if self.stopped_early is None else {"stopped_early": self.stopped_early}
+        out |= {"lr": self.lr, "target_loss": self.target_loss}
+        if self.steps_budget is not None:
+            out["steps_budget"] = self.steps_budget
         out.update({key: getattr(self, key) for key in _TRAINING_NUMBERS})
         out["curve"] = [c.to_metrics() for c in self.curve]
         out["preflight"] = self.preflight.to_metrics() if self.preflight else None
         if self.skipped:
             out["skipped"] = self.skipped
         if self.ranks is not None:
-            out["ranks"] = [dict(r) for r in self.ranks]
+            out["ranks"] = [r.to_metrics() for r in self.ranks]
         if self.triage is not None:
             out["triage"] = [t.to_metrics() for t in self.triage]
         if self.ranks_max_relative_difference is not None:
@@ -613,6 +726,7 @@ class TrainingSummary:
                    **{key: m.get(key) for key in _TRAINING_NUMBERS if key not in ("steps_run", "fitted")},
                    steps_run=m.get("steps_run") or 0, fitted=bool(m.get("fitted")),
                    curve=_rows(CurvePoint, m.get("curve")), preflight=Preflight.from_metrics(pre) if pre else None,
-                   skipped=m.get("skipped"), ranks=None if ranks is None else tuple(ranks),
+                   skipped=m.get("skipped"), ranks=None if ranks is None else _rows(RankSpeed, ranks),
                    triage=None if triage is None else _rows(TriageRun, triage),
-                   ranks_max_relative_difference=m.get("ranks_max_relative_difference"))
+                   ranks_max_relative_difference=m.get("ranks_max_relative_difference"),
+                   steps_budget=m.get("steps_budget"), stopped_early=m.get("stopped_early"))

@@ -100,6 +100,6 @@ def write_html(report: Report, out: Outputs, figures: list[tuple[str, bytes]]) -
     from labeldiag.render.html import render_html
     from labeldiag.render.output import _atomic_write
 
-    page = render_html(report.to_dict(), command_line=out.command_line, environment=report.environment,
+    page = render_html(report, command_line=out.command_line, environment=report.environment,
                        figures=figures)
     _atomic_write(Path(out.html_path), page.encode("utf-8"), "--html")

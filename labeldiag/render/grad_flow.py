@@ -29,9 +29,8 @@ def draw_grad_flow(report: Report, console: Console) -> None:
         return
     print_packed(console, [f"loss {fmt(g.loss)} ({strip_control(str(g.loss_source))})", f"ln C {fmt(g.ln_num_labels)}",
                            f"total grad norm {fmt(g.total_grad_norm)}", f"lr {fmt(g.lr)}"])
-    parts = [f"{strip_control(str(name))} {fmt(c.get('value'))} "
-             f"(grad into encoder {fmt(c.get('encoder_grad_norm'))})"
-             for name, c in (g.loss_components or {}).items()]
+    parts = [f"{strip_control(str(c.name))} {fmt(c.value)} (grad into encoder {fmt(c.encoder_grad_norm)})"
+             for c in g.loss_components or ()]
     if parts:
         console.print(Text("loss components: " + ", ".join(parts)))
     if g.layers:
@@ -58,15 +57,14 @@ def draw_grad_flow(report: Report, console: Console) -> None:
                 Text("-" if zero is None else f"{zero:.0%}", style="yellow" if zero == 1.0 else ""),
                 *([Text(", ".join(s for s, _ in state), style=state[0][1] if state else "")] if with_state else []))
         console.print(table)
-    hidden = report.metrics.get("activation_gradients")
+    hidden = g.activation_gradients
     if hidden:  # --device-map: the activation-gradient mode's table
         table = _table("gradient w.r.t. each layer's hidden states (activation-gradient mode)")
         table.add_column("layer", overflow="fold")
         for col in ("all positions", "pooled position"):
             table.add_column(col, justify="right", no_wrap=True)
         for row in hidden:
-            table.add_row(Text(strip_control(str(row["name"]))), fmt(row.get("grad_norm")),
-                          fmt(row.get("pooled_grad_norm")))
+            table.add_row(Text(strip_control(str(row.name))), fmt(row.grad_norm), fmt(row.pooled_grad_norm))
         console.print(table)
     label = g.label_tokens
     if label:

@@ -10,10 +10,14 @@ import base64
 import html
 import json
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from labeldiag.severity import SEVERITY_RANK
 from labeldiag.render.output import HTML_GENERATOR
+
+if TYPE_CHECKING:
+    from labeldiag.findings import Report
+    from labeldiag.records import Cause, CurvePoint, GradFlowSummary, LayerRow, LogitsSummary, TrainingSummary
 
 # Rows of the smoke-train curve shown in the page; the JSON report keeps every step.
 CURVE_ROWS = 12
@@ -73,25 +77,32 @@ figcaption { color: var(--muted); font-size: .9rem; margin-top: 4px; }
 """
 
 
-def render_html(report_dict: dict, *, command_line: str, environment: dict,
+def render_html(report: Report | dict, *, command_line: str, environment: dict,
                 figures: Sequence[tuple[str, bytes]] = (),
                 explain: Callable[[str], Any] | None = None) -> str:
-    """The whole page for one JSON report dict.
+    """The whole page for one report, or for its JSON dict (whose measurements are read into the same records).
 
     figures: (caption, PNG bytes) pairs, inlined. explain: code -> an object with .what/.why/.fix,
     or None when there is nothing to add; by default the finding catalogue.
     """
+    from labeldiag.records.measurements import measurements_in
+
     explain = explain or _catalogue_entry
+    report_dict = report if isinstance(report, dict) else report.to_dict()
+    typed = (measurements_in(str(report_dict.get("command")), report_dict.get("metrics") or {})
+             if isinstance(report, dict) else {"logits": report.logits, "grad_flow": report.grad_flow,
+                                               "training": report.training})
     command = str(report_dict.get("command") or "report")
     findings = sorted(report_dict.get("findings") or [],
                       key=lambda f: SEVERITY_RANK.get(f.get("severity"), len(SEVERITY_RANK)))
     parts = [
         _header(report_dict, command, findings, command_line),
-        _diagnosis(report_dict.get("diagnosis")),
+        _diagnosis(report.diagnosis if not isinstance(report, dict)
+                   else [_cause(entry) for entry in report_dict.get("diagnosis") or []]),
         _findings(findings, explain),
         _notes(report_dict.get("notes") or []),
         _figures(figures),
-        _metrics(report_dict.get("metrics") or {}),
+        _metrics(report_dict.get("metrics") or {}, typed["logits"], typed["grad_flow"], typed["training"]),
         _environment(environment),
     ]
     title = f"labeldiag {command}: {_count_text(findings)}"
@@ -156,21 +167,29 @@ def _device_line(report: dict) -> str:
     return _e(report.get("device", "?")) + (" " + _muted(str(precision)) if precision else "")
 
 
-def _diagnosis(diagnosis: list[dict] | None) -> str:
+def _cause(entry: dict) -> Cause:
+    """A diagnosis entry of a JSON dict as doctor's record, whatever it leaves out."""
+    from labeldiag.records import Cause
+
+    return Cause(entry.get("code", "?"), entry.get("severity", ""), entry.get("confidence"), entry.get("why", ""),
+                 tuple(entry.get("explains") or ()), entry.get("next", ""), entry.get("rank", "?"))
+
+
+def _diagnosis(diagnosis: Sequence[Cause]) -> str:
     if not diagnosis:
         return ""
     items = []
-    for entry in sorted(diagnosis, key=lambda d: d.get("rank") if isinstance(d.get("rank"), int) else 1 << 30):
-        confidence = entry.get("confidence")
+    for cause in sorted(diagnosis, key=lambda c: c.rank if isinstance(c.rank, int) else 1 << 30):
+        confidence = cause.confidence
         conf_text = (f"confidence {confidence:.0%}" if isinstance(confidence, (int, float))
                      else f"confidence {_plain_text(confidence)}" if confidence is not None else "")
-        extra = {k: v for k, v in entry.items() if k not in ("code", "rank", "confidence", "why")}
+        extra = {"severity": cause.severity, "explains": list(cause.explains), "next": cause.next}
         items.append(
-            f'<div class="cause {"error" if entry.get("rank") == 1 else "warning"}">'
-            f'<h3><span class="badge">#{_e(entry.get("rank", "?"))}</span><code>{_e(entry.get("code", "?"))}</code>'
+            f'<div class="cause {"error" if cause.rank == 1 else "warning"}">'
+            f'<h3><span class="badge">#{_e(cause.rank)}</span><code>{_e(cause.code)}</code>'
             f"{_muted(conf_text)}</h3>"
-            + (f"<p>{_e(entry['why'])}</p>" if entry.get("why") else "")
-            + (_kv_table(extra.items()) if extra else "") + "</div>")
+            + (f"<p>{_e(cause.why)}</p>" if cause.why else "")
+            + _kv_table(extra.items()) + "</div>")
     return ('<section id="diagnosis">\n<h2>Diagnosis</h2>\n'
             '<p class="muted">Most likely root cause first; lower ranks are less likely or explained by it.</p>\n'
             + "\n".join(items) + "\n</section>")
@@ -226,13 +245,16 @@ def _figures(figures: Iterable[tuple[str, bytes]]) -> str:
     return '<section id="figures">\n<h2>Figures</h2>\n' + "\n".join(blocks) + "\n</section>"
 
 
-def _metrics(metrics: dict) -> str:
+def _metrics(metrics: dict, logits: LogitsSummary | None, flow: GradFlowSummary | None,
+             training: TrainingSummary | None) -> str:
+    """The measurements the records carry get their own tables; the other metrics are shown as they come."""
     if not metrics:
         return ""
     metrics = dict(metrics)
     blocks = []
-    if metrics.get("confusion_matrix") and metrics.get("confusion_labels"):
-        blocks.append(_confusion(metrics.pop("confusion_matrix"), metrics.pop("confusion_labels")))
+    if logits is not None and logits.confusion_matrix and logits.confusion_labels:
+        blocks.append(_confusion(logits.confusion_matrix, logits.confusion_labels))
+        del metrics["confusion_matrix"], metrics["confusion_labels"]
     token = metrics.get("token")
     if isinstance(token, dict) and token.get("confusion") and token.get("tags"):  # issue 22: tags and their confusion
         metrics["token"] = token = dict(token)
@@ -240,10 +262,13 @@ def _metrics(metrics: dict) -> str:
         blocks.append("<h4>tags</h4>" + _rows_table(token.pop("tags")))
         blocks.append("<h4>tags against their neighbours' predictions</h4>" + _rows_table(token.pop("shifts")))
     blocks += _shape_blocks(metrics)  # issue 19: multi-label, regression and pairwise tables
-    if isinstance(metrics.get("curve"), list) and metrics["curve"]:
-        blocks.append(_curve(metrics.pop("curve"), metrics.get("fit_step")))
-    if _is_rows(metrics.get("layers")):
-        blocks.append("<h4>Layers</h4>" + _rows_table(metrics.pop("layers"), flag=_layer_without_gradient))
+    if training is not None and training.curve:
+        blocks.append(_curve(training.curve, training.fit_step))
+        del metrics["curve"]
+    if flow is not None and flow.layers:
+        blocks.append("<h4>Layers</h4>" + _rows_table([row.to_metrics() for row in flow.layers],
+                                                      flagged=[_without_gradient(row) for row in flow.layers]))
+        del metrics["layers"]
     for key in [k for k, v in metrics.items() if _is_rows(v)]:
         blocks.append(f"<h4>{_e(key)}</h4>" + _rows_table(metrics.pop(key)))
     for key in [k for k, v in metrics.items() if _is_table_of_dicts(v)]:
@@ -301,7 +326,7 @@ def _auroc_matrix(matrix: list[list[Any]], names: list[Any]) -> str:
             f'<div class="scroll"><table><tr><th>gold \\ logit</th>{head}</tr>{"".join(rows)}</table></div>')
 
 
-def _confusion(matrix: list[list[Any]], labels: list[Any]) -> str:
+def _confusion(matrix: Sequence[Sequence[Any]], labels: Sequence[Any]) -> str:
     head = "".join(f'<th class="num">{i}:{_e(name)}</th>' for i, name in enumerate(labels))
     rows = []
     for i, row in enumerate(matrix):
@@ -320,21 +345,22 @@ def _confusion(matrix: list[list[Any]], labels: list[Any]) -> str:
             f'<div class="scroll"><table><tr><th>gold \\ logit</th>{head}</tr>{"".join(rows)}</table></div>')
 
 
-def _curve(curve: list[dict], fit_step: Any) -> str:
+def _curve(curve: Sequence[CurvePoint], fit_step: int | None) -> str:
     """Summarise the per-step training curve: first, last, the fit step and evenly spaced steps."""
     n = len(curve)
     if n > CURVE_ROWS:
         picks = {round(i * (n - 1) / (CURVE_ROWS - 1)) for i in range(CURVE_ROWS)}
     else:
         picks = set(range(n))
-    picks |= {i for i, row in enumerate(curve) if isinstance(row, dict) and row.get("step") == fit_step}
-    rows = [curve[i] for i in sorted(picks) if isinstance(curve[i], dict)]
-    losses = [r.get("loss") for r in curve if isinstance(r, dict) and isinstance(r.get("loss"), (int, float))]
-    summary = f"{n} step(s) recorded" + (f", showing {len(rows)}" if len(rows) < n else "")
+    picks |= {i for i, point in enumerate(curve) if point.step == fit_step}
+    shown = [curve[i] for i in sorted(picks)]
+    losses = [point.loss for point in curve if _is_number(point.loss)]
+    summary = f"{n} step(s) recorded" + (f", showing {len(shown)}" if len(shown) < n else "")
     if losses:
         summary += f"; loss {_fmt(losses[0])} → {_fmt(losses[-1])} (lowest {_fmt(min(losses))})"
     return (f"<h4>Training curve</h4><p class=\"muted\">{_e(summary)}</p>"
-            + _rows_table(rows, flag=lambda r: r.get("step") == fit_step and fit_step is not None))
+            + _rows_table([point.to_metrics() for point in shown],
+                          flagged=[fit_step is not None and point.step == fit_step for point in shown]))
 
 
 def _environment(environment: dict) -> str:
@@ -353,7 +379,8 @@ def _kv_table(items: Iterable[tuple[Any, Any]], escape_values: bool = True) -> s
     return f'<table class="kv">{rows}</table>'
 
 
-def _rows_table(rows: list[dict], flag: Callable[[dict], bool] | None = None) -> str:
+def _rows_table(rows: list[dict], flagged: Sequence[bool] = ()) -> str:
+    """A table of rows; a row whose `flagged` entry is true is highlighted."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -361,15 +388,15 @@ def _rows_table(rows: list[dict], flag: Callable[[dict], bool] | None = None) ->
     align = {c: ' class="num"' if c in numeric else "" for c in columns}
     head = "".join(f"<th{align[c]}>{_breakable(c)}</th>" for c in columns)
     body = "".join(
-        ('<tr class="flag">' if flag and flag(row) else "<tr>")
+        ('<tr class="flag">' if i < len(flagged) and flagged[i] else "<tr>")
         + "".join(f"<td{align[c]}>{_cell(row.get(c))}</td>" for c in columns) + "</tr>"
-        for row in rows)
+        for i, row in enumerate(rows))
     return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def _layer_without_gradient(row: dict) -> bool:
+def _without_gradient(row: LayerRow) -> bool:
     """Grad-flow layers that got no gradient at all, or left some trainable parameters without one."""
-    return bool(row.get("no_grad")) or ("grad_norm" in row and row["grad_norm"] is None and not row.get("frozen"))
+    return bool(row.no_grad) or (row.grad_norm is None and not row.frozen)
 
 
 def _is_rows(value: Any) -> bool:

@@ -46,7 +46,7 @@ def report_page(report: Any) -> str:
 
     png = io.BytesIO()
     report_figure(report).savefig(png, format="png", dpi=100)
-    return render_html(report.to_dict(), command_line=_call_text(report), environment=report.environment,
+    return render_html(report, command_line=_call_text(report), environment=report.environment,
                        figures=[(f"{report.command} figure", png.getvalue())])
 
 
@@ -55,7 +55,7 @@ def report_html(report: Any) -> str:
     to it alone and whose text and tables wrap to the width of the output cell."""
     from labeldiag.render.html import STYLE, render_html
 
-    page = render_html(report.to_dict(), command_line=_call_text(report), environment={}, figures=())
+    page = render_html(report, command_line=_call_text(report), environment={}, figures=())
     body = page[page.index("<main>") + len("<main>"):page.rindex("</main>")]
     body = re.sub(r'<section id="environment">.*?</section>', "", body, flags=re.S)
     return (f'<div class="{NOTEBOOK_CLASS}"><style>{_scoped(STYLE)}\n.{NOTEBOOK_CLASS} {{ max-width: 100%; '

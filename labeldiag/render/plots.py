@@ -57,7 +57,6 @@ def plot_confusion(report: Report, path: str | None):
         ax.tick_params(axis="x", labelrotation=45)
         ax.set_title("predicted class histogram (no gold labels)")
         return save(fig, path)
-        return
     data = confusion_figure_data(matrix, names)
     arr = data["counts"]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * arr.shape[1] + 3), max(3.0, 0.5 * arr.shape[0] + 2.5)),

@@ -17,7 +17,7 @@ from labeldiag.records import TriageRun
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
-    from labeldiag.records import TrainingSummary
+    from labeldiag.records import CurvePoint, TrainingSummary
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -48,7 +48,7 @@ def sparkline(values: list, width: int = 60) -> str:
     return "".join(out)
 
 
-def _sample_rows(curve: list[dict], n: int = 6) -> list[dict]:
+def _sample_rows(curve: list[CurvePoint], n: int = 6) -> list[CurvePoint]:
     if len(curve) <= n:
         return curve
     idx = sorted({round(i * (len(curve) - 1) / (n - 1)) for i in range(n)})
@@ -57,14 +57,13 @@ def _sample_rows(curve: list[dict], n: int = 6) -> list[dict]:
 
 @section("smoke-train")
 def _smoke_train(report: Report, console: Console) -> None:
-    m, t = report.metrics, report.training
-    b = m.get("batch") or {}  # the batch's make-up and the launcher's world size are still plain metrics
+    b, t = report.batch, report.training
     if b:
-        counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in (b.get("label_counts") or {}).items())
-        print_packed(console, [Text("batch", style="bold"), f"{b.get('examples')} examples, {b.get('classes')} classes",
+        counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in b.label_counts)
+        print_packed(console, [Text("batch", style="bold"), f"{b.examples} examples, {b.classes} classes",
                                *([f"({counts})"] if counts else []),
-                               *([f"{b['tokens']} tokens"] if b.get("tokens") is not None else []),
-                               *([f"{m['world_size']} ranks"] if (m.get("world_size") or 1) > 1 else [])], sep="  ")
+                               *([f"{b.tokens} tokens"] if b.tokens is not None else []),
+                               *([f"{b.world_size} ranks"] if b.world_size > 1 else [])], sep="  ")
     if t is None:
         return
     pre = t.preflight
@@ -100,8 +99,8 @@ def _smoke_train(report: Report, console: Console) -> None:
         for col in ("rank", "steps/s", "examples/s", "tokens/s", "peak memory"):
             table.add_column(col, justify="right")
         for r in ranks:
-            table.add_row(str(r.get("rank")), fmt(r.get("steps_per_second")), fmt(r.get("examples_per_second")),
-                          fmt(r.get("tokens_per_second")), _bytes(r.get("peak_memory_bytes")))
+            table.add_row(str(r.rank), fmt(r.steps_per_second), fmt(r.examples_per_second), fmt(r.tokens_per_second),
+                          _bytes(r.peak_memory_bytes))
         console.print(table)
     if t.triage:
         table = Table(title="triage (each from the original weights)", title_justify="left", box=box.SIMPLE_HEAD,

@@ -1,0 +1,21 @@
+"""Which typed measurements a JSON report's metrics hold: what Report.from_dict and the HTML page read back."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def measurements_in(command: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The typed records in `metrics`, by the Report field that carries each (None where it holds none)."""
+    from labeldiag.records.diagnosis import DoctorRun, FixOutcome
+    from labeldiag.records.logits import LogitsSummary
+    from labeldiag.records.training import BatchMakeup, GradFlowSummary, TrainingSummary
+
+    flow = command == "grad-flow" and "layers" in metrics
+    predicted = "prediction_histogram" in metrics or "confusion_matrix" in metrics
+    trained = command == "smoke-train" and any(k in metrics for k in ("curve", "steps_run", "skipped", "triage"))
+    return {"grad_flow": GradFlowSummary.from_metrics(metrics) if flow else None,
+            "training": TrainingSummary.from_metrics(metrics) if trained else None,
+            "batch": BatchMakeup.from_metrics(metrics) if command == "smoke-train" and "batch" in metrics else None,
+            "logits": LogitsSummary.from_metrics(metrics) if predicted else None,
+            "doctor": DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
+            "fix": FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None}
