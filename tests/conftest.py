@@ -11,6 +11,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the same vocabulary 
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+# The longest work units (a real-model build and the tests that share it) go to the workers first, then
+# the other slow tests, then the fast tier, which fills the gaps: started last, one of them would leave
+# a worker busy for minutes after the other has finished.
+LONGEST_FIRST = ("test_real_models.py", "test_permutation_real.py", "test_real_situations.py",
+                 "test_new_codes_real.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def order(item):
+        name = item.path.name
+        slow = item.get_closest_marker("slow") is not None
+        return (not slow, LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
+
+    items.sort(key=order)  # stable: each module keeps its own order
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A small BERT trained to high accuracy on the synthetic 3-topic task, with held-out data."""
