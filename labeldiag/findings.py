@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import (BatchMakeup, Cause, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary,
-                                   TrainingSummary)
+    from labeldiag.records import (BatchMakeup, Cause, DeviceMap, DoctorRun, FixOutcome, GradFlowSummary,
+                                   LogitsSummary, LoraSummary, ShardedAgreement, ShardMode, TrainingSummary)
 
 
 @dataclass
@@ -72,10 +72,16 @@ class Report:
     logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
     doctor: DoctorRun | None = None  # doctor's stages: report.doctor.stages[0].seconds
     fix: FixOutcome | None = None  # fix's re-check of the copy: what it changed, report.fix.fixes[0].code
+    # how a model that outgrows one device was run: report.lora.rank, report.device_map.offloaded_tensors
+    device_map: DeviceMap | None = None  # --device-map: where each module went
+    shard: ShardMode | None = None  # a launched run: DDP or FSDP2 over how many ranks
+    sharded_forward: ShardedAgreement | None = None  # FSDP2: the sharded copy's logits against the whole one's
+    lora: LoraSummary | None = None  # --lora: what trains
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import BatchMakeup, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import (BatchMakeup, DeviceMap, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary,
+                                       LoraSummary, ShardedAgreement, ShardMode, TrainingSummary)
 
         if isinstance(record, DoctorRun):
             self.doctor = record
@@ -89,6 +95,14 @@ class Report:
             self.training = record
         elif isinstance(record, BatchMakeup):
             self.batch = record
+        elif isinstance(record, DeviceMap):
+            self.device_map = record
+        elif isinstance(record, ShardMode):
+            self.shard = record
+        elif isinstance(record, ShardedAgreement):
+            self.sharded_forward = record
+        elif isinstance(record, LoraSummary):
+            self.lora = record
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())

@@ -73,9 +73,16 @@ def test_report_reads_back_from_its_json(reports, kind):
     assert again.to_json() == report.to_json()  # the same bytes, key order included
     assert kind != "smoke-train-triage" or d["metrics"]["triage"]
     assert kind != "grad-flow-label-positions" or d["metrics"]["label_token_heatmap"]["label_share"]
-    for name in ("grad_flow", "training", "batch", "diagnosis", "logits", "doctor"):
-        if hasattr(report, name):
-            assert getattr(again, name) == getattr(report, name), name
+    _same_records(report, again)
+
+
+RECORDS = ("grad_flow", "training", "batch", "diagnosis", "logits", "doctor", "device_map", "shard",
+           "sharded_forward", "lora")
+
+
+def _same_records(report, again) -> None:
+    for name in RECORDS:
+        assert getattr(again, name) == getattr(report, name), name
 
 
 
@@ -107,3 +114,59 @@ def test_logits_read_as_attributes(reports):
     assert logits.accuracy == reports["check-logits"].metrics["accuracy"] > 0.9
     assert [c.name for c in logits.per_class] == list(logits.confusion_labels)
     assert reports["check-predictions"].logits.examples == 60 and reports["grad-flow"].logits is None
+
+
+# --- models that outgrow one device (issue 21): --lora, --device-map, a launched sharded run -----------------
+
+@pytest.fixture(scope="module")
+def big_reports(trained, tokenizer_and_rows, one_thread):
+    """A LoRA smoke-train and grad-flow of a tiny Llama, and a check-logits whose weights are split cpu / disk."""
+    pytest.importorskip("peft")
+    pytest.importorskip("accelerate")
+    from pathlib import Path
+
+    from labeldiag import api
+    from zoo_architectures import tiny_classifier
+
+    tok, rows = tokenizer_and_rows
+    model = tiny_classifier("llama", len(tok), sorted({r["label"] for r in rows}))
+    weights = (Path(trained["checkpoint"]) / "model.safetensors").stat().st_size
+    return {"smoke-train-lora": api.smoke_train(model, rows[:16], tokenizer=tok, device="cpu", lora=4, steps=2),
+            "grad-flow-lora": api.grad_flow(model, rows[:16], tokenizer=tok, device="cpu", lora=4),
+            "check-logits-device-map": api.check_logits(trained["checkpoint"], trained["data"], device="cpu",
+                                                        device_map="auto", max_memory={"cpu": weights * 2 // 3},
+                                                        **FEW)}
+
+
+@pytest.mark.parametrize("kind", ["smoke-train-lora", "grad-flow-lora", "check-logits-device-map"])
+def test_big_model_report_reads_back_from_its_json(big_reports, kind):
+    from labeldiag import Report
+
+    report = big_reports[kind]
+    again = Report.from_dict(json.loads(report.to_json()))
+    assert again.to_json() == report.to_json()
+    _same_records(report, again)
+    if kind == "check-logits-device-map":
+        assert report.device_map.offloaded_tensors > 0 and "disk" in dict(report.device_map.placement).values()
+        assert report.metrics["device_map"]["tensors"] == report.device_map.tensors and report.lora is None
+    else:
+        assert report.lora.rank == 4 and report.lora.adapter_tensors > 0 and report.device_map is None
+        assert report.metrics["lora"]["modules_to_save"] == list(report.lora.modules_to_save) == ["score"]
+
+
+def test_sharded_run_reads_back_from_its_json(reports):
+    """A launched FSDP2 run's JSON (torchrun writes it; here its sharding entries put into a grad-flow report's
+    metrics where the run writes them, first) reads back into ShardMode and ShardedAgreement."""
+    from labeldiag import Report
+
+    d = json.loads(reports["grad-flow"].to_json())
+    d["metrics"] = {"shard": {"mode": "fsdp", "world_size": 2, "why": "--shard fsdp",
+                              "collective_timeout_seconds": 120.0},
+                    "sharded_forward": {"layers": 2, "examples": 4, "tolerance": 1e-5,
+                                        "logits_relative_difference": 0.0, "head_grad_relative_difference": None},
+                    **d["metrics"]}
+    again = Report.from_dict(d)
+    assert again.to_dict() == d
+    assert again.shard.mode == "fsdp" and again.shard.world_size == 2
+    assert again.sharded_forward.logits_relative_difference == 0.0 and again.grad_flow.layers
+    assert reports["grad-flow"].shard is None and reports["grad-flow"].sharded_forward is None

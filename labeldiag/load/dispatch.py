@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 from labeldiag.errors import UsageError
+from labeldiag.records.bigmodel import DeviceMap
 
 
 def dispatch_kwargs(device_map: str, max_memory: tuple | None) -> dict[str, Any]:
@@ -93,9 +94,8 @@ def announce(report: Any, model: Any) -> None:
     offloaded = sum(1 for p in tensors if p.device.type == "meta")
     unreadable = sum(1 for _, t in named_weights(model) if t.device.type == "meta")
     report.device = f"{report.device}, device_map auto ({', '.join(f'{k}: {v}' for k, v in where.items())})"
-    report.metrics["device_map"] = {"placement": {str(k): str(v) for k, v in model.hf_device_map.items()},
-                                    "offloaded_tensors": offloaded, "tensors": len(tensors),
-                                    "unreadable_tensors": unreadable}
+    report.attach(DeviceMap(tuple((str(k), str(v)) for k, v in model.hf_device_map.items()), offloaded, len(tensors),
+                            unreadable))
     if offloaded:
         report.notes.append(f"device_map auto: {offloaded} of {len(tensors)} parameter tensors are offloaded; the "
                             "weight statistics read them one at a time from the offload"

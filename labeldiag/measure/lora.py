@@ -11,6 +11,7 @@ from typing import Any
 
 from labeldiag import thresholds as T
 from labeldiag.errors import UsageError
+from labeldiag.records.bigmodel import LoraSummary
 
 
 @dataclass(frozen=True)
@@ -83,29 +84,30 @@ def wrap_lora(net: Any, rank: int, head_parameters: set[str]) -> Any:
                          "use --lora 0") from None
 
 
-def lora_summary(net: Any, plan: LoraPlan) -> dict:
+def lora_summary(net: Any, plan: LoraPlan) -> LoraSummary:
     """What trains in `net` (lora_copy's, or its FSDP2-sharded copy), as plain numbers for the report."""
     config = net.peft_config["default"]
     trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     frozen = [(n, p) for n, p in net.named_parameters() if not p.requires_grad]
     targets = config.target_modules
-    return {"rank": plan.rank, "why": plan.why, "alpha": config.lora_alpha,
-            "target_modules": sorted(targets) if isinstance(targets, (set, list, tuple)) else str(targets),
-            "modules_to_save": sorted(config.modules_to_save or []),
-            "trainable_elements": sum(p.numel() for _, p in trainable),
-            "frozen_elements": sum(p.numel() for _, p in frozen),
-            "adapter_tensors": sum(1 for n, _ in trainable if ".lora_" in n),
-            "head_tensors": sum(1 for n, _ in trainable if ".lora_" not in n)}
+    return LoraSummary(rank=plan.rank, why=plan.why, alpha=config.lora_alpha,
+                       target_modules=(tuple(sorted(targets)) if isinstance(targets, (set, list, tuple))
+                                       else str(targets)),
+                       modules_to_save=tuple(sorted(config.modules_to_save or [])),
+                       trainable_elements=sum(p.numel() for _, p in trainable),
+                       frozen_elements=sum(p.numel() for _, p in frozen),
+                       adapter_tensors=sum(1 for n, _ in trainable if ".lora_" in n),
+                       head_tensors=sum(1 for n, _ in trainable if ".lora_" not in n))
 
 
-def lora_note(summary: dict) -> str:
-    total = summary["trainable_elements"] + summary["frozen_elements"]
-    targets = summary["target_modules"]
-    return (f"LoRA rank {summary['rank']} ({summary['why']}) on "
-            f"{', '.join(targets) if isinstance(targets, list) else targets}; the head "
-            f"({', '.join(summary['modules_to_save']) or 'none found'}) trains in full: "
-            f"{summary['trainable_elements']:,} of {total:,} parameter elements train, the "
-            f"{summary['frozen_elements']:,} base elements are frozen by design (not a frozen-parameters finding); "
+def lora_note(summary: LoraSummary) -> str:
+    total = summary.trainable_elements + summary.frozen_elements
+    targets = summary.target_modules
+    return (f"LoRA rank {summary.rank} ({summary.why}) on "
+            f"{', '.join(targets) if isinstance(targets, tuple) else targets}; the head "
+            f"({', '.join(summary.modules_to_save) or 'none found'}) trains in full: "
+            f"{summary.trainable_elements:,} of {total:,} parameter elements train, the "
+            f"{summary.frozen_elements:,} base elements are frozen by design (not a frozen-parameters finding); "
             "a copy is trained, the model is not changed")
 
 
@@ -113,14 +115,14 @@ def plan_for(model: Any, requested: int | None) -> LoraPlan:
     return plan_lora(requested, sum(p.numel() for p in model.parameters()), is_adapted(model))
 
 
-def announce(report: Any, summary: dict) -> None:
-    """The header says LoRA trains (device line and a note); the metrics hold what trains."""
-    report.metrics["lora"] = summary
-    report.device = f"{report.device}, LoRA rank {summary['rank']}"
+def announce(report: Any, summary: LoraSummary) -> None:
+    """The header says LoRA trains (device line and a note); the report carries what trains."""
+    report.attach(summary)
+    report.device = f"{report.device}, LoRA rank {summary.rank}"
     report.notes.append(lora_note(summary))
 
 
-def lora_copy(model: Any, plan: LoraPlan) -> tuple[Any, dict]:
+def lora_copy(model: Any, plan: LoraPlan) -> tuple[Any, LoraSummary]:
     """A deep copy of `model` with an adapter of plan.rank (dtype and device kept), and what trains in it.
 
     The copy is the model itself with the adapters injected (peft's get_base_model()), not the PeftModel

@@ -7,7 +7,7 @@ import numpy as np
 from labeldiag import thresholds as T
 from labeldiag.distributed import Dist, choose_shard
 from labeldiag.progress import SILENT
-from labeldiag.records import ShardedStart
+from labeldiag.records import ShardedAgreement, ShardedStart, ShardMode
 
 
 def start(s, opts, d: Dist) -> ShardedStart:
@@ -22,8 +22,7 @@ def start(s, opts, d: Dist) -> ShardedStart:
         return ShardedStart()
     label = "FSDP2 (fully_shard per block, then the root)" if d.shard == "fsdp" else "DDP (a full copy per rank)"
     s.report.device = f"{s.report.device}, {label} over {d.world} ranks"
-    s.report.metrics["shard"] = {"mode": d.shard, "world_size": d.world, "why": why,
-                                 "collective_timeout_seconds": _timeout()}
+    s.report.attach(ShardMode(d.shard, d.world, why, _timeout()))
     s.report.notes.append(f"sharding: {d.shard} over {d.world} ranks ({why}); a rank that dies or stalls ends the "
                           f"run on every rank within {_timeout():g} s (LABELDIAG_DIST_TIMEOUT)")
     with (opts.progress if d.main else SILENT).phase("comparing the head across ranks"):
@@ -39,10 +38,8 @@ def start(s, opts, d: Dist) -> ShardedStart:
     if check.skipped:
         s.report.notes.append(f"sharded-forward check skipped: {check.skipped}")
     else:
-        s.report.metrics["sharded_forward"] = {
-            "layers": check.layers, "examples": check.examples, "tolerance": check.tolerance,
-            "logits_relative_difference": check.logits_relative_difference,
-            "head_grad_relative_difference": check.head_grad_relative_difference}
+        s.report.attach(ShardedAgreement(check.layers, check.examples, check.tolerance,
+                                         check.logits_relative_difference, check.head_grad_relative_difference))
     return ShardedStart(head, check)
 
 

@@ -33,3 +33,4 @@ from labeldiag.records.diagnosis import (  # noqa: F401
 )
 from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401
 from labeldiag.records.callback import HeadStatistics, OptimizerCoverage  # noqa: F401
+from labeldiag.records.bigmodel import DeviceMap, LoraSummary, ShardedAgreement, ShardMode  # noqa: F401
