@@ -80,8 +80,7 @@ class Report:
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
-        from labeldiag.records import (BatchMakeup, DeviceMap, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary,
-                                       LoraSummary, ShardedAgreement, ShardMode, TrainingSummary)
+        from labeldiag.records import BatchMakeup, DoctorRun, FixOutcome, GradFlowSummary, LogitsSummary, TrainingSummary
 
         if isinstance(record, DoctorRun):
             self.doctor = record
@@ -95,14 +94,8 @@ class Report:
             self.training = record
         elif isinstance(record, BatchMakeup):
             self.batch = record
-        elif isinstance(record, DeviceMap):
-            self.device_map = record
-        elif isinstance(record, ShardMode):
-            self.shard = record
-        elif isinstance(record, ShardedAgreement):
-            self.sharded_forward = record
-        elif isinstance(record, LoraSummary):
-            self.lora = record
+        elif hasattr(record, "report_field"):  # a record that names its field (records.bigmodel)
+            setattr(self, record.report_field, record)
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())

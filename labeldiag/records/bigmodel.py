@@ -1,17 +1,21 @@
 """Records of how a model that outgrows one device was run (issue 21, typed in issue 18): its --device-map
 placement, the sharding of a launched run and its sharded-forward agreement, and what trains under --lora.
 
-Each is attached to the Report (`report.lora.rank`); `to_metrics()` is its part of the JSON, key for key.
+Each is attached to the Report field `report_field` names (`report.lora.rank`); `to_metrics()` is its part of the
+JSON, under a key of the same name.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
 class DeviceMap:
     """Where --device-map auto put the model (Report.device_map): each module's device, and how many parameter
     tensors are offloaded (read from the offload one at a time) or unreadable (accelerate holds no copy)."""
+
+    report_field: ClassVar[str] = "device_map"
 
     placement: tuple[tuple[str, str], ...]  # (module, device) in accelerate's order
     offloaded_tensors: int
@@ -32,6 +36,8 @@ class DeviceMap:
 @dataclass(frozen=True)
 class ShardMode:
     """How a launched run splits the model over its ranks (Report.shard): "ddp" or "fsdp", and why."""
+
+    report_field: ClassVar[str] = "shard"
 
     mode: str
     world_size: int
@@ -54,6 +60,8 @@ class ShardedAgreement:
     """Under FSDP2, one batch through a copy cut to `layers` blocks, whole and sharded (Report.sharded_forward):
     how far the sharded logits and head gradients stray from the whole copy's."""
 
+    report_field: ClassVar[str] = "sharded_forward"
+
     layers: int
     examples: int
     tolerance: float
@@ -75,6 +83,8 @@ class ShardedAgreement:
 @dataclass(frozen=True)
 class LoraSummary:
     """What trains under --lora (Report.lora): adapters of `rank` on the target modules, the head in full."""
+
+    report_field: ClassVar[str] = "lora"
 
     rank: int
     why: str  # asked for, or picked for a model above the stated size
@@ -101,3 +111,6 @@ class LoraSummary:
                    tuple(targets) if isinstance(targets, list) else str(targets),
                    tuple(d.get("modules_to_save") or ()), d.get("trainable_elements") or 0,
                    d.get("frozen_elements") or 0, d.get("adapter_tensors") or 0, d.get("head_tensors") or 0)
+
+
+BIG_MODEL_RECORDS = (DeviceMap, ShardMode, ShardedAgreement, LoraSummary)  # each read back where its key is

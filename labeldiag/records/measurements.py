@@ -6,7 +6,7 @@ from typing import Any
 
 def measurements_in(command: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """The typed records in `metrics`, by the Report field that carries each (None where it holds none)."""
-    from labeldiag.records.bigmodel import DeviceMap, LoraSummary, ShardedAgreement, ShardMode
+    from labeldiag.records.bigmodel import BIG_MODEL_RECORDS
     from labeldiag.records.diagnosis import DoctorRun, FixOutcome
     from labeldiag.records.logits import LogitsSummary
     from labeldiag.records.training import BatchMakeup, GradFlowSummary, TrainingSummary
@@ -20,6 +20,5 @@ def measurements_in(command: str, metrics: dict[str, Any]) -> dict[str, Any]:
             "logits": LogitsSummary.from_metrics(metrics) if predicted else None,
             "doctor": DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
             "fix": FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None,
-            **{name: kind.from_metrics(metrics) if name in metrics else None
-               for name, kind in (("device_map", DeviceMap), ("shard", ShardMode), ("sharded_forward", ShardedAgreement),
-                                  ("lora", LoraSummary))}}
+            **{kind.report_field: kind.from_metrics(metrics) if kind.report_field in metrics else None
+               for kind in BIG_MODEL_RECORDS}}
