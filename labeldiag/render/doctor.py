@@ -10,15 +10,18 @@ from rich.text import Text
 
 from labeldiag.catalogue import CATALOGUE, LABEL_PERMUTATION
 from labeldiag.errors import strip_control
-from labeldiag.render.console import STYLE, section
+from labeldiag.records import DoctorRun
+from labeldiag.render.console import SECTIONS, STYLE, section
+from labeldiag.render.views import draw_section, shows
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
 
 
-@section("doctor")
-def draw_doctor(report: Report, console: Console) -> None:
-    stages = report.doctor.stages if report.doctor is not None else ()
+@shows(DoctorRun, "doctor")
+def draw_doctor(run: DoctorRun | None, report: Report, console: Console) -> None:
+    """The stages' times, then the diagnosis (report.diagnosis) and the findings that follow from the options."""
+    stages = run.stages if run is not None else ()
     parts = [f"{stage.name} {stage.seconds:.1f} s" if stage.ran else f"{stage.name} skipped" for stage in stages]
     if parts:
         console.print("[bold]stages[/] " + escape("  ·  ".join(parts)))
@@ -44,3 +47,7 @@ def draw_doctor(report: Report, console: Console) -> None:
                                         "not a cause of the model's behaviour): ", strip_control(f.message),
                                         style="dim"))
             console.print(Text(f"   fix: {strip_control(f.hint)}", style="dim"))
+
+
+if "doctor" not in SECTIONS:  # registered once even if the module is reloaded
+    section("doctor")(draw_section)

@@ -2,28 +2,45 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from labeldiag.records import FixOutcome
+from labeldiag.render.views import show, shows
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from labeldiag.findings import Report
 
 
 def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dict[str, Any],
             json_path: str | None) -> int:
     """The CLI: refuse bad outputs, call the API's fix, show what changed and before / after."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     from labeldiag.api import fix
     from labeldiag.render.output import guard_output_paths, write_json
-    from labeldiag.repair import accuracy
 
     if json_path and json_path != "-":
         guard_output_paths({"--json": json_path}, model, data, tokenizer)
     console = Console(stderr=json_path == "-", highlight=False)
     after = fix(model, data, out, tokenizer=tokenizer, **options)
-    outcome = after.fix
+    show(after.fix, after, console)
+    if json_path:
+        write_json(after, json_path)
+    return after.exit_code("error")
+
+
+@shows(FixOutcome, "fix")
+def draw_fix(outcome: FixOutcome, after: Report, console: Console) -> None:
+    """What changed in the copy (after.model's path), each finding before / after, and the accuracy."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from labeldiag.repair import accuracy
+
     before = {f.code: f.severity for f in outcome.before}
-    table = Table(title=f"labeldiag fix: {escape(str(Path(out).expanduser().resolve()))}", title_justify="left")
+    table = Table(title=f"labeldiag fix: {escape(str(after.model.get('path')))}", title_justify="left")
     table.add_column("finding")
     table.add_column("before", justify="center")
     table.add_column("after", justify="center")
@@ -43,6 +60,3 @@ def run_fix(model: str, data: str, out: str, tokenizer: str | None, options: dic
         restored = any(c.file == "*.safetensors" for f in outcome.fixes for c in f.changes)
         console.print(f"accuracy {acc[0]:.1%} -> {acc[1]:.1%}; "
                       + ("tensors restored from the base model" if restored else "weights copied unchanged"))
-    if json_path:
-        write_json(after, json_path)
-    return after.exit_code("error")

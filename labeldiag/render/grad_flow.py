@@ -10,9 +10,11 @@ from rich.text import Text
 
 from labeldiag.catalogue import NO_GRAD_TO_LABEL_TOKENS
 from labeldiag.errors import strip_control
+from labeldiag.records import GradFlowSummary
 from labeldiag.render.console import SECTIONS, section
 from labeldiag.render.figure import plain_label, pyplot, save
 from labeldiag.render.text import fmt, print_packed
+from labeldiag.render.views import draw_section, shows
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
@@ -23,8 +25,8 @@ LAYER_NAME_WIDTH = 24  # a layer name up to this long is never folded in the tab
 LABEL_OUTLINE_SHARE = 0.5  # heat-map columns where at least this share of examples hold a label token are outlined
 
 
-def draw_grad_flow(report: Report, console: Console) -> None:
-    g = report.grad_flow
+@shows(GradFlowSummary, "grad_flow")
+def draw_grad_flow(g: GradFlowSummary | None, report: Report, console: Console) -> None:
     if g is None:
         return
     print_packed(console, [f"loss {fmt(g.loss)} ({strip_control(str(g.loss_source))})", f"ln C {fmt(g.ln_num_labels)}",
@@ -89,7 +91,7 @@ def _table(title: str) -> Table:
 
 
 if "grad-flow" not in SECTIONS:  # registered once even if the module is reloaded
-    section("grad-flow")(draw_grad_flow)
+    section("grad-flow")(draw_section)
 
 
 def plot_grad_flow(report: Report, path: str | None):

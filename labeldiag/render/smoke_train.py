@@ -10,14 +10,14 @@ from rich.table import Table
 from rich.text import Text
 
 from labeldiag.errors import strip_control
-from labeldiag.render.console import section
+from labeldiag.records import BatchMakeup, TrainingSummary, TriageRun
+from labeldiag.render.console import SECTIONS, section
 from labeldiag.render.text import fmt, print_packed
-
-from labeldiag.records import TriageRun
+from labeldiag.render.views import draw_section, shows
 
 if TYPE_CHECKING:
     from labeldiag.findings import Report
-    from labeldiag.records import CurvePoint, TrainingSummary
+    from labeldiag.records import CurvePoint
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -55,15 +55,19 @@ def _sample_rows(curve: list[CurvePoint], n: int = 6) -> list[CurvePoint]:
     return [curve[i] for i in idx]
 
 
-@section("smoke-train")
-def _smoke_train(report: Report, console: Console) -> None:
-    b, t = report.batch, report.training
-    if b:
-        counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in b.label_counts)
-        print_packed(console, [Text("batch", style="bold"), f"{b.examples} examples, {b.classes} classes",
-                               *([f"({counts})"] if counts else []),
-                               *([f"{b.tokens} tokens"] if b.tokens is not None else []),
-                               *([f"{b.world_size} ranks"] if b.world_size > 1 else [])], sep="  ")
+@shows(BatchMakeup, "batch")
+def _batch(b: BatchMakeup | None, report: Report, console: Console) -> None:
+    if b is None:
+        return
+    counts = ", ".join(f"{strip_control(str(k))} {v}" for k, v in b.label_counts)
+    print_packed(console, [Text("batch", style="bold"), f"{b.examples} examples, {b.classes} classes",
+                           *([f"({counts})"] if counts else []),
+                           *([f"{b.tokens} tokens"] if b.tokens is not None else []),
+                           *([f"{b.world_size} ranks"] if b.world_size > 1 else [])], sep="  ")
+
+
+@shows(TrainingSummary, "training")
+def _training(t: TrainingSummary | None, report: Report, console: Console) -> None:
     if t is None:
         return
     pre = t.preflight
@@ -112,6 +116,10 @@ def _smoke_train(report: Report, console: Console) -> None:
                           fmt(r.fit_step), fmt(r.final_loss), fmt(r.final_accuracy))
         console.print(table)
 
+
+
+if "smoke-train" not in SECTIONS:  # registered once even if the module is reloaded
+    section("smoke-train")(draw_section)
 
 def _bytes(n) -> str:
     if n is None:
