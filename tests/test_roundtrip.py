@@ -120,7 +120,8 @@ def test_logits_read_as_attributes(reports):
 
 @pytest.fixture(scope="module")
 def big_reports(trained, tokenizer_and_rows, one_thread):
-    """A LoRA smoke-train and grad-flow of a tiny Llama, and a check-logits whose weights are split cpu / disk."""
+    """A LoRA smoke-train and grad-flow of a tiny Llama, and a check-logits and a grad-flow whose weights are split
+    cpu / disk."""
     pytest.importorskip("peft")
     pytest.importorskip("accelerate")
     from pathlib import Path
@@ -133,12 +134,13 @@ def big_reports(trained, tokenizer_and_rows, one_thread):
     weights = (Path(trained["checkpoint"]) / "model.safetensors").stat().st_size
     return {"smoke-train-lora": api.smoke_train(model, rows[:16], tokenizer=tok, device="cpu", lora=4, steps=2),
             "grad-flow-lora": api.grad_flow(model, rows[:16], tokenizer=tok, device="cpu", lora=4),
-            "check-logits-device-map": api.check_logits(trained["checkpoint"], trained["data"], device="cpu",
-                                                        device_map="auto", max_memory={"cpu": weights * 2 // 3},
-                                                        **FEW)}
+            **{f"{command}-device-map": run(trained["checkpoint"], trained["data"], device="cpu", device_map="auto",
+                                            max_memory={"cpu": weights * 2 // 3}, **FEW)
+               for command, run in (("check-logits", api.check_logits), ("grad-flow", api.grad_flow))}}
 
 
-@pytest.mark.parametrize("kind", ["smoke-train-lora", "grad-flow-lora", "check-logits-device-map"])
+@pytest.mark.parametrize("kind", ["smoke-train-lora", "grad-flow-lora", "check-logits-device-map",
+                                  "grad-flow-device-map"])
 def test_big_model_report_reads_back_from_its_json(big_reports, kind):
     from labeldiag import Report
 
@@ -146,7 +148,7 @@ def test_big_model_report_reads_back_from_its_json(big_reports, kind):
     again = Report.from_dict(json.loads(report.to_json()))
     assert again.to_json() == report.to_json()
     _same_records(report, again)
-    if kind == "check-logits-device-map":
+    if kind.endswith("device-map"):
         assert report.device_map.offloaded_tensors > 0 and "disk" in dict(report.device_map.placement).values()
         assert report.metrics["device_map"]["tensors"] == report.device_map.tensors and report.lora is None
     else:
