@@ -158,15 +158,17 @@ def test_big_model_report_reads_back_from_its_json(big_reports, kind):
 
 def test_sharded_run_reads_back_from_its_json(reports):
     """A launched FSDP2 run's JSON (torchrun writes it; here its sharding entries put into a grad-flow report's
-    metrics where the run writes them, first) reads back into ShardMode and ShardedAgreement."""
+    metrics where the run writes them, after the precision) reads back into ShardMode and ShardedAgreement."""
     from labeldiag import Report
 
     d = json.loads(reports["grad-flow"].to_json())
-    d["metrics"] = {"shard": {"mode": "fsdp", "world_size": 2, "why": "--shard fsdp",
-                              "collective_timeout_seconds": 120.0},
-                    "sharded_forward": {"layers": 2, "examples": 4, "tolerance": 1e-5,
+    metrics = d["metrics"]
+    d["metrics"] = {"precision": metrics.pop("precision"),
+                    "shard": {"mode": "fsdp", "world_size": 2, "why": "--shard fsdp",
+                              "collective_timeout_seconds": 600.0},
+                    "sharded_forward": {"layers": 2, "examples": 8, "tolerance": 1e-4,
                                         "logits_relative_difference": 0.0, "head_grad_relative_difference": None},
-                    **d["metrics"]}
+                    **metrics}
     again = Report.from_dict(d)
     assert again.to_dict() == d
     assert again.shard.mode == "fsdp" and again.shard.world_size == 2
