@@ -31,9 +31,9 @@ SECTION_RECORDS: dict[str, tuple[type, ...]] = {
 def shows(kind: type, field: str) -> Callable[[View], View]:
     """Register the function that draws one record type, carried in Report.`field`; one function per type."""
     def wrap(fn: View) -> View:
-        known = VIEWS.get(kind)
+        known = VIEWS.get(kind)  # the same function again (its module reloaded) replaces itself
         if known and (known[1].__module__, known[1].__qualname__) != (fn.__module__, fn.__qualname__):
-            raise ValueError(f"a view for {kind.__name__} registered twice")  # its module reloaded: replaced
+            raise ValueError(f"a view for {kind.__name__} registered twice")
         VIEWS[kind] = (field, fn)
         return fn
     return wrap
