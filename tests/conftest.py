@@ -32,12 +32,13 @@ def trained(tmp_path_factory):
     import torch
 
     from labeldiag.synthetic import build_trained
+    from shared_build import built_once
 
     # one thread: the same float results on every run and machine, so tests see the same model
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        out = build_trained(tmp_path_factory.mktemp("trained"), seed=0, steps=200)
+    try:  # built by one xdist worker, read by the other
+        out = built_once(tmp_path_factory, "trained", lambda root: build_trained(root, seed=0, steps=200))
     finally:
         torch.set_num_threads(before)
     assert out["accuracy"] > 0.9, out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -35,10 +36,18 @@ class Result:
         return [f["code"] for f in (self.report or {}).get("findings", []) if f["severity"] != "info"]
 
 
-def run_cli(*args: Any, tmp: Path | None = None) -> Result:
-    """Run `labeldiag ARGS --json FILE` in this process and return exit code, output and report."""
+@functools.cache
+def _cli() -> Any:
+    """The click command behind `labeldiag`, built once: typer rebuilds it on every app() call (~20 ms)."""
+    import typer.main
+
     from labeldiag.cli import app
 
+    return typer.main.get_command(app)
+
+
+def run_cli(*args: Any, tmp: Path | None = None) -> Result:
+    """Run `labeldiag ARGS --json FILE` in this process and return exit code, output and report."""
     argv = [str(a) for a in args]
     report_path = None
     if tmp is not None and "--json" not in argv and argv and argv[0] in ("check-logits", "grad-flow", "smoke-train", "doctor"):
@@ -47,7 +56,7 @@ def run_cli(*args: Any, tmp: Path | None = None) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            app(argv, prog_name="labeldiag", standalone_mode=True)
+            _cli()(argv, prog_name="labeldiag", standalone_mode=True)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -1,4 +1,5 @@
-"""grad-flow: every finding code planted for real in a tiny model and caught through the CLI."""
+"""grad-flow through the CLI: healthy models, evidence, label tokens, usage errors (the zoo's defects are in
+tests/zoo.py)."""
 from __future__ import annotations
 
 import math
@@ -6,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zoo
 from helpers import clone, edit_weights, run_cli, save_tiny, write_jsonl
-
-ZOO = str(Path(__file__).parent / "zoo_models.py")
 LABELS = ["sport", "politics", "tech"]
 
 
-def zoo(cls: str) -> list[str]:
-    return ["--model-class", f"{ZOO}:{cls}"]
+def model_class(cls: str) -> list[str]:
+    return ["--model-class", f"{zoo.MODELS}:{cls}"]
 
 
 def grad_flow(ckpt, data, *args, tmp):
@@ -22,10 +22,7 @@ def grad_flow(ckpt, data, *args, tmp):
 
 @pytest.fixture(scope="module")
 def fresh_head(trained, tmp_path_factory):
-    """The trained checkpoint with its classifier removed: the head is freshly initialized on load."""
-    ckpt = clone(trained["checkpoint"], tmp_path_factory.mktemp("fresh") / "model")
-    edit_weights(ckpt, lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
-    return ckpt
+    return zoo.fresh_head(trained, tmp_path_factory.mktemp("fresh"))
 
 
 @pytest.fixture(scope="module")
@@ -88,66 +85,6 @@ def test_random_init_bert_is_healthy(tokenizer_and_rows, tmp_path, seed):
     assert r.code == 0 and r.problems() == [], (r.err, r.codes())
 
 
-# --- the zoo: one defect each ---------------------------------------------------------------
-
-ZOO_CASES = [
-    # (id, model class, checkpoint fixture, code expected, severity)
-    ("detached-pooled-output", "DetachedPooledBert", "trained", "disconnected-parameters", "error"),
-    ("unscaled-logits-x1000-fresh-head", "UnscaledLogitsBert", "fresh_head", "exploding-gradients", "error"),
-    # trained and x1000 on examples it gets right: softmax is exactly one-hot and right, so p - y == 0
-    ("unscaled-logits-x1000-one-hot", "UnscaledLogitsBert", "trained", "zero-gradients", "warning"),
-    ("log-of-tanh-nan", "NaNPoolerBert", "trained", "nonfinite-loss", "error"),
-    ("zero-vector-norm-nan-grad", "NaNGradientBert", "trained", "nonfinite-gradients", "error"),
-    ("encoder-frozen-on-purpose", "FrozenEncoderBert", "trained", "frozen-parameters", "info"),
-    ("nothing-trainable", "AllFrozenBert", "trained", "nothing-trainable", "error"),
-    ("gradient-damped-block", "GradientDampedBert", "trained", "vanishing-gradients", "warning"),
-    ("unscaled-logits-fresh-head", "UnscaledLogitsBert", "fresh_head", "loss-at-init-off", "warning"),
-]
-
-
-def _correctly_classified(trained, path):
-    """The held-out examples the trained model gets right (so a x1000 softmax is exactly one-hot and right)."""
-    import json
-
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    rows = [json.loads(line) for line in open(trained["data"])]
-    tok = AutoTokenizer.from_pretrained(trained["checkpoint"])
-    model = AutoModelForSequenceClassification.from_pretrained(trained["checkpoint"]).eval()
-    with torch.inference_mode():
-        pred = model(**tok([r["text"] for r in rows], padding=True, return_tensors="pt")).logits.argmax(1)
-    keep = [r for r, p in zip(rows, pred.tolist()) if model.config.label2id[r["label"]] == p]
-    path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    return path
-
-
-@pytest.mark.parametrize("cls,ckpt_fixture,code,severity", [c[1:] for c in ZOO_CASES], ids=[c[0] for c in ZOO_CASES])
-def test_zoo_defect_is_caught(request, trained, tmp_path, cls, ckpt_fixture, code, severity):
-    ckpt = trained["checkpoint"] if ckpt_fixture == "trained" else request.getfixturevalue(ckpt_fixture)
-    data = trained["data"]
-    if code == "zero-gradients":
-        data = _correctly_classified(trained, tmp_path / "right.jsonl")
-    r = grad_flow(ckpt, data, *zoo(cls), tmp=tmp_path)
-    assert code in r.codes(), (r.err, r.codes())
-    assert r.severities()[code] == severity
-    assert r.code == (1 if "error" in r.severities().values() else 0)
-
-
-def test_disconnected_names_the_layers(trained, tmp_path):
-    r = grad_flow(trained["checkpoint"], trained["data"], *zoo("DetachedPooledBert"), tmp=tmp_path)
-    layers = r.finding("disconnected-parameters")["evidence"]["layers"]
-    assert set(layers) == {"embeddings", "layer 0", "layer 1", "pooler"}
-    assert "classifier" not in layers
-
-
-def test_nonfinite_names_the_first_module(trained, tmp_path):
-    r = grad_flow(trained["checkpoint"], trained["data"], *zoo("NaNPoolerBert"), tmp=tmp_path)
-    assert r.finding("nonfinite-loss")["evidence"]["first_nonfinite_module"] == "bert.pooler.activation"
-    r = grad_flow(trained["checkpoint"], trained["data"], *zoo("NaNGradientBert"), tmp=tmp_path)
-    assert r.finding("nonfinite-gradients")["evidence"]["backward_origin_module"] == "bert.pooler.activation"
-
-
 def test_saturated_pooler(trained, tmp_path):
     import torch
 
@@ -195,7 +132,7 @@ def test_label_token_gradient(label_token_data, tmp_path, how, cls, broken):
     if not ckpt.exists():
         _label_token_ckpt(tok, out, cls)
     value = ",".join(LABELS) if how == "--label-tokens" else "1,2,3"
-    r = grad_flow(ckpt, data, *zoo(cls), how, value, tmp=tmp_path)
+    r = grad_flow(ckpt, data, *model_class(cls), how, value, tmp=tmp_path)
     assert ("no-grad-to-label-tokens" in r.codes()) is broken, (r.err, r.codes())
     lt = r.report["metrics"]["label_token_gradients"]
     assert [row["layer"] for row in lt["layers"]] == ["embeddings", "layer 0", "layer 1"]
@@ -216,7 +153,7 @@ def test_label_token_heatmap_plot(label_token_data, tmp_path):
     if not ckpt.exists():
         _label_token_ckpt(tok, out, "DetachedLabelTokenBert")
     plot = tmp_path / "heat.png"
-    r = grad_flow(ckpt, data, *zoo("DetachedLabelTokenBert"), "--label-token-positions", "1,2,3", "--plot", plot,
+    r = grad_flow(ckpt, data, *model_class("DetachedLabelTokenBert"), "--label-token-positions", "1,2,3", "--plot", plot,
                   tmp=tmp_path)
     heat = r.report["metrics"]["label_token_heatmap"]["grad_norm"]
     assert len(heat) == 3 and plot.stat().st_size > 1000

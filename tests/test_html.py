@@ -20,8 +20,7 @@ from labeldiag.render.html import CURVE_ROWS, render_html
 
 pytestmark = pytest.mark.xdist_group("test_html")  # one worker builds the module's models
 
-ZOO_GRAD = str(Path(__file__).parent / "zoo_models.py")
-ZOO_TRAIN = str(Path(__file__).parent / "zoo_train_models.py")
+ZOO = str(Path(__file__).parent / "zoo_models.py")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 FIGURE_RGB = (0, 153, 102)  # a green the page's own style never uses
 
@@ -52,9 +51,9 @@ def reports(trained, tmp_path_factory):
     data = trained["data"]
     runs = {
         "check-logits": [swapped, data],
-        "grad-flow": [trained["checkpoint"], data, "--model-class", f"{ZOO_GRAD}:DetachedPooledBert",
+        "grad-flow": [trained["checkpoint"], data, "--model-class", f"{ZOO}:DetachedPooledBert",
                       "--max-examples", 32],
-        "smoke-train": [random_model, data, "--model-class", f"{ZOO_TRAIN}:DetachedEncoder", "--lr", "3e-3",
+        "smoke-train": [random_model, data, "--model-class", f"{ZOO}:DetachedPooledBert", "--lr", "3e-3",
                         "--steps", 20],
     }
     out = {}

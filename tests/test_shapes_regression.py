@@ -12,7 +12,8 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("te
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return shapes_zoo.build(tmp_path_factory.mktemp("regression"), "regression")
+    # 75 steps: held-out r2 0.97 (0.98 at 150), the healthy test asks for 0.8
+    return shapes_zoo.build(tmp_path_factory.mktemp("regression"), "regression", steps=75)
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clone, edit_weights, run_cli, write_jsonl
-
-ZOO = str(Path(__file__).parent / "zoo_train_models.py")
+import zoo
+from helpers import run_cli, write_jsonl
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,26 +22,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def random_model(trained, tmp_path_factory):
-    """A tiny BERT with random weights everywhere (nothing learnt yet), the trained model's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from labeldiag.synthetic import TOPICS, tiny_bert
-
-    torch.set_num_threads(1)
-    tok = AutoTokenizer.from_pretrained(trained["checkpoint"])
-    path = tmp_path_factory.mktemp("random") / "model"
-    tiny_bert(len(tok), list(TOPICS), seed=3).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return zoo.random_model(trained, tmp_path_factory.mktemp("random"))
 
 
 @pytest.fixture(scope="module")
 def fresh_head(trained, tmp_path_factory):
-    """The trained encoder with its classifier weights removed: loaded with a freshly initialized head."""
-    path = clone(trained["checkpoint"], tmp_path_factory.mktemp("fresh_head") / "model")
-    edit_weights(path, lambda t: {k: v for k, v in t.items() if not k.startswith("classifier.")})
-    return str(path)
+    return zoo.fresh_head(trained, tmp_path_factory.mktemp("fresh_head"))
 
 
 def smoke(model, data, *extra, tmp):
@@ -86,27 +71,7 @@ def test_checkpoint_on_disk_is_not_written(trained, tmp_path):
     assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
 
 
-# --- the zoo -----------------------------------------------------------------------------------
-
-ZOO_CASES = [
-    pytest.param(["--model-class", f"{ZOO}:FrozenEverything"], {"nothing-trainable", "frozen-parameters", "cannot-overfit"},
-                 id="frozen-everything"),
-    pytest.param(["--model-class", f"{ZOO}:DetachedLogits"], {"disconnected-parameters", "cannot-overfit"},
-                 id="logits-detached-from-every-parameter"),
-    pytest.param(["--model-class", f"{ZOO}:DetachedEncoder", "--lr", "3e-3"],
-                 {"disconnected-parameters", "parameters-unchanged"}, id="encoder-detached"),
-    pytest.param(["--lr", "10"], {"loss-diverged", "cannot-overfit"}, id="absurd-learning-rate"),
-]
-
-
-@pytest.mark.parametrize("extra,expected", ZOO_CASES)
-def test_zoo_defect_is_caught(random_model, trained, tmp_path, extra, expected):
-    r = smoke(random_model, trained["data"], "--steps", "20", *extra, tmp=tmp_path)
-    assert r.code == 1, (r.err, r.codes())
-    assert expected <= set(r.codes()), r.codes()
-    for code in expected - {"frozen-parameters"}:
-        assert r.severities()[code] == "error"
-
+# --- defects beyond the zoo (tests/zoo.py) ------------------------------------------------------
 
 def test_relu_on_logits_collapses_to_one_class(fresh_head, trained, tmp_path):
     # Where exactly the ReLU'd logits die depends on float details of the trained encoder, so try
@@ -114,7 +79,7 @@ def test_relu_on_logits_collapses_to_one_class(fresh_head, trained, tmp_path):
     seen = []
     for lr in ("0.03", "0.1", "0.3"):
         r = smoke(fresh_head, trained["data"], "--steps", "20", "--lr", lr, "--model-class",
-                  f"{ZOO}:ReluOnLogits", tmp=tmp_path)
+                  f"{zoo.MODELS}:ReluOnLogitsBert", tmp=tmp_path)
         seen.append((lr, r.codes()))
         if "collapse-during-training" in r.codes():
             assert r.code == 1
@@ -123,36 +88,6 @@ def test_relu_on_logits_collapses_to_one_class(fresh_head, trained, tmp_path):
             assert "predictions collapsed" in r.finding("cannot-overfit")["hint"]
             return
     raise AssertionError(f"no collapse caught: {seen}")
-
-
-def test_frozen_everything_is_an_error_and_hint_says_so(random_model, trained, tmp_path):
-    r = smoke(random_model, trained["data"], "--steps", "5", "--model-class", f"{ZOO}:FrozenEverything",
-              tmp=tmp_path)
-    assert r.severities()["nothing-trainable"] == "error" and r.severities()["frozen-parameters"] == "info"
-    assert "no parameter is trainable" in r.finding("cannot-overfit")["hint"]
-    assert r.report["metrics"]["steps_run"] == 0
-
-
-def test_unchanged_parameters_are_named_by_layer(random_model, trained, tmp_path):
-    r = smoke(random_model, trained["data"], "--steps", "3", "--model-class", f"{ZOO}:DetachedEncoder",
-              tmp=tmp_path)
-    layers = r.finding("parameters-unchanged")["evidence"]["layers"]
-    assert "bert.encoder.layer.0" in layers and "bert.encoder.layer.1" in layers
-    assert not any(layer.startswith("classifier") for layer in layers)  # the head did move
-    assert "got no gradient" in r.finding("cannot-overfit")["hint"] or "cannot-overfit" not in r.codes()
-
-
-def test_diverged_run_stops_at_once(random_model, trained, tmp_path):
-    r = smoke(random_model, trained["data"], "--steps", "50", "--lr", "10", tmp=tmp_path)
-    f = r.finding("loss-diverged")
-    assert r.report["metrics"]["steps_run"] == f["evidence"]["step"] < 50
-    assert "lower --lr" in r.finding("cannot-overfit")["hint"]
-
-
-def test_unscaled_logits_with_fresh_head_flag_loss_at_init(fresh_head, trained, tmp_path):
-    r = smoke(fresh_head, trained["data"], "--steps", "2", "--model-class", f"{ZOO}:UnscaledLogits", tmp=tmp_path)
-    f = r.finding("loss-at-init-off")
-    assert f["evidence"]["ratio"] > 2
 
 
 def test_triage_finds_the_learning_rate_that_fits(fresh_head, trained, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 # modules of this folder that import labeldiag themselves, so importing them counts
-HELPERS = {"helpers", "zoo_models", "conftest"}
+HELPERS = {"helpers", "zoo", "zoo_models", "conftest"}
 # modules whose subject is a file, not a labeldiag module: README's example (run with exec), this suite
 SUBJECT_IS_A_FILE = {"test_readme.py": "README.md", "test_suite_hygiene.py": "tests/",
                      "test_layers.py": "labeldiag/ (its imports, read with ast)"}

@@ -1,4 +1,5 @@
 """Deliberately broken tiny classifiers, each named after its defect (loaded via --model-class FILE.py:Class).
+tests/zoo.py lists which command must catch each one and with which code.
 
 Only absolute imports: labeldiag loads this file standalone.
 """
@@ -63,6 +64,15 @@ class NaNGradientBert(BertForSequenceClassification):
         self.bert.pooler.activation = ZeroNormTanh()
 
 
+class ReluOnLogitsBert(BertForSequenceClassification):
+    """Defect: a ReLU after the head: once a step pushes every logit below zero, predictions are constant for good."""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        logits = torch.relu(self.classifier(out.pooler_output))
+        return SequenceClassifierOutput(loss=_ce(logits, labels), logits=logits)
+
+
 class FrozenEncoderBert(BertForSequenceClassification):
     """Frozen on purpose: only the head trains (info). Frozen after loading (transformers 5 loads into
     new parameters, so a freeze in __init__ would not survive from_pretrained)."""
@@ -84,6 +94,41 @@ class AllFrozenBert(BertForSequenceClassification):
         loaded = super().from_pretrained(*args, **kwargs)
         (loaded[0] if isinstance(loaded, tuple) else loaded).requires_grad_(False)
         return loaded
+
+
+class DetachedFrozenHeadBert(DetachedPooledBert):
+    """Defect: head frozen and features detached, so the loss depends on no trainable parameter."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).classifier.requires_grad_(False)
+        return loaded
+
+
+class AlwaysDropoutBert(BertForSequenceClassification):
+    """Defect: dropout applied with training=True even in eval mode, so every evaluation differs."""
+
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        out.logits = nn.functional.dropout(out.logits, p=0.5, training=True)
+        return out
+
+
+class ListOfArraysBert(BertForSequenceClassification):
+    """Not a defect: logits as a Python list of per-example numpy arrays (the label-token seed's habit)."""
+
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        return [row.detach().numpy() for row in out.logits]
+
+
+class TupleOutputBert(BertForSequenceClassification):
+    """Not a defect: a bare (logits,) tuple, like return_dict=False."""
+
+    def forward(self, *args, **kwargs):
+        kwargs["return_dict"] = False
+        return super().forward(*args, **kwargs)
 
 
 def _damp_gradient(module, args, kwargs):
