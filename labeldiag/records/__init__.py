@@ -28,4 +28,4 @@ from labeldiag.records.tagging import (  # noqa: F401
     flat_labelled, scheme_breaks, scheme_report, split_tag, summarize_tokens,
 )
 from labeldiag.records.diagnosis import Cause  # noqa: F401
-from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401
+from labeldiag.records.logits import ClassScore, LogitsRun, LogitsSummary  # noqa: F401

@@ -1,10 +1,15 @@
 """check-logits' headline metrics (issue 18: typed, `report.logits.accuracy`, `report.logits.per_class[0].recall`).
 
 `to_metrics()` is the JSON's "metrics" keys (checks.logits.metrics computes them), `from_metrics()` reads them back.
+LogitsRun is what check-logits' measurement steps hand to its checks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from labeldiag.records.data import CasingStats, PaddingProbe, RoundTrip
+from labeldiag.records.model import Activations, BaseDistance, TensorStats
 
 
 @dataclass(frozen=True)
@@ -61,3 +66,30 @@ class LogitsSummary:
             confusion_matrix=tuple(tuple(row) for row in matrix) if matrix is not None else None,
             confusion_labels=tuple(m.get("confusion_labels") or ()) if matrix is not None else None,
             expected_calibration_error=m.get("expected_calibration_error"))
+
+
+@dataclass(frozen=True)
+class LogitsRun:
+    """What check-logits' measurement steps returned, for its one judging pass (arrays in example order, read only).
+
+    `second_rows` are the rows the second pass repeated (whole batches of the first); `blank_rows` index the
+    finite rows (`finite_rows`) that the blanked-input pass ran on, whose logits are None when the logits moved
+    enough across inputs to make that pass moot.
+    """
+
+    logits: Any  # [N, C] float32 logits of the main forward pass
+    seconds: float  # the main forward pass's wall time
+    casing: CasingStats | None
+    round_trip: RoundTrip | None  # None unless DATA came tokenized
+    finite_rows: Any  # indices of the examples whose logits are all finite
+    second_rows: Any
+    second_logits: Any  # None when no example had finite logits
+    blank_rows: Any
+    blank_logits: Any
+    padding: tuple[PaddingProbe, ...]
+    features: dict | None  # checks.logits.feature_stats of the sampled features feeding the head, or None
+    feature_rows: int  # how many examples that sample holds
+    feature_source: str | None
+    activations: Activations | None
+    weights: tuple[TensorStats, ...]
+    base_distances: tuple[BaseDistance, ...] | None  # None without a base model
