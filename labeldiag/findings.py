@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+    from labeldiag.records import (Cause, ForwardSpeed, GradFlowSummary, LogitStats, LogitsSummary, Representation,
+                                   TokenCounts, TrainingSummary)
 
 
 @dataclass
@@ -68,6 +69,11 @@ class Report:
     grad_flow: GradFlowSummary | None = None
     training: TrainingSummary | None = None  # smoke-train: report.training.curve[-1].loss
     logits: LogitsSummary | None = None  # check-logits' predictions: report.logits.accuracy
+    # check-logits' other measurements: report.forward.examples_per_second, report.token_stats.truncated_examples
+    forward: ForwardSpeed | None = None
+    representation: Representation | None = None
+    token_stats: TokenCounts | None = None
+    logit_stats: LogitStats | None = None
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
@@ -79,6 +85,8 @@ class Report:
             self.grad_flow = record
         elif isinstance(record, TrainingSummary):
             self.training = record
+        elif hasattr(record, "report_field"):  # check-logits' run records (records.logits.RUN_RECORDS)
+            setattr(self, record.report_field, record)
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")
         self.metrics.update(record.to_metrics())
@@ -141,7 +149,7 @@ class Report:
             finding = Finding(f["code"], f["message"], dict(f.get("evidence") or {}), f.get("hint") or "")
             finding.severity = f["severity"]  # as the command judged it, which may differ from the catalogue's
             findings.append(finding)
-        from labeldiag.records import Cause, GradFlowSummary, LogitsSummary, TrainingSummary
+        from labeldiag.records import RUN_RECORDS, Cause, GradFlowSummary, LogitsSummary, TrainingSummary
 
         command, metrics = d["command"], dict(d.get("metrics") or {})
         flow = command == "grad-flow" and "layers" in metrics
@@ -154,7 +162,9 @@ class Report:
                    diagnosis=[Cause.from_dict(c) for c in d.get("diagnosis") or []],
                    grad_flow=GradFlowSummary.from_metrics(metrics) if flow else None,
                    training=TrainingSummary.from_metrics(metrics) if trained else None,
-                   logits=LogitsSummary.from_metrics(metrics) if predicted else None)
+                   logits=LogitsSummary.from_metrics(metrics) if predicted else None,
+                   **{kind.report_field: kind.from_metrics(metrics) for kind, key in RUN_RECORDS
+                      if command == "check-logits" and key in metrics})
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -73,7 +73,8 @@ def test_report_reads_back_from_its_json(reports, kind):
     assert again.to_json() == report.to_json()  # the same bytes, key order included
     assert kind != "smoke-train-triage" or d["metrics"]["triage"]
     assert kind != "grad-flow-label-positions" or d["metrics"]["label_token_heatmap"]["label_share"]
-    for name in ("grad_flow", "training", "diagnosis", "logits"):
+    for name in ("grad_flow", "training", "diagnosis", "logits", "forward", "representation", "token_stats",
+                 "logit_stats"):
         if hasattr(report, name):
             assert getattr(again, name) == getattr(report, name), name
 

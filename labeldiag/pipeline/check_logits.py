@@ -14,7 +14,7 @@ from labeldiag.findings import Report, plain
 from labeldiag.options import Options
 from labeldiag.pipeline.common import Inputs, Session, next_command, prepare, tokens_fit_model
 from labeldiag.pipeline.plan import Check, judge
-from labeldiag.records import LogitsRun, LogitsSummary
+from labeldiag.records import ForwardSpeed, LogitStats, LogitsRun, LogitsSummary, Representation, TokenCounts
 
 
 def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
@@ -141,13 +141,12 @@ def judged_predictions(s: Session, m: LogitsRun) -> tuple[np.ndarray, np.ndarray
 
 
 def record(s: Session, m: LogitsRun, base: str | None) -> None:
-    """The metrics and notes of the run, in the JSON's key order."""
+    """The metrics (typed records on the report, their keys in the JSON's order) and notes of the run."""
     from labeldiag.checks.logits import metrics
     from labeldiag.pipeline.inside import record_inside
 
     report, logits, n, enc = s.report, m.logits, len(m.logits), s.encoded
-    report.metrics["forward_seconds"] = round(m.seconds, 3)
-    report.metrics["examples_per_second"] = round(n / m.seconds, 1) if m.seconds > 0 else None
+    report.attach(ForwardSpeed(round(m.seconds, 3), round(n / m.seconds, 1) if m.seconds > 0 else None))
     if m.finite_rows.size < n:
         report.notes.append(f"the verdicts below use the {m.finite_rows.size} examples with finite logits")
     untrained_head = bool(s.loaded.audit.missing_head)
@@ -157,22 +156,19 @@ def record(s: Session, m: LogitsRun, base: str | None) -> None:
         if gold is not None and not untrained_head:
             report.metrics["labelled_examples"] = int(len(gold))
     if m.features is not None:
-        report.metrics.update({"representation_mean_cosine": m.features["mean_cosine"],
-                               "representation_relative_spread": m.features["relative_spread"],
-                               "representation_effective_rank": m.features["effective_rank"],
-                               "representation_source": m.feature_source})
+        report.attach(Representation(m.features["mean_cosine"], m.features["relative_spread"],
+                                     m.features["effective_rank"], m.feature_source))
     record_inside(report, m.activations, m.base_distances, base)
-    report.metrics["token_stats"] = {
-        "max_length": enc.stats.max_length, "truncated_examples": enc.stats.truncated,
-        "unk_share": (enc.stats.unk_tokens / enc.stats.content_tokens) if enc.stats.content_tokens else 0.0,
-        "max_token_id": enc.stats.max_token_id, "embedding_rows": enc.stats.embedding_rows,
-    }
-    report.metrics["logit_stats"] = _logit_stats(logits)
+    stats = enc.stats
+    report.attach(TokenCounts(stats.max_length, stats.truncated,
+                              (stats.unk_tokens / stats.content_tokens) if stats.content_tokens else 0.0,
+                              stats.max_token_id, stats.embedding_rows))
+    report.attach(_logit_stats(logits))
 
 
-def _logit_stats(logits: np.ndarray) -> dict:
+def _logit_stats(logits: np.ndarray) -> LogitStats:
     srt = np.sort(logits, axis=1)
     gaps = srt[:, -1] - srt[:, -2] if logits.shape[1] > 1 else np.zeros(len(logits))
-    return {"median_top2_gap": float(np.median(gaps)) if len(gaps) else None,
-            "max_abs_logit": float(np.abs(logits).max()) if logits.size else None,
-            "mean_logit_std_across_inputs": float(logits.std(0).mean()) if len(logits) > 1 else None}
+    return LogitStats(median_top2_gap=float(np.median(gaps)) if len(gaps) else None,
+                      max_abs_logit=float(np.abs(logits).max()) if logits.size else None,
+                      mean_logit_std_across_inputs=float(logits.std(0).mean()) if len(logits) > 1 else None)

@@ -12,7 +12,7 @@ from labeldiag.pipeline.plan import judge
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report, plain
 from labeldiag.options import TrainSettings
-from labeldiag.records import TrainingSummary
+from labeldiag.records import ForwardSpeed, TrainingSummary
 
 
 def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
@@ -41,7 +41,7 @@ def check_logits(s: Session) -> Report:
     with s.opts.progress.bar(len(s.encoded.ids), "forward") as advance:
         main = run_forward(s.loaded.model, s.encoded, s.runtime, s.opts.batch_size, capture_features=False,
                            progress=advance)
-    s.report.metrics["forward_seconds"] = round(main.seconds, 3)
+    s.report.attach(ForwardSpeed(round(main.seconds, 3), None, rated=False))
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits", main.logits.shape[1])
     summary = shaped_summary(s, main.logits)

@@ -28,4 +28,6 @@ from labeldiag.records.tagging import (  # noqa: F401
     flat_labelled, scheme_breaks, scheme_report, split_tag, summarize_tokens,
 )
 from labeldiag.records.diagnosis import Cause  # noqa: F401
-from labeldiag.records.logits import ClassScore, LogitsRun, LogitsSummary  # noqa: F401
+from labeldiag.records.logits import (  # noqa: F401
+    ClassScore, ForwardSpeed, LogitStats, LogitsRun, LogitsSummary, Representation, RUN_RECORDS, TokenCounts,
+)
