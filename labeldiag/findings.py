@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from labeldiag.severity import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from labeldiag.records import (BatchMakeup, Cause, DeviceMap, DoctorRun, FixOutcome, GradFlowSummary,
-                                   LogitsSummary, LoraSummary, ShardedAgreement, ShardMode, TrainingSummary)
+    from labeldiag.records import (BatchMakeup, Cause, DeviceMap, DoctorRun, FixOutcome, ForwardSpeed, GradFlowSummary,
+                                   LogitStats, LogitsSummary, LoraSummary, Representation, ShardedAgreement, ShardMode,
+                                   TokenCounts, TrainingSummary)
 
 
 @dataclass
@@ -77,6 +78,11 @@ class Report:
     shard: ShardMode | None = None  # a launched run: DDP or FSDP2 over how many ranks
     sharded_forward: ShardedAgreement | None = None  # FSDP2: the sharded copy's logits against the whole one's
     lora: LoraSummary | None = None  # --lora: what trains
+    # check-logits' other measurements: report.forward.examples_per_second, report.token_stats.truncated_examples
+    forward: ForwardSpeed | None = None
+    representation: Representation | None = None
+    token_stats: TokenCounts | None = None
+    logit_stats: LogitStats | None = None
 
     def attach(self, record: Any) -> None:
         """Carry a typed measurement; its `to_metrics()` keys fill `metrics` (the JSON), so both read the same."""
@@ -94,7 +100,7 @@ class Report:
             self.training = record
         elif isinstance(record, BatchMakeup):
             self.batch = record
-        elif hasattr(record, "report_field"):  # a record that names its field (records.bigmodel)
+        elif hasattr(record, "report_field"):  # a record that names its field (records.logits, records.bigmodel)
             setattr(self, record.report_field, record)
         else:
             raise TypeError(f"a Report carries no {type(record).__name__}")

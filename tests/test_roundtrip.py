@@ -77,7 +77,7 @@ def test_report_reads_back_from_its_json(reports, kind):
 
 
 RECORDS = ("grad_flow", "training", "batch", "diagnosis", "logits", "doctor", "device_map", "shard",
-           "sharded_forward", "lora")
+           "sharded_forward", "lora", "forward", "representation", "token_stats", "logit_stats")
 
 
 def _same_records(report, again) -> None:

@@ -43,20 +43,30 @@ def class_names(id2label: dict | list | tuple | None, c: int) -> list[str]:
 
 def prediction_findings(report: Report, logits: np.ndarray, gold: np.ndarray | None, names: list[str]) -> None:
     """Add the verdicts and metrics of check-logits that need only logits and gold labels."""
-    from labeldiag.checks.logits import check_logit_scale, check_predictions, metrics
+    from labeldiag.checks.logits import metrics
     from labeldiag.findings import plain
     from labeldiag.records import LogitsSummary
 
-    c = logits.shape[1]
-    if gold is not None and c >= 2:
-        report.add(check_predictions(logits, gold, names))
-        report.add(class_findings(logits, gold, names, report))
-        report.add(check_logit_scale(logits, gold))
+    for check, inputs in prediction_checks(logits, gold, names, report):
+        report.add(check(*inputs))
+    if logits.shape[1] >= 2:
         report.attach(LogitsSummary.from_metrics(plain(metrics(logits, gold, names))))
-        report.metrics["labelled_examples"] = int(len(gold))
-    elif c >= 2:
-        report.add(check_logit_scale(logits, None))
-        report.attach(LogitsSummary.from_metrics(plain(metrics(logits, None, names))))
+        if gold is not None:
+            report.metrics["labelled_examples"] = int(len(gold))
+
+
+def prediction_checks(logits: np.ndarray, gold: np.ndarray | None, names: list[str], report: Report):
+    """The (check, inputs) pairs that judge predictions: with gold labels, label-permutation / constant / random
+    predictions, the per-class verdicts and the logit scale; without, the logit scale alone. class_findings
+    reads `report`, so the pairs are judged in order, each one's findings added before the next runs."""
+    from labeldiag.checks.logits import check_logit_scale, check_predictions
+
+    if logits.shape[1] < 2:
+        return
+    if gold is not None:
+        yield check_predictions, (logits, gold, names)
+        yield class_findings, (logits, gold, names, report)
+    yield check_logit_scale, (logits, gold)
 
 
 def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], report: Report) -> list:

@@ -20,6 +20,7 @@ class ActivationTap:
         self.mask: Any = None
         self.sums: dict[int, list[float]] = {}
         self.attn: dict[int, dict] = {}
+        self.projected: dict[tuple[int, str], Any] = {}  # the attention's own query / key outputs, this batch
         self.handles = []
         self.stack_name, blocks = find_layer_stack(model)
         if not blocks:
@@ -30,7 +31,10 @@ class ActivationTap:
             self.handles.append(block.register_forward_hook(self._block(i), with_kwargs=True))
             attention = next((m for m in block.modules() if _bert_style_attention(m)), None)
             if attention is not None:
-                self.handles.append(attention.register_forward_hook(self._attention(i), with_kwargs=True))
+                # the query / key projections the model computes anyway are kept, not computed a second time
+                self.handles += [attention.query.register_forward_hook(self._projection(i, "query")),
+                                 attention.key.register_forward_hook(self._projection(i, "key")),
+                                 attention.register_forward_hook(self._attention(i), with_kwargs=True)]
         self.attention_class = next((type(m).__name__ for b in blocks for m in b.modules()
                                      if _bert_style_attention(m)), None)
 
@@ -76,26 +80,40 @@ class ActivationTap:
             return None
         return hook
 
+    def _projection(self, index: int, which: str):
+        def hook(module, args, output):
+            if self.recording:
+                self.projected[index, which] = output
+            return None
+        return hook
+
     def _attention(self, index: int):
         def hook(module, args, kwargs, output):
             import torch
 
             x = args[0] if args else kwargs.get("hidden_states")
+            query, key = self.projected.pop((index, "query"), None), self.projected.pop((index, "key"), None)
             if not self.recording or not isinstance(x, torch.Tensor) or x.shape[:2] != self.mask.shape:
                 return None
             b, t, _ = x.shape
             d = int(module.attention_head_size)
-            q = module.query(x).float().view(b, t, -1, d).transpose(1, 2)
-            k = module.key(x).float().view(b, t, -1, d).transpose(1, 2)
-            scores = q @ k.transpose(-1, -2) / math.sqrt(d)
+            query = query if _projected_from(query, x) else module.query(x)
+            key = key if _projected_from(key, x) else module.key(x)
+            q = query.float().view(b, t, -1, d).transpose(1, 2)
+            k = key.float().view(b, t, -1, d).transpose(1, 2)
+            # in place where the values are the same: each [b, heads, t, t] tensor is made once
+            scores = (q @ k.transpose(-1, -2)).div_(math.sqrt(d))
             given = args[1] if len(args) > 1 else kwargs.get("attention_mask")
             if isinstance(given, torch.Tensor) and given.dim() == 4:
-                scores = (scores.masked_fill(~given.to(scores.device), float("-inf")) if given.dtype == torch.bool
-                          else scores + given.float())
-            probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # [b, heads, t, t]
+                if given.dtype == torch.bool:
+                    scores.masked_fill_(~given.to(scores.device), float("-inf"))
+                else:
+                    scores += given.float()
+            probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)  # [b, heads, t, t]
+            del scores
             real = self.mask.to(x.device)
             keys = real.sum(1).clamp(min=2).float()  # real keys per example: uniform attention has entropy ln(keys)
-            entropy = -(probs * probs.clamp(min=1e-30).log()).sum(-1) / keys.log()[:, None, None]
+            entropy = -(probs.clamp(min=1e-30).log_().mul_(probs)).sum(-1) / keys.log()[:, None, None]
             rows = real[:, None, :].expand(-1, probs.shape[1], -1)  # real query positions, per head
             a = self.attn.setdefault(index, {"entropy": 0.0, "max": 0.0, "pad": 0.0, "queries": 0, "examples": 0})
             a["entropy"] = a["entropy"] + (entropy * rows).sum((0, 2)).cpu()
@@ -128,6 +146,11 @@ class ActivationTap:
         return Activations(blocks=blocks, attention=tuple(attention), examples=self.seen,
                            attention_source=self.attention_class if attention else
                            "no BERT-style self-attention (query / key projections) to read")
+
+
+def _projected_from(projected: Any, x: Any) -> bool:
+    """A projection the hook kept is of this call's input: [batch, tokens, ...] as x."""
+    return projected is not None and projected.shape[:2] == x.shape[:2]
 
 
 def _bert_style_attention(module: Any) -> bool:

@@ -7,17 +7,34 @@ from typing import Any
 
 from labeldiag.findings import Report
 from labeldiag.load.base_model import read_base_state
+from labeldiag.records import Activations, BaseDistance, TensorStats
 
 
-def inside_findings(report: Report, model: Any, activations: Any, base: str | None) -> None:
-    """The weight, activation and (with a base folder from load.base_model.resolve_base) base-distance verdicts."""
-    from labeldiag.checks.weights import (attention_degenerate, layer_weights_anomalous, residual_stream_anomalous,
-                                          weights_far_from_base)
+def measure_inside(model: Any, base: str | None) -> tuple[tuple[TensorStats, ...], tuple[BaseDistance, ...] | None]:
+    """Every weight tensor's statistics, and (with a base folder from load.base_model.resolve_base) its distance
+    from the base's."""
     from labeldiag.measure.weights import base_distances, weight_stats
 
-    report.add(layer_weights_anomalous(weight_stats(model)))
-    report.add(residual_stream_anomalous(activations))
-    report.add(attention_degenerate(activations))
+    distances = None if base is None else tuple(base_distances(model, read_base_state(base)))
+    return tuple(weight_stats(model)), distances
+
+
+def inside_checks(weights: tuple[TensorStats, ...], activations: Activations | None,
+                  distances: tuple[BaseDistance, ...] | None, base: str | None):
+    """The (check, inputs) pairs of the weight, activation and base-distance verdicts."""
+    from labeldiag.checks.weights import (attention_degenerate, layer_weights_anomalous, residual_stream_anomalous,
+                                          weights_far_from_base)
+
+    yield layer_weights_anomalous, (list(weights),)
+    yield residual_stream_anomalous, (activations,)
+    yield attention_degenerate, (activations,)
+    if base is not None:
+        yield weights_far_from_base, (list(distances), base)
+
+
+def record_inside(report: Report, activations: Activations | None, distances: tuple[BaseDistance, ...] | None,
+                  base: str | None) -> None:
+    """The activation statistics and base distances into the metrics (a note when attention was not read)."""
     if activations is not None:
         report.metrics["residual_stream"] = [asdict(b) for b in activations.blocks]
         report.metrics["attention"] = [asdict(a) for a in activations.attention]
@@ -25,7 +42,5 @@ def inside_findings(report: Report, model: Any, activations: Any, base: str | No
             report.notes.append(f"attention statistics skipped: {activations.attention_source}")
     if base is None:
         return
-    distances = base_distances(model, read_base_state(base))
-    report.add(weights_far_from_base(distances, base))
     report.metrics["base_model"] = base
     report.metrics["base_relative_change"] = {d.name: d.relative_change for d in distances}

@@ -8,10 +8,11 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
+from labeldiag.pipeline.plan import judge
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report, plain
 from labeldiag.options import TrainSettings
-from labeldiag.records import TrainingSummary
+from labeldiag.records import ForwardSpeed, TrainingSummary
 
 
 def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
@@ -25,13 +26,8 @@ def require_pairs(s: Session, command: str, scores: int | None = None) -> None:
 
 
 def check_logits(s: Session) -> Report:
-    from labeldiag.checks.labels import check_label_map
-    from labeldiag.checks.logits import check_finite_logits
-    from labeldiag.checks.multilabel import multilabel_verdicts
-    from labeldiag.checks.pairwise import pairwise_chance, score_collapse
-    from labeldiag.checks.regression import mean_predictor, targets_unscaled
+    """A plan like the single-label one: one forward pass -> the shape's summary -> one judging pass -> metrics."""
     from labeldiag.measure.forward import run_forward
-    from labeldiag.records import summarize_multilabel, summarize_pairwise, summarize_regression
 
     if s.task.kind == "token":  # issue 22
         from labeldiag.pipeline import token_tasks
@@ -39,48 +35,78 @@ def check_logits(s: Session) -> Report:
         return token_tasks.check_logits(s)
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits")
-    report, enc, model, opts = s.report, s.encoded, s.loaded.model, s.opts
     untrained_head = untrained_head_noted(s)
     if not ready_for_forward(s):
-        return report
-    with opts.progress.bar(len(enc.ids), "forward") as advance:
-        main = run_forward(model, enc, s.runtime, opts.batch_size, capture_features=False, progress=advance)
-    logits = main.logits
-    report.metrics["forward_seconds"] = round(main.seconds, 3)
-    c = logits.shape[1]
-    report.add(check_label_map(s.loaded.info, c))
-    report.add(check_finite_logits(logits))
-    keep = np.flatnonzero(np.isfinite(logits).all(axis=1))
-    names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
-    gold = s.shaped_gold
+        return s.report
+    with s.opts.progress.bar(len(s.encoded.ids), "forward") as advance:
+        main = run_forward(s.loaded.model, s.encoded, s.runtime, s.opts.batch_size, capture_features=False,
+                           progress=advance)
+    s.report.attach(ForwardSpeed(round(main.seconds, 3), None, rated=False))
     if s.task.kind == "pairwise":
-        require_pairs(s, "check-logits", c)
+        require_pairs(s, "check-logits", main.logits.shape[1])
+    summary = shaped_summary(s, main.logits)
+    judge(s.report, shaped_checks(s, main.logits, summary, untrained_head))
+    if summary is not None:
+        s.report.metrics[SUMMARY_KEY[s.task.kind]] = dataclasses.asdict(summary)
+    elif np.isfinite(main.logits).all(axis=1).any():  # a one-output head without targets: its spread alone
+        scores = main.logits[np.isfinite(main.logits).all(axis=1), 0]
+        s.report.metrics["regression"] = {"examples": int(scores.size), "prediction_mean": float(scores.mean()),
+                                          "prediction_std": float(scores.std())}
+    return s.report
+
+
+SUMMARY_KEY = {"pairwise": "pairwise", "multi-label": "multilabel", "regression": "regression"}
+
+
+def shaped_summary(s: Session, logits: np.ndarray):
+    """The shape's summary of the finite logits against DATA's gold (PairwiseSummary, MultiLabelSummary or
+    RegressionSummary); None for a regression head without targets, or of more than one output, or with fewer
+    than two finite examples. A note says when multi-label gold and logits differ in width."""
+    from labeldiag.records import summarize_multilabel, summarize_pairwise, summarize_regression
+
+    c, gold = logits.shape[1], s.shaped_gold
+    keep = np.flatnonzero(np.isfinite(logits).all(axis=1))
+    if s.task.kind == "pairwise":
         scores, half = logits[:, 0], gold.pairs
         both = np.isfinite(scores[:half]) & np.isfinite(scores[half:2 * half])
-        summary = summarize_pairwise(scores[:half][both], scores[half:2 * half][both])
-        if not untrained_head:
-            report.add(score_collapse(summary) + pairwise_chance(summary))
-        report.metrics["pairwise"] = dataclasses.asdict(summary)
-    elif s.task.kind == "multi-label":
+        return summarize_pairwise(scores[:half][both], scores[half:2 * half][both])
+    if s.task.kind == "multi-label":
+        names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(c)]
         matrix = gold.matrix[keep] if gold is not None else None
         if matrix is not None and matrix.shape[1] != c:
             matrix = None  # label-map-inconsistent says why; per-label scores need one logit per label
-            report.notes.append(f"the data has {gold.matrix.shape[1]} labels but the head {c} logits: no per-label "
-                                "verdict")
-        summary = summarize_multilabel(logits[keep], matrix, names, T.MULTILABEL_MIN_SUPPORT)
-        if not untrained_head:
-            report.add(multilabel_verdicts(summary))
-        report.metrics["multilabel"] = dataclasses.asdict(summary)
-    elif gold is not None and c == 1 and keep.size >= 2:
-        summary = summarize_regression(logits[keep, 0], gold.targets[keep], T.REGRESSION_PERMUTATIONS, opts.seed)
-        report.add(targets_unscaled(summary))
-        if not untrained_head:
-            report.add(mean_predictor(summary))
-        report.metrics["regression"] = dataclasses.asdict(summary)
-    elif keep.size:
-        report.metrics["regression"] = {"examples": int(keep.size), "prediction_mean": float(logits[keep, 0].mean()),
-                                        "prediction_std": float(logits[keep, 0].std())}
-    return report
+            s.report.notes.append(f"the data has {gold.matrix.shape[1]} labels but the head {c} logits: no "
+                                  "per-label verdict")
+        return summarize_multilabel(logits[keep], matrix, names, T.MULTILABEL_MIN_SUPPORT)
+    if gold is not None and c == 1 and keep.size >= 2:
+        return summarize_regression(logits[keep, 0], gold.targets[keep], T.REGRESSION_PERMUTATIONS, s.opts.seed)
+    return None
+
+
+def shaped_checks(s: Session, logits: np.ndarray, summary, untrained_head: bool):
+    """The (check, inputs) pairs of a multi-label, regression or pairwise check-logits run, in report order;
+    no verdict on a random head's predictions."""
+    from labeldiag.checks.labels import check_label_map
+    from labeldiag.checks.logits import check_finite_logits
+    from labeldiag.checks.multilabel import multilabel_verdicts
+    from labeldiag.checks.pairwise import pairwise_chance, score_collapse
+    from labeldiag.checks.regression import mean_predictor, targets_unscaled
+
+    yield check_label_map, (s.loaded.info, logits.shape[1])
+    yield check_finite_logits, (logits,)
+    if summary is None:
+        return
+    if s.task.kind == "regression":
+        yield targets_unscaled, (summary,)
+    if untrained_head:
+        return
+    if s.task.kind == "pairwise":
+        yield score_collapse, (summary,)
+        yield pairwise_chance, (summary,)
+    elif s.task.kind == "multi-label":
+        yield multilabel_verdicts, (summary,)
+    else:
+        yield mean_predictor, (summary,)
 
 
 def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:

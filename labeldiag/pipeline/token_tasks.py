@@ -9,55 +9,68 @@ import numpy as np
 from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
+from labeldiag.pipeline.plan import judge
+from labeldiag.records import summarize_tokens
 
 
 def check_logits(s: Session) -> Report:
+    """The data's tagging checks -> one forward pass -> the token summary -> one judging pass -> metrics."""
     from labeldiag.checks.label_order import label_order_mismatch
-    from labeldiag.checks.labels import check_label_map
-    from labeldiag.checks.logits import check_finite_logits
-    from labeldiag.checks.tokens_tagging import (bio_labels_malformed, entities_truncated, label_alignment_off,
-                                                 no_token_labels, token_predictions)
+    from labeldiag.checks.tokens_tagging import entities_truncated, no_token_labels
     from labeldiag.measure.token_data import token_logits
-    from labeldiag.records import flat_labelled, scheme_report, summarize_tokens
 
-    report, enc, model, opts, gold = s.report, s.encoded, s.loaded.model, s.opts, s.shaped_gold
+    report, gold, info = s.report, s.shaped_gold, s.loaded.info
     untrained_head = untrained_head_noted(s)
-    names = [s.loaded.info.id2label.get(i, f"LABEL_{i}") for i in range(s.num_classes)]
-    report.add(label_order_mismatch(s.examples.declared_label_names, "the data's ClassLabel", s.loaded.info.id2label,
-                                    s.loaded.info.num_labels))
+    report.add(label_order_mismatch(s.examples.declared_label_names, "the data's ClassLabel", info.id2label,
+                                    info.num_labels))
     if gold is not None:
         report.data["alignment"] = gold.alignment
         report.add(no_token_labels(gold) + entities_truncated(gold))
     if not ready_for_forward(s):
         return report
-    with opts.progress.bar(len(enc.ids), "forward") as advance:
-        logits = token_logits(model, enc, s.runtime, opts.batch_size, progress=advance)
+    with s.opts.progress.bar(len(s.encoded.ids), "forward") as advance:
+        logits = token_logits(s.loaded.model, s.encoded, s.runtime, s.opts.batch_size, progress=advance)
     c = logits[0].shape[1] if logits else s.num_classes
-    report.add(check_label_map(s.loaded.info, c))
-    names = (names + [f"LABEL_{i}" for i in range(len(names), c)])[:c]
-    report.add(check_finite_logits(np.concatenate(logits) if logits else np.zeros((0, c), np.float32)))
-    scheme = scheme_report(names)
-    if gold is None or not gold.kept_tags:
-        report.add(bio_labels_malformed(scheme, None))
+    names = ([info.id2label.get(i, f"LABEL_{i}") for i in range(s.num_classes)]
+             + [f"LABEL_{i}" for i in range(s.num_classes, c)])[:c]
+    labels = summary = None
+    if gold is not None and gold.kept_tags:
+        labels = [np.where(np.isfinite(row).all(1), g, -100) for g, row in zip(gold.labels, logits)]
+        summary = summarize_tokens(logits, labels, names)
+    judge(report, token_checks(s, logits, labels, summary, names, untrained_head))
+    if summary is None:
         preds = np.concatenate([row.argmax(1) for row in logits]) if logits else np.zeros(0, np.int64)
         report.metrics["token"] = {"tokens": int(preds.size), "predicted_rate": {
             names[k]: float(v / max(1, preds.size)) for k, v in enumerate(np.bincount(preds, minlength=c))}}
         return report
-    finite = [np.isfinite(row).all(1) for row in logits]
-    labels = [np.where(ok, g, -100) for g, ok in zip(gold.labels, finite)]
-    summary = summarize_tokens(logits, labels, names)
-    shifted = [] if untrained_head else label_alignment_off(summary)
-    # tags one position off put the predictions read at the labelled positions out of step: their scheme
-    # breaks follow from that, so only id2label's names are judged then
-    report.add(bio_labels_malformed(scheme, None if untrained_head or shifted else summary))
-    if not untrained_head:
-        flat, tags = flat_labelled(logits, labels)
-        report.add(token_predictions(flat, tags, names))
-        report.add(shifted)
     report.metrics["token"] = dataclasses.asdict(summary)
     report.metrics["labelled_tokens"] = summary.tokens
     report.metrics["accuracy"] = summary.accuracy  # token accuracy: what fix's re-check holds a new id2label to
     return report
+
+
+def token_checks(s: Session, logits: list[np.ndarray], labels: list[np.ndarray] | None, summary,
+                 names: list[str], untrained_head: bool):
+    """The (check, inputs) pairs after a token classifier's forward pass, in report order. Without gold tags only
+    id2label's scheme is judged; tags one position off put the predictions read at the labelled positions out of
+    step, so their scheme breaks follow from that and only id2label's names are judged then."""
+    from labeldiag.checks.labels import check_label_map
+    from labeldiag.checks.logits import check_finite_logits
+    from labeldiag.checks.tokens_tagging import bio_labels_malformed, label_alignment_off, token_predictions
+    from labeldiag.records import flat_labelled, scheme_report
+
+    c = len(names)
+    yield check_label_map, (s.loaded.info, c)
+    yield check_finite_logits, (np.concatenate(logits) if logits else np.zeros((0, c), np.float32),)
+    scheme = scheme_report(names)
+    if summary is None:
+        yield bio_labels_malformed, (scheme, None)
+        return
+    shifted = not untrained_head and bool(label_alignment_off(summary))
+    yield bio_labels_malformed, (scheme, None if untrained_head or shifted else summary)
+    if not untrained_head:
+        yield token_predictions, (*flat_labelled(logits, labels), names)
+        yield label_alignment_off, (summary,)
 
 
 def token_batch(s: Session, opts) -> np.ndarray | None:

@@ -31,6 +31,8 @@ from labeldiag.records.tagging import (  # noqa: F401
 from labeldiag.records.diagnosis import (  # noqa: F401
     Cause, ChangeMade, DoctorRun, FindingBefore, FixMade, FixOutcome, FlowGlance, StageRun, TrainingGlance,
 )
-from labeldiag.records.logits import ClassScore, LogitsSummary  # noqa: F401
+from labeldiag.records.logits import (  # noqa: F401
+    ClassScore, ForwardSpeed, LogitStats, LogitsRun, LogitsSummary, Representation, RUN_RECORDS, TokenCounts,
+)
 from labeldiag.records.callback import HeadStatistics, OptimizerCoverage  # noqa: F401
 from labeldiag.records.bigmodel import DeviceMap, LoraSummary, ShardedAgreement, ShardMode  # noqa: F401

@@ -190,7 +190,7 @@ def _carried_options(report: Report, target: str, extra: list[str], command_line
 
 @section("check-logits")
 def _check_logits(report: Report, console: Console) -> None:
-    m, lg = report.metrics, report.logits
+    lg = report.logits
     if lg is None:
         return
     matrix, names = [list(row) for row in lg.confusion_matrix or ()], list(lg.confusion_labels or ())
@@ -206,7 +206,7 @@ def _check_logits(report: Report, console: Console) -> None:
     shown = [("accuracy", lg.accuracy), ("macro-F1", lg.macro_f1), ("mean entropy", lg.mean_entropy),
              ("ln C", lg.ln_num_labels), ("mean max prob", lg.mean_max_probability),
              ("ECE", lg.expected_calibration_error),
-             ("feature cosine", m.get("representation_mean_cosine"))]  # the feature statistics stay plain metrics
+             ("feature cosine", report.representation.mean_cosine if report.representation else None)]
     print_packed(console, [f"{label} {fmt(value)}" for label, value in shown if value is not None])
 
 
