@@ -30,7 +30,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     from labeldiag.env import environment
     from labeldiag.isolation import isolated
     from labeldiag.load import objects
-    from labeldiag.records import DoctorRun, FlowGlance, StageRun, TrainingGlance
+    from labeldiag.records import RUN_RECORDS, DoctorRun, FlowGlance, StageRun, TrainingGlance
 
     started = time.perf_counter()
     steps, lr = options.pop("steps", 100), options.pop("lr", None)
@@ -61,7 +61,9 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
     first = stage("check-logits", check_logits.run, opts, None, examples)
     report.model, report.data, report.device = first.model, first.data, first.device
     report.metrics.update(first.metrics)
-    report.logits = first.logits  # the typed view of check-logits' keys just merged
+    report.logits = first.logits  # the typed views of check-logits' keys just merged
+    for kind, _ in RUN_RECORDS:
+        setattr(report, kind.report_field, getattr(first, kind.report_field))
     reports = [first]
     found = {f.code for f in first.findings if f.severity == "error"}
     moot = moot_reason(found, "grad-flow")
@@ -80,7 +82,7 @@ def doctor(model: Any, data: Any, *, tokenizer: Any = None, **options: Any) -> R
         if moot:
             stages.append(StageRun("smoke-train", False, skipped=moot))
         else:
-            batch, shortened = _smoke_batch(opts, first.metrics.get("token_stats", {}).get("max_length"), train,
+            batch, shortened = _smoke_batch(opts, first.token_stats.max_length if first.token_stats else None, train,
                                             first.model.get("task") in (None, "single-label"))
             shortcuts = smoke_train.Shortcuts(give_up=True, rerun_step_share=T.DOCTOR_RERUN_STEP_SHARE,
                                               label_check=False, settled_fit=True)

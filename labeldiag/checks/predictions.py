@@ -47,8 +47,9 @@ def prediction_findings(report: Report, logits: np.ndarray, gold: np.ndarray | N
     from labeldiag.findings import plain
     from labeldiag.records import LogitsSummary
 
-    for check, inputs in prediction_checks(logits, gold, names, report):
-        report.add(check(*inputs))
+    from labeldiag.checks import judge_into
+
+    judge_into(report, prediction_checks(logits, gold, names, report))
     if logits.shape[1] >= 2:
         report.attach(LogitsSummary.from_metrics(plain(metrics(logits, gold, names))))
         if gold is not None:
@@ -64,9 +65,9 @@ def prediction_checks(logits: np.ndarray, gold: np.ndarray | None, names: list[s
     if logits.shape[1] < 2:
         return
     if gold is not None:
-        yield check_predictions, (logits, gold, names)
-        yield class_findings, (logits, gold, names, report)
-    yield check_logit_scale, (logits, gold)
+        yield check_predictions, logits, gold, names
+        yield class_findings, logits, gold, names, report
+    yield check_logit_scale, logits, gold
 
 
 def class_findings(logits: np.ndarray, gold: np.ndarray, names: list[str], report: Report) -> list:

@@ -13,7 +13,7 @@ from labeldiag import thresholds as T
 from labeldiag.findings import Report, plain
 from labeldiag.options import Options
 from labeldiag.pipeline.common import Inputs, Session, next_command, prepare, tokens_fit_model
-from labeldiag.pipeline.plan import Check, judge
+from labeldiag.checks import Check, judge_into
 from labeldiag.records import ForwardSpeed, LogitStats, LogitsRun, LogitsSummary, Representation, TokenCounts
 
 
@@ -32,9 +32,9 @@ def run(inputs: Inputs, opts: Options, settings: None = None) -> Report:
                                  "predictions are random, so no verdict is drawn from them; to see whether the "
                                  f"model can learn the task, run: {next_command(s, 'smoke-train')}")
     if not tokens_fit_model(s):  # token ids beyond the embedding table: no forward pass
-        return judge(s.report, [(check_label_map, (s.loaded.info, None))])
+        return judge_into(s.report, [(check_label_map, s.loaded.info, None)])
     measured = measure(s, base)
-    judge(s.report, logits_checks(s, measured, base))
+    judge_into(s.report, logits_checks(s, measured, base))
     record(s, measured, base)
     return s.report
 
@@ -106,23 +106,23 @@ def logits_checks(s: Session, m: LogitsRun, base: str | None) -> Iterator[Check]
     from labeldiag.pipeline.inside import inside_checks
 
     info, logits, keep = s.loaded.info, m.logits, m.finite_rows
-    yield tokenizer_casing_mismatch, (m.casing,)
-    yield foreign_token_ids, (m.round_trip,)
-    yield check_label_map, (info, logits.shape[1])
+    yield tokenizer_casing_mismatch, m.casing
+    yield foreign_token_ids, m.round_trip
+    yield check_label_map, info, logits.shape[1]
     for declared, source in ((s.examples.declared_label_names, "the data's ClassLabel"),
                              (getattr(s.opts, "labels", None), "--labels")):
-        yield label_order_mismatch, (declared, source, info.id2label, info.num_labels)
-    yield check_finite_logits, (logits,)
+        yield label_order_mismatch, declared, source, info.id2label, info.num_labels
+    yield check_finite_logits, logits
     if keep.size:
         finite = np.isfinite(logits[m.second_rows]).all(axis=1)
         if finite.any():
-            yield check_determinism, (logits[m.second_rows][finite], m.second_logits[finite], s.runtime.precision)
-        yield check_input_dependence, (logits[keep], m.blank_logits, m.blank_rows)
-        yield padding_sensitive_logits, (list(m.padding),)
+            yield check_determinism, logits[m.second_rows][finite], m.second_logits[finite], s.runtime.precision
+        yield check_input_dependence, logits[keep], m.blank_logits, m.blank_rows
+        yield padding_sensitive_logits, list(m.padding)
         if not s.loaded.audit.missing_head:  # a random head's predictions measure nothing: no verdicts on them
             yield from prediction_checks(*judged_predictions(s, m), s.report)
     if m.features is not None:
-        yield check_features, (m.features, m.feature_rows, m.feature_source)
+        yield check_features, m.features, m.feature_rows, m.feature_source
     yield from inside_checks(m.weights, m.activations, m.base_distances, base)
 
 

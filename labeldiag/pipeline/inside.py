@@ -25,11 +25,11 @@ def inside_checks(weights: tuple[TensorStats, ...], activations: Activations | N
     from labeldiag.checks.weights import (attention_degenerate, layer_weights_anomalous, residual_stream_anomalous,
                                           weights_far_from_base)
 
-    yield layer_weights_anomalous, (list(weights),)
-    yield residual_stream_anomalous, (activations,)
-    yield attention_degenerate, (activations,)
+    yield layer_weights_anomalous, list(weights)
+    yield residual_stream_anomalous, activations
+    yield attention_degenerate, activations
     if base is not None:
-        yield weights_far_from_base, (list(distances), base)
+        yield weights_far_from_base, list(distances), base
 
 
 def record_inside(report: Report, activations: Activations | None, distances: tuple[BaseDistance, ...] | None,

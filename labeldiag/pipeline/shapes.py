@@ -8,7 +8,7 @@ import numpy as np
 
 from labeldiag import thresholds as T
 from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
-from labeldiag.pipeline.plan import judge
+from labeldiag.checks import judge_into
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report, plain
 from labeldiag.options import TrainSettings
@@ -45,7 +45,7 @@ def check_logits(s: Session) -> Report:
     if s.task.kind == "pairwise":
         require_pairs(s, "check-logits", main.logits.shape[1])
     summary = shaped_summary(s, main.logits)
-    judge(s.report, shaped_checks(s, main.logits, summary, untrained_head))
+    judge_into(s.report, shaped_checks(s, main.logits, summary, untrained_head))
     if summary is not None:
         s.report.metrics[SUMMARY_KEY[s.task.kind]] = dataclasses.asdict(summary)
     elif np.isfinite(main.logits).all(axis=1).any():  # a one-output head without targets: its spread alone
@@ -92,21 +92,21 @@ def shaped_checks(s: Session, logits: np.ndarray, summary, untrained_head: bool)
     from labeldiag.checks.pairwise import pairwise_chance, score_collapse
     from labeldiag.checks.regression import mean_predictor, targets_unscaled
 
-    yield check_label_map, (s.loaded.info, logits.shape[1])
-    yield check_finite_logits, (logits,)
+    yield check_label_map, s.loaded.info, logits.shape[1]
+    yield check_finite_logits, logits
     if summary is None:
         return
     if s.task.kind == "regression":
-        yield targets_unscaled, (summary,)
+        yield targets_unscaled, summary
     if untrained_head:
         return
     if s.task.kind == "pairwise":
-        yield score_collapse, (summary,)
-        yield pairwise_chance, (summary,)
+        yield score_collapse, summary
+        yield pairwise_chance, summary
     elif s.task.kind == "multi-label":
-        yield multilabel_verdicts, (summary,)
+        yield multilabel_verdicts, summary
     else:
-        yield mean_predictor, (summary,)
+        yield mean_predictor, summary
 
 
 def smoke_train(s: Session, opts, settings: TrainSettings, d) -> Report:

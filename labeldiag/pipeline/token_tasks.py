@@ -9,7 +9,7 @@ import numpy as np
 from labeldiag.pipeline.common import Session, ready_for_forward, untrained_head_noted
 from labeldiag.errors import UsageError
 from labeldiag.findings import Report
-from labeldiag.pipeline.plan import judge
+from labeldiag.checks import judge_into
 from labeldiag.records import summarize_tokens
 
 
@@ -37,7 +37,7 @@ def check_logits(s: Session) -> Report:
     if gold is not None and gold.kept_tags:
         labels = [np.where(np.isfinite(row).all(1), g, -100) for g, row in zip(gold.labels, logits)]
         summary = summarize_tokens(logits, labels, names)
-    judge(report, token_checks(s, logits, labels, summary, names, untrained_head))
+    judge_into(report, token_checks(s, logits, labels, summary, names, untrained_head))
     if summary is None:
         preds = np.concatenate([row.argmax(1) for row in logits]) if logits else np.zeros(0, np.int64)
         report.metrics["token"] = {"tokens": int(preds.size), "predicted_rate": {
@@ -60,17 +60,17 @@ def token_checks(s: Session, logits: list[np.ndarray], labels: list[np.ndarray] 
     from labeldiag.records import flat_labelled, scheme_report
 
     c = len(names)
-    yield check_label_map, (s.loaded.info, c)
-    yield check_finite_logits, (np.concatenate(logits) if logits else np.zeros((0, c), np.float32),)
+    yield check_label_map, s.loaded.info, c
+    yield check_finite_logits, np.concatenate(logits) if logits else np.zeros((0, c), np.float32)
     scheme = scheme_report(names)
     if summary is None:
-        yield bio_labels_malformed, (scheme, None)
+        yield bio_labels_malformed, scheme, None
         return
     shifted = not untrained_head and bool(label_alignment_off(summary))
-    yield bio_labels_malformed, (scheme, None if untrained_head or shifted else summary)
+    yield bio_labels_malformed, scheme, None if untrained_head or shifted else summary
     if not untrained_head:
-        yield token_predictions, (*flat_labelled(logits, labels), names)
-        yield label_alignment_off, (summary,)
+        yield token_predictions, *flat_labelled(logits, labels), names
+        yield label_alignment_off, summary
 
 
 def token_batch(s: Session, opts) -> np.ndarray | None:

@@ -8,7 +8,7 @@ def measurements_in(command: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """The typed records in `metrics`, by the Report field that carries each (None where it holds none)."""
     from labeldiag.records.bigmodel import BIG_MODEL_RECORDS
     from labeldiag.records.diagnosis import DoctorRun, FixOutcome
-    from labeldiag.records.logits import LogitsSummary
+    from labeldiag.records.logits import RUN_RECORDS, LogitsSummary
     from labeldiag.records.training import BatchMakeup, GradFlowSummary, TrainingSummary
 
     flow = command == "grad-flow" and "layers" in metrics
@@ -21,4 +21,7 @@ def measurements_in(command: str, metrics: dict[str, Any]) -> dict[str, Any]:
             "doctor": DoctorRun.from_metrics(metrics) if command == "doctor" and "stages" in metrics else None,
             "fix": FixOutcome.from_metrics(metrics) if command == "fix" and "fixes" in metrics else None,
             **{kind.report_field: kind.from_metrics(metrics) if kind.report_field in metrics else None
-               for kind in BIG_MODEL_RECORDS}}
+               for kind in BIG_MODEL_RECORDS},
+            # check-logits' run records, also in doctor's report, which carries its check-logits stage's
+            **{kind.report_field: kind.from_metrics(metrics) if command in ("check-logits", "doctor") and key in metrics
+               else None for kind, key in RUN_RECORDS}}
