@@ -104,3 +104,17 @@ def test_decoder_without_pad_token_gets_the_tokenizers_pad_id(tokenizer_and_rows
     assert not report.has("pad-token-missing") and not report.has("padding-sensitive-logits")
     hint = before.get("pad-token-missing").hint
     assert ("eos_token" in hint) == (not tokenizer_has_pad) and "model.config.pad_token_id" in hint
+
+
+def test_fix_reads_as_attributes_and_back_from_its_json(swapped, trained, tmp_path):
+    from labeldiag import Report, fix
+
+    report = fix(swapped, trained["data"], tmp_path / "fixed", max_examples=100)
+    (made,) = report.fix.fixes
+    assert made.code == "label-permutation" and [c.key for c in made.changes] == ["id2label", "label2id"]
+    assert made.changes[0].file == "config.json" and report.metrics["fixes"][0]["changes"][0]["file"] == "config.json"
+    assert "label-permutation" in [f.code for f in report.fix.before] and not report.has("label-permutation")
+    assert report.fix.accuracy_before == report.metrics["accuracy_before"] < report.logits.accuracy
+    again = Report.from_dict(json.loads(report.to_json()))
+    assert again.to_json() == report.to_json()
+    assert again.fix.fixes[0].changes == made.changes and again.fix.before == report.fix.before

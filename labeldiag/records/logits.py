@@ -5,7 +5,7 @@ LogitsRun is what check-logits' measurement steps hand to its checks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from labeldiag.records.data import CasingStats, PaddingProbe, RoundTrip
@@ -135,8 +135,21 @@ class Representation:
                    m.get("representation_effective_rank"), m.get("representation_source"))
 
 
+class _UnderItsField:
+    """A record whose JSON is one key, its report field, holding its fields in their order."""
+
+    report_field: ClassVar[str]
+
+    def to_metrics(self) -> dict:
+        return {self.report_field: asdict(self)}
+
+    @classmethod
+    def from_metrics(cls, m: dict) -> Any:
+        return cls(**m[cls.report_field])
+
+
 @dataclass(frozen=True)
-class TokenCounts:
+class TokenCounts(_UnderItsField):
     """How the tokenizer read DATA: `report.token_stats.truncated_examples`."""
 
     report_field: ClassVar[str] = "token_stats"
@@ -146,18 +159,10 @@ class TokenCounts:
     max_token_id: int
     embedding_rows: int | None
 
-    def to_metrics(self) -> dict:
-        return {"token_stats": {"max_length": self.max_length, "truncated_examples": self.truncated_examples,
-                                "unk_share": self.unk_share, "max_token_id": self.max_token_id,
-                                "embedding_rows": self.embedding_rows}}
-
-    @classmethod
-    def from_metrics(cls, m: dict) -> TokenCounts:
-        return cls(**m["token_stats"])
 
 
 @dataclass(frozen=True)
-class LogitStats:
+class LogitStats(_UnderItsField):
     """The logits' scale across the examples: `report.logit_stats.median_top2_gap`."""
 
     report_field: ClassVar[str] = "logit_stats"
@@ -165,13 +170,6 @@ class LogitStats:
     max_abs_logit: float | None
     mean_logit_std_across_inputs: float | None
 
-    def to_metrics(self) -> dict:
-        return {"logit_stats": {"median_top2_gap": self.median_top2_gap, "max_abs_logit": self.max_abs_logit,
-                                "mean_logit_std_across_inputs": self.mean_logit_std_across_inputs}}
-
-    @classmethod
-    def from_metrics(cls, m: dict) -> LogitStats:
-        return cls(**m["logit_stats"])
 
 
 # the typed metrics of check-logits besides its predictions, each read back when its key is in a JSON report
